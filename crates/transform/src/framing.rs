@@ -1,0 +1,561 @@
+//! Framing: splits the bytes of a `PT1H.json` blob into records, incrementally.
+//!
+//! Azure writes JSON Lines (one record per line) since 2018-11-01 and a single
+//! `{"records":[...]}` document before that; documentation samples are sometimes one pretty-printed
+//! record or a JSON array. The [`Framer`] accepts all of them from a stream of chunks of any size and
+//! hands out each complete record with its byte offset in the stream; an incomplete tail is kept for
+//! the next chunk and handed out by [`Framer::finish`] at the end, so nothing is ever dropped here
+//! (a truncated record is rejected later, by the parser, with its offset).
+//!
+//! JSON Lines are split on the byte `\n` only: JSON forbids a raw line feed inside a string, and
+//! U+2028, U+0085 and `\r` are never treated as line breaks, so a record is never split inside a
+//! string. A UTF-8 byte-order mark at offset 0, CRLF endings, surrounding blanks and blank lines are
+//! skipped.
+
+use memchr::{memchr, memchr2};
+
+/// One complete record: its raw bytes (trimmed of surrounding blanks and the line ending) and the
+/// byte offset of its first byte in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Offset of `bytes[0]` from the start of the stream (as given to [`Framer::with_start_offset`]).
+    pub offset: u64,
+    /// The record's bytes, as they were in the input.
+    pub bytes: &'a [u8],
+}
+
+/// The layout of the input, found from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One record per line (PT1H.json since 2018-11-01).
+    Lines,
+    /// Elements of a JSON array: the legacy `{"records":[...]}` document or a bare `[...]`.
+    Array,
+    /// A sequence of (possibly pretty-printed, multi-line) JSON values.
+    Document,
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// How far ahead the layout detection looks for `{"records":[` before settling on JSON Lines.
+const DETECT_WINDOW: usize = 4096;
+
+/// Incremental splitter of a PT1H.json byte stream into records.
+///
+/// ```
+/// use aztrail_transform::framing::Framer;
+/// let mut framer = Framer::new();
+/// let mut offsets = Vec::new();
+/// framer.feed(b"{\"a\":1}\r\n{\"b\"", |r| offsets.push(r.offset));
+/// framer.feed(b":2}\n", |r| offsets.push(r.offset));
+/// framer.finish(|r| offsets.push(r.offset));
+/// assert_eq!(offsets, vec![0, 9]);
+/// ```
+#[derive(Debug)]
+pub struct Framer {
+    /// Bytes received but not yet handed out.
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    buf_offset: u64,
+    scanner: Scanner,
+}
+
+#[derive(Debug)]
+struct Scanner {
+    layout: Option<Layout>,
+    /// Whether the stream starts at offset 0 (a BOM is only looked for there).
+    at_stream_start: bool,
+    /// Array layout: the closing `]` was seen; everything after it is ignored.
+    array_done: bool,
+    /// Progress through the value that starts at the beginning of the unconsumed bytes.
+    value: ValueScan,
+}
+
+impl Default for Framer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Framer {
+    /// A framer for a stream that starts at the beginning of a blob.
+    pub fn new() -> Self {
+        Self::with_start_offset(0)
+    }
+
+    /// A framer for a stream that starts `offset` bytes into a blob (a staged byte range).
+    /// Offsets of records are reported from there; a range that does not start at 0 is read as
+    /// JSON Lines, since only JSON Lines blobs grow.
+    pub fn with_start_offset(offset: u64) -> Self {
+        Self {
+            buf: Vec::new(),
+            buf_offset: offset,
+            scanner: Scanner {
+                layout: if offset == 0 {
+                    None
+                } else {
+                    Some(Layout::Lines)
+                },
+                at_stream_start: offset == 0,
+                array_done: false,
+                value: ValueScan::default(),
+            },
+        }
+    }
+
+    /// The layout found so far (`None` until enough bytes were seen).
+    pub fn layout(&self) -> Option<Layout> {
+        self.scanner.layout
+    }
+
+    /// Bytes held back because they do not yet form a complete record.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Feeds the next chunk; `emit` is called for every record completed by it, in order.
+    pub fn feed<F: FnMut(Record<'_>)>(&mut self, chunk: &[u8], mut emit: F) {
+        if self.buf.is_empty() {
+            // Fast path: frame straight from the caller's chunk and keep only its tail.
+            let used = self
+                .scanner
+                .process(chunk, self.buf_offset, false, &mut emit);
+            self.buf.extend_from_slice(&chunk[used..]);
+            self.buf_offset += used as u64;
+            return;
+        }
+        self.buf.extend_from_slice(chunk);
+        self.drain(false, &mut emit);
+    }
+
+    /// Ends the stream: hands out whatever is left (a last line without a line feed, or a
+    /// truncated record, which the parser will then reject with its offset).
+    pub fn finish<F: FnMut(Record<'_>)>(&mut self, mut emit: F) {
+        self.drain(true, &mut emit);
+        self.buf_offset += self.buf.len() as u64;
+        self.buf.clear();
+    }
+
+    fn drain<F: FnMut(Record<'_>)>(&mut self, eof: bool, emit: &mut F) {
+        let used = self.scanner.process(&self.buf, self.buf_offset, eof, emit);
+        self.buf.drain(..used);
+        self.buf_offset += used as u64;
+    }
+}
+
+/// Frames a whole buffer at once (a convenience over [`Framer`]).
+pub fn frame_all<F: FnMut(Record<'_>)>(data: &[u8], mut emit: F) {
+    let mut framer = Framer::new();
+    framer.feed(data, &mut emit);
+    framer.finish(&mut emit);
+}
+
+/// The end of the last complete line in `data` (just after its `\n`), or 0 if there is none:
+/// the bytes of a growing JSON Lines blob that are safe to copy or parse.
+pub fn complete_lines_len(data: &[u8]) -> usize {
+    memchr::memrchr(b'\n', data).map_or(0, |i| i + 1)
+}
+
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+fn trim(bytes: &[u8]) -> (usize, &[u8]) {
+    let start = bytes.iter().position(|&b| !is_blank(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| !is_blank(b)).map_or(start, |i| i + 1);
+    (start, &bytes[start..end])
+}
+
+impl Scanner {
+    /// Hands out the complete records in `data` (whose first byte is at stream offset `base`) and
+    /// returns how many bytes were consumed.
+    fn process<F: FnMut(Record<'_>)>(
+        &mut self,
+        data: &[u8],
+        base: u64,
+        eof: bool,
+        emit: &mut F,
+    ) -> usize {
+        let mut pos = 0;
+        if self.at_stream_start {
+            if data.len() < BOM.len() && BOM.starts_with(data) && !eof {
+                return 0;
+            }
+            if data.starts_with(BOM) {
+                pos = BOM.len();
+            }
+        }
+        if self.layout.is_none() {
+            match detect_layout(&data[pos..], eof) {
+                Some((layout, skip)) => {
+                    self.layout = Some(layout);
+                    pos += skip;
+                }
+                None => return 0,
+            }
+        }
+        self.at_stream_start = false;
+        match self.layout {
+            Some(Layout::Lines) | None => pos + lines(&data[pos..], base + pos as u64, eof, emit),
+            Some(layout) => pos + self.values(layout, &data[pos..], base + pos as u64, eof, emit),
+        }
+    }
+
+    /// Array and document layouts: one record per top-level value (per element for arrays).
+    fn values<F: FnMut(Record<'_>)>(
+        &mut self,
+        layout: Layout,
+        data: &[u8],
+        base: u64,
+        eof: bool,
+        emit: &mut F,
+    ) -> usize {
+        let mut pos = 0;
+        loop {
+            if self.array_done {
+                return data.len();
+            }
+            if self.value.pos == 0 {
+                // Between values: skip blanks and separators.
+                while pos < data.len() && (is_blank(data[pos]) || data[pos] == b',') {
+                    pos += 1;
+                }
+                if pos == data.len() {
+                    return pos;
+                }
+                if layout == Layout::Array && data[pos] == b']' {
+                    self.array_done = true;
+                    return data.len();
+                }
+            }
+            match self.value.run(&data[pos..]) {
+                Some(end) => {
+                    emit(Record {
+                        offset: base + pos as u64,
+                        bytes: &data[pos..pos + end],
+                    });
+                    self.value = ValueScan::default();
+                    pos += end;
+                }
+                None if eof => {
+                    let (lead, rest) = trim(&data[pos..]);
+                    if !rest.is_empty() {
+                        emit(Record {
+                            offset: base + (pos + lead) as u64,
+                            bytes: rest,
+                        });
+                    }
+                    self.value = ValueScan::default();
+                    return data.len();
+                }
+                None => return pos,
+            }
+        }
+    }
+}
+
+/// JSON Lines: every `\n`-terminated line that is not blank is a record.
+fn lines<F: FnMut(Record<'_>)>(data: &[u8], base: u64, eof: bool, emit: &mut F) -> usize {
+    let mut pos = 0;
+    while let Some(nl) = memchr(b'\n', &data[pos..]) {
+        emit_line(&data[pos..pos + nl], base + pos as u64, emit);
+        pos += nl + 1;
+    }
+    if eof && pos < data.len() {
+        emit_line(&data[pos..], base + pos as u64, emit);
+        pos = data.len();
+    }
+    pos
+}
+
+#[inline]
+fn emit_line<F: FnMut(Record<'_>)>(line: &[u8], offset: u64, emit: &mut F) {
+    // Common case first: a record starts with `{` and ends with `}` (or `}\r`).
+    let mut end = line.len();
+    if end > 0 && line[end - 1] == b'\r' {
+        end -= 1;
+    }
+    if end > 0 && line[0] == b'{' && line[end - 1] == b'}' {
+        emit(Record {
+            offset,
+            bytes: &line[..end],
+        });
+        return;
+    }
+    let (lead, rec) = trim(line);
+    if !rec.is_empty() {
+        emit(Record {
+            offset: offset + lead as u64,
+            bytes: rec,
+        });
+    }
+}
+
+/// Finds the layout from the first bytes after the BOM. Returns it with the number of bytes to skip
+/// (the `{"records":[` or `[` prefix of an array), or `None` when more bytes are needed.
+fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize)> {
+    let first = data.iter().position(|&b| !is_blank(b));
+    let Some(first) = first else {
+        return if eof { Some((Layout::Lines, 0)) } else { None };
+    };
+    match data[first] {
+        b'[' => return Some((Layout::Array, first + 1)),
+        b'{' => {}
+        _ => return Some((Layout::Lines, 0)),
+    }
+    // `{` ws "records" ws : ws [  -> the legacy wrapped document.
+    let mut p = first + 1;
+    let skip_blanks = |p: &mut usize| {
+        while *p < data.len() && is_blank(data[*p]) {
+            *p += 1;
+        }
+    };
+    skip_blanks(&mut p);
+    let want = b"\"records\"";
+    let have = &data[p.min(data.len())..];
+    let n = have.len().min(want.len());
+    if have[..n] != want[..n] {
+        return first_line_layout(data, first, eof);
+    }
+    if n < want.len() {
+        return need_more(data, eof);
+    }
+    p += want.len();
+    skip_blanks(&mut p);
+    match data.get(p) {
+        None => return need_more(data, eof),
+        Some(b':') => p += 1,
+        Some(_) => return first_line_layout(data, first, eof),
+    }
+    skip_blanks(&mut p);
+    match data.get(p) {
+        None => need_more(data, eof),
+        Some(b'[') => Some((Layout::Array, p + 1)),
+        Some(_) => first_line_layout(data, first, eof),
+    }
+}
+
+fn need_more(data: &[u8], eof: bool) -> Option<(Layout, usize)> {
+    if eof || data.len() >= DETECT_WINDOW {
+        Some((Layout::Lines, 0))
+    } else {
+        None
+    }
+}
+
+/// A first line that is only `{` starts a pretty-printed document; anything else is JSON Lines.
+fn first_line_layout(data: &[u8], first: usize, eof: bool) -> Option<(Layout, usize)> {
+    let Some(nl) = memchr(b'\n', &data[first..]) else {
+        return if eof || data.len() >= DETECT_WINDOW {
+            Some((Layout::Lines, 0))
+        } else {
+            None
+        };
+    };
+    let (_, line) = trim(&data[first..first + nl]);
+    if line == b"{" {
+        Some((Layout::Document, 0))
+    } else {
+        Some((Layout::Lines, 0))
+    }
+}
+
+/// Resumable scan for the end of one JSON value, tracking nesting and strings (with escapes), so
+/// brackets inside strings are not counted. It checks structure only; the parser validates.
+#[derive(Debug, Default, Clone, Copy)]
+struct ValueScan {
+    /// How many bytes of the value were scanned already.
+    pos: usize,
+    depth: u32,
+    in_string: bool,
+    /// The previous byte inside a string was a backslash.
+    escaped: bool,
+    /// The value is a scalar (number, literal); it ends at a delimiter.
+    scalar: bool,
+}
+
+impl ValueScan {
+    /// Continues over `data` (which starts at the value's first byte); returns the value's length
+    /// once complete.
+    fn run(&mut self, data: &[u8]) -> Option<usize> {
+        let mut i = self.pos;
+        if i == 0 {
+            match data.first()? {
+                b'{' | b'[' => self.depth = 1,
+                b'"' => self.in_string = true,
+                _ => self.scalar = true,
+            }
+            i = 1;
+        }
+        while i < data.len() {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                    i += 1;
+                    continue;
+                }
+                match memchr2(b'"', b'\\', &data[i..]) {
+                    None => {
+                        i = data.len();
+                        break;
+                    }
+                    Some(k) => {
+                        i += k;
+                        if data[i] == b'\\' {
+                            self.escaped = true;
+                        } else {
+                            self.in_string = false;
+                            if self.depth == 0 {
+                                return Some(i + 1);
+                            }
+                        }
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            let b = data[i];
+            if self.scalar {
+                if is_blank(b) || matches!(b, b',' | b']' | b'}' | b'{' | b'[') {
+                    return Some(i);
+                }
+                i += 1;
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.pos = i;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(data: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        frame_all(data, |r| out.push((r.offset, r.bytes.to_vec())));
+        out
+    }
+
+    fn chunked(data: &[u8], size: usize) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut f = Framer::new();
+        for c in data.chunks(size.max(1)) {
+            f.feed(c, |r| out.push((r.offset, r.bytes.to_vec())));
+        }
+        f.finish(|r| out.push((r.offset, r.bytes.to_vec())));
+        out
+    }
+
+    fn recs(v: &[(u64, Vec<u8>)]) -> Vec<&str> {
+        v.iter()
+            .map(|(_, b)| std::str::from_utf8(b).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn json_lines_with_crlf_bom_and_blank_lines() {
+        let data = b"\xEF\xBB\xBF{\"a\":1}\r\n\r\n  \n{\"b\":2}\r\n";
+        let got = collect(data);
+        assert_eq!(recs(&got), vec!["{\"a\":1}", "{\"b\":2}"]);
+        assert_eq!(got[0].0, 3);
+        assert_eq!(got[1].0, 17);
+    }
+
+    #[test]
+    fn partial_last_line_is_kept_until_finish() {
+        let mut f = Framer::new();
+        let mut out = Vec::new();
+        f.feed(b"{\"a\":1}\n{\"b\":", |r| out.push(r.bytes.to_vec()));
+        assert_eq!(out.len(), 1);
+        assert_eq!(f.pending(), 5);
+        f.finish(|r| out.push(r.bytes.to_vec()));
+        assert_eq!(out[1], b"{\"b\":");
+    }
+
+    #[test]
+    fn line_separators_inside_strings_do_not_split() {
+        let data = "{\"m\":\"a\u{2028}b\u{0085}c\rd\"}\n{\"n\":1}\n".as_bytes();
+        let got = collect(data);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].1, "{\"m\":\"a\u{2028}b\u{0085}c\rd\"}".as_bytes());
+    }
+
+    #[test]
+    fn legacy_records_document() {
+        let data = b"{ \r\n  \"records\" : [ \r\n {\"a\":\"x]}\\\"\"},\r\n {\"b\":[1,{\"c\":2}]}\r\n ]\r\n}\r\n";
+        let got = collect(data);
+        assert_eq!(recs(&got), vec!["{\"a\":\"x]}\\\"\"}", "{\"b\":[1,{\"c\":2}]}"]);
+        assert_eq!(&data[got[1].0 as usize..][..4], b"{\"b\"");
+        for size in 1..data.len() {
+            assert_eq!(chunked(data, size), got, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn records_document_on_one_line() {
+        let got = collect(b"{\"records\":[{\"a\":1},{\"b\":2}]}");
+        assert_eq!(recs(&got), vec!["{\"a\":1}", "{\"b\":2}"]);
+    }
+
+    #[test]
+    fn pretty_printed_single_record() {
+        let data = b"{\n   \"a\": {\n      \"b\": \"}\"\n   }\n}\n";
+        let got = collect(data);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, 0);
+        assert_eq!(got[0].1, &data[..data.len() - 1]);
+    }
+
+    #[test]
+    fn bare_array_and_scalars() {
+        let got = collect(b"[{\"a\":1}, 2, \"s\" ,null]");
+        assert_eq!(recs(&got), vec!["{\"a\":1}", "2", "\"s\"", "null"]);
+    }
+
+    #[test]
+    fn broken_array_element_keeps_the_rest() {
+        let got = collect(b"{\"records\":[{\"a\":1},{\"b\":,},{\"c\":3}]}");
+        assert_eq!(recs(&got), vec!["{\"a\":1}", "{\"b\":,}", "{\"c\":3}"]);
+    }
+
+    #[test]
+    fn truncated_document_is_handed_out_at_finish() {
+        let got = collect(b"{\"records\":[{\"a\":1},{\"b\":\"unterminated");
+        assert_eq!(recs(&got), vec!["{\"a\":1}", "{\"b\":\"unterminated"]);
+    }
+
+    #[test]
+    fn empty_and_blank_inputs() {
+        assert!(collect(b"").is_empty());
+        assert!(collect(b"\xEF\xBB\xBF").is_empty());
+        assert!(collect(b"\n\r\n  \n").is_empty());
+    }
+
+    #[test]
+    fn start_offset_reads_lines() {
+        let mut f = Framer::with_start_offset(100);
+        let mut out = Vec::new();
+        f.feed(b"{\"records\":[1]}\n{\"a\":1}\n", |r| out.push(r.offset));
+        assert_eq!(out, vec![100, 116]);
+    }
+
+    #[test]
+    fn complete_lines() {
+        assert_eq!(complete_lines_len(b"ab\ncd"), 3);
+        assert_eq!(complete_lines_len(b"abcd"), 0);
+        assert_eq!(complete_lines_len(b"a\n"), 2);
+    }
+}

@@ -1,0 +1,25 @@
+//! The ground floor of aztrail: Azure audit records in, CloudTrail Lake integration events out.
+//!
+//! Pure functions over byte slices: no I/O, no async, no cloud SDK. The other crates feed it bytes
+//! (from a blob, an S3 object or a file) and send what it produces.
+//!
+//! - [`framing`] splits a PT1H.json byte stream into records, incrementally.
+//! - [`mapping`] turns one record into one event (`id`, `eventData`, `eventDataChecksum`), or a
+//!   typed [`Rejection`] that says why not.
+//! - [`batch`] packs events into PutAuditEvents request bodies under the API's limits.
+//! - [`limits`], [`time`], [`ip`], [`json`] and [`fields`] are the pieces those are built from.
+//! - [`synth`] generates realistic records, deterministically, for tests and benchmarks.
+
+pub mod batch;
+pub mod fields;
+pub mod framing;
+pub mod ip;
+pub mod json;
+pub mod limits;
+pub mod mapping;
+pub mod synth;
+pub mod time;
+
+pub use batch::{Batch, Batcher, EntryTooLarge};
+pub use framing::{frame_all, Framer, Record};
+pub use mapping::{Mapped, Mapper, Parser, Rejection, Source};

@@ -1,0 +1,1013 @@
+//! Mapping: one Azure record (Activity Log or Entra ID) into one CloudTrail Lake integration event.
+//!
+//! The rules are DESIGN.md's "Mapping rules". The [`Mapper`] keeps every buffer it needs between
+//! records, so the hot path allocates nothing per record: it hashes the raw bytes for the `UID`,
+//! parses a copy with simd-json into a tape, writes `eventData` straight from the tape's slices into
+//! one buffer, hashes that for the checksum and hands out borrowed views of the result. A record
+//! that cannot become an event yields a [`Rejection`] naming the field and the problem.
+
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use simd_json::{Node, StaticNode};
+
+use crate::fields::{as_int, as_str, get, kind, members, non_empty, FieldSet, Val};
+use crate::framing::Record;
+use crate::ip::source_ip;
+use crate::json::{escape_into, escaped_len, write_key, write_str, write_value};
+use crate::limits::{
+    cut, MAX_ADDITIONAL_BYTES, MAX_ERROR_LEN, MAX_IDENTITY_TYPE_LEN, MAX_NAME_LEN,
+    MAX_PARAMETERS_BYTES,
+};
+use crate::time::{blob_path_hour, from_epoch_number, parse_time, UtcSeconds};
+
+/// Why a record could not become an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The bytes are not one well-formed JSON value (truncated, invalid UTF-8, ...).
+    #[error("not valid JSON: {0}")]
+    InvalidJson(String),
+    /// The record is valid JSON but not an object.
+    #[error("the record is {0}, not a JSON object")]
+    NotAnObject(&'static str),
+    /// Neither `time` nor `createdDateTime` holds a time, and the blob path names no hour.
+    #[error("no event time: {0}")]
+    NoEventTime(String),
+    /// Nothing names the operation: no `operationName`, `activityDisplayName` or `category`.
+    #[error("no operation: the record has no operationName, properties.activityDisplayName or category")]
+    NoOperation,
+    /// A row of Log Analytics' AzureActivity table, whose field names differ from the export's.
+    #[error("field {0} marks a Log Analytics AzureActivity table row, not a record exported to storage")]
+    LogAnalyticsRow(&'static str),
+}
+
+impl Rejection {
+    /// A short, stable code for the failure queue and summaries.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::InvalidJson(_) => "InvalidJson",
+            Rejection::NotAnObject(_) => "NotAnObject",
+            Rejection::NoEventTime(_) => "NoEventTime",
+            Rejection::NoOperation => "NoOperation",
+            Rejection::LogAnalyticsRow(_) => "UnsupportedFormat",
+        }
+    }
+}
+
+/// Where the records come from: written into every event (with the record's byte offset) so an
+/// event can be traced back to its raw record in the staging bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Source {
+    /// The S3 bucket, when the records come from one.
+    pub bucket: Option<String>,
+    /// The object key or file path.
+    pub key: String,
+}
+
+/// Which JSON parser fills the tape. simd-json is the default; serde_json is kept to measure
+/// the choice in the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Parser {
+    /// simd-json, into a reused tape.
+    #[default]
+    SimdJson,
+    /// serde_json into a `Value`, converted to the same tape.
+    SerdeJson,
+}
+
+/// One mapped event, borrowed from the [`Mapper`] until its next call.
+#[derive(Debug, Clone, Copy)]
+pub struct Mapped<'a> {
+    /// The PutAuditEvents `id` (also the `UID`): hex SHA-256 of the raw record.
+    pub id: &'a str,
+    /// The `eventData` JSON document.
+    pub event_data: &'a str,
+    /// Base64 SHA-256 of `event_data`.
+    pub checksum: &'a str,
+}
+
+impl Mapped<'_> {
+    /// Appends `{"id":…,"eventData":"…","eventDataChecksum":…}` exactly as PutAuditEvents takes it.
+    pub fn write_entry(&self, out: &mut Vec<u8>) {
+        out.reserve(self.entry_len());
+        out.extend_from_slice(b"{\"id\":\"");
+        out.extend_from_slice(self.id.as_bytes());
+        out.extend_from_slice(b"\",\"eventData\":\"");
+        escape_into(out, self.event_data.as_bytes());
+        out.extend_from_slice(b"\",\"eventDataChecksum\":\"");
+        out.extend_from_slice(self.checksum.as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+
+    /// The exact length [`Mapped::write_entry`] appends.
+    pub fn entry_len(&self) -> usize {
+        // {"id":"  ","eventData":"  ","eventDataChecksum":"  "}
+        7 + self.id.len()
+            + 15
+            + escaped_len(self.event_data.as_bytes())
+            + 23
+            + self.checksum.len()
+            + 2
+    }
+}
+
+/// Maps records to events, reusing its buffers from one record to the next.
+pub struct Mapper {
+    account: String,
+    parser: Parser,
+    /// `"source":{"bucket":…,"key":…,"offset":` written once per source.
+    source_prefix: Vec<u8>,
+    path_hour: Option<UtcSeconds>,
+    scratch: Vec<u8>,
+    buffers: simd_json::Buffers,
+    tape: Option<simd_json::Tape<'static>>,
+    out: Output,
+}
+
+/// The mapper's output buffers, apart from the parser's.
+#[derive(Default)]
+struct Output {
+    uid: String,
+    event_data: Vec<u8>,
+    checksum: String,
+    tmp: Vec<u8>,
+}
+
+impl Mapper {
+    /// A mapper whose events name `recipient_account_id` (the AWS account of the channel).
+    pub fn new(recipient_account_id: &str) -> Self {
+        let mut m = Self {
+            account: recipient_account_id.to_string(),
+            parser: Parser::SimdJson,
+            source_prefix: Vec::new(),
+            path_hour: None,
+            scratch: Vec::new(),
+            buffers: simd_json::Buffers::new(4096),
+            tape: None,
+            out: Output::default(),
+        };
+        m.set_source(&Source::default());
+        m
+    }
+
+    /// Chooses the parser (for comparison in benchmarks).
+    pub fn with_parser(mut self, parser: Parser) -> Self {
+        self.parser = parser;
+        self
+    }
+
+    /// The records that follow come from `source`; its path's `y=/m=/d=/h=` hour is the fallback
+    /// event time.
+    pub fn set_source(&mut self, source: &Source) {
+        self.path_hour = blob_path_hour(&source.key);
+        let p = &mut self.source_prefix;
+        p.clear();
+        write_key(p, "source");
+        p.push(b'{');
+        if let Some(bucket) = &source.bucket {
+            write_key(p, "bucket");
+            write_str(p, bucket);
+            p.push(b',');
+        }
+        write_key(p, "key");
+        write_str(p, &source.key);
+        p.extend_from_slice(b",\"offset\":");
+    }
+
+    /// Maps one record.
+    pub fn map(&mut self, record: Record<'_>) -> Result<Mapped<'_>, Rejection> {
+        let out = &mut self.out;
+        hex_sha256(record.bytes, &mut out.uid);
+        let ctx = Ctx {
+            account: &self.account,
+            source_prefix: &self.source_prefix,
+            path_hour: self.path_hour,
+            offset: record.offset,
+        };
+        match self.parser {
+            Parser::SimdJson => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(record.bytes);
+                let mut tape = self.tape.take().unwrap_or_else(simd_json::Tape::null).reset();
+                let result =
+                    match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
+                        Ok(()) => build(&tape.0, &ctx, out),
+                        Err(e) => Err(Rejection::InvalidJson(e.to_string())),
+                    };
+                self.tape = Some(tape.reset());
+                result?;
+            }
+            Parser::SerdeJson => {
+                let value: serde_json::Value = serde_json::from_slice(record.bytes)
+                    .map_err(|e| Rejection::InvalidJson(e.to_string()))?;
+                let mut nodes = Vec::new();
+                serde_to_tape(&value, &mut nodes);
+                build(&nodes, &ctx, out)?;
+            }
+        }
+        let out = &self.out;
+        Ok(Mapped {
+            id: &out.uid,
+            // build() writes only whole UTF-8 strings (from the tape or cut on char boundaries).
+            event_data: std::str::from_utf8(&out.event_data).map_err(|e| {
+                Rejection::InvalidJson(format!("internal: eventData is not UTF-8: {e}"))
+            })?,
+            checksum: &out.checksum,
+        })
+    }
+}
+
+fn hex_sha256(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(bytes);
+    out.clear();
+    for b in digest {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+}
+
+fn serde_to_tape<'v>(v: &'v serde_json::Value, nodes: &mut Vec<Node<'v>>) {
+    use serde_json::Value;
+    match v {
+        Value::Null => nodes.push(Node::Static(StaticNode::Null)),
+        Value::Bool(b) => nodes.push(Node::Static(StaticNode::Bool(*b))),
+        Value::Number(n) => nodes.push(Node::Static(if let Some(i) = n.as_i64() {
+            StaticNode::I64(i)
+        } else if let Some(u) = n.as_u64() {
+            StaticNode::U64(u)
+        } else {
+            StaticNode::F64(n.as_f64().unwrap_or(0.0))
+        })),
+        Value::String(s) => nodes.push(Node::String(s)),
+        Value::Array(a) => {
+            let at = nodes.len();
+            nodes.push(Node::Array { len: a.len(), count: 0 });
+            for e in a {
+                serde_to_tape(e, nodes);
+            }
+            let count = nodes.len() - at - 1;
+            nodes[at] = Node::Array { len: a.len(), count };
+        }
+        Value::Object(o) => {
+            let at = nodes.len();
+            nodes.push(Node::Object { len: o.len(), count: 0 });
+            for (k, e) in o {
+                nodes.push(Node::String(k));
+                serde_to_tape(e, nodes);
+            }
+            let count = nodes.len() - at - 1;
+            nodes[at] = Node::Object { len: o.len(), count };
+        }
+    }
+}
+
+struct Ctx<'a> {
+    account: &'a str,
+    source_prefix: &'a [u8],
+    path_hour: Option<UtcSeconds>,
+    offset: u64,
+}
+
+// Top-level fields of a record.
+const T_TIME: usize = 0;
+const T_CREATED: usize = 1;
+const T_RESOURCE_ID: usize = 2;
+const T_OPERATION: usize = 3;
+const T_OPERATION_VERSION: usize = 4;
+const T_CATEGORY: usize = 5;
+const T_TENANT: usize = 6;
+const T_RESULT_TYPE: usize = 7;
+const T_RESULT_SIGNATURE: usize = 8;
+const T_RESULT_DESCRIPTION: usize = 9;
+const T_DURATION: usize = 10;
+const T_CALLER_IP: usize = 11;
+const T_CORRELATION: usize = 12;
+const T_IDENTITY: usize = 13;
+const T_LEVEL: usize = 14;
+const T_LOCATION: usize = 15;
+const T_PROPERTIES: usize = 16;
+const T_TIME_GENERATED: usize = 17;
+const T_OPERATION_NAME_VALUE: usize = 18;
+const TOP_FIELDS: usize = 19;
+
+fn top_fields() -> &'static FieldSet<TOP_FIELDS> {
+    static SET: OnceLock<FieldSet<TOP_FIELDS>> = OnceLock::new();
+    SET.get_or_init(|| {
+        FieldSet::new([
+            "time",
+            "createdDateTime",
+            "resourceId",
+            "operationName",
+            "operationVersion",
+            "category",
+            "tenantId",
+            "resultType",
+            "resultSignature",
+            "resultDescription",
+            "durationMs",
+            "callerIpAddress",
+            "correlationId",
+            "identity",
+            "level",
+            "location",
+            "properties",
+            "TimeGenerated",
+            "OperationNameValue",
+        ])
+    })
+}
+
+// Members of `properties` that the mapping reads.
+const P_IP: usize = 0;
+const P_USER_ID: usize = 1;
+const P_UPN: usize = 2;
+const P_SP_ID: usize = 3;
+const P_APP_ID: usize = 4;
+const P_USER_AGENT: usize = 5;
+const P_STATUS: usize = 6;
+const P_CREATED: usize = 7;
+const P_ACTIVITY_TIME: usize = 8;
+const P_INITIATED_BY: usize = 9;
+const P_RESULT: usize = 10;
+const P_RESULT_REASON: usize = 11;
+const P_REQUEST_BODY: usize = 12;
+const P_RESPONSE_BODY: usize = 13;
+const P_STATUS_CODE: usize = 14;
+const P_STATUS_MESSAGE: usize = 15;
+const P_ACTIVITY_NAME: usize = 16;
+const P_USER_NAME: usize = 17;
+const P_SP_NAME: usize = 18;
+const PROPERTY_FIELDS: usize = 19;
+
+fn property_fields() -> &'static FieldSet<PROPERTY_FIELDS> {
+    static SET: OnceLock<FieldSet<PROPERTY_FIELDS>> = OnceLock::new();
+    SET.get_or_init(|| {
+        FieldSet::new([
+            "ipAddress",
+            "userId",
+            "userPrincipalName",
+            "servicePrincipalId",
+            "appId",
+            "userAgent",
+            "status",
+            "createdDateTime",
+            "activityDateTime",
+            "initiatedBy",
+            "result",
+            "resultReason",
+            "requestbody",
+            "responseBody",
+            "statusCode",
+            "statusMessage",
+            "activityDisplayName",
+            "userDisplayName",
+            "servicePrincipalName",
+        ])
+    })
+}
+
+/// Entra ID (Azure AD) categories; everything else is read as an Activity Log record.
+fn is_entra(category: &str) -> bool {
+    let c = category.as_bytes();
+    let ends_ci = |suffix: &str| {
+        c.len() >= suffix.len() && c[c.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    ends_ci("SignInLogs")
+        || [
+            "AuditLogs",
+            "Audit",
+            "ProvisioningLogs",
+            "RiskyUsers",
+            "UserRiskEvents",
+            "RiskyServicePrincipals",
+            "ServicePrincipalRiskEvents",
+            "MicrosoftGraphActivityLogs",
+            "NetworkAccessTrafficLogs",
+        ]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(category))
+}
+
+/// What the identity claims and authorization say.
+#[derive(Default)]
+struct Identity<'i> {
+    object_id: Option<&'i str>,
+    upn: Option<&'i str>,
+    name: Option<&'i str>,
+    app_id: Option<&'i str>,
+    tenant_id: Option<&'i str>,
+    idtyp: Option<&'i str>,
+    scope: Option<&'i str>,
+    action: Option<&'i str>,
+    role: Option<&'i str>,
+    evidence_principal: Option<&'i str>,
+    evidence_type: Option<&'i str>,
+    text: Option<&'i str>,
+}
+
+fn read_identity<'i>(v: Option<Val<'_, 'i>>) -> Identity<'i> {
+    let mut id = Identity::default();
+    let Some(v) = v else { return id };
+    if let Some(s) = as_str(v) {
+        id.text = Some(s).filter(|s| !s.trim().is_empty());
+        return id;
+    }
+    let ne = |v: Val<'_, 'i>| as_str(v).filter(|s| !s.trim().is_empty());
+    for (key, value) in members(v) {
+        if key.eq_ignore_ascii_case("claims") {
+            for (claim, cv) in members(value) {
+                let slot = match claim {
+                    "http://schemas.microsoft.com/identity/claims/objectidentifier" | "oid" => {
+                        &mut id.object_id
+                    }
+                    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn" | "upn" => {
+                        &mut id.upn
+                    }
+                    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name" | "name"
+                    | "unique_name" => &mut id.name,
+                    "appid" | "azp" => &mut id.app_id,
+                    "http://schemas.microsoft.com/identity/claims/tenantid" | "tid" => {
+                        &mut id.tenant_id
+                    }
+                    "idtyp" => &mut id.idtyp,
+                    _ => continue,
+                };
+                if slot.is_none() {
+                    *slot = ne(cv);
+                }
+            }
+        } else if key.eq_ignore_ascii_case("authorization") {
+            for (ak, av) in members(value) {
+                match ak {
+                    "scope" => id.scope = ne(av),
+                    "action" => id.action = ne(av),
+                    "evidence" => {
+                        for (ek, ev) in members(av) {
+                            match ek {
+                                "role" => id.role = ne(ev),
+                                "principalId" => id.evidence_principal = ne(ev),
+                                "principalType" => id.evidence_type = ne(ev),
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    id
+}
+
+/// Writes `eventData` for the record on `nodes` into `out.event_data`, and its checksum.
+fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Rejection> {
+    if !matches!(nodes.first(), Some(Node::Object { .. })) {
+        return Err(Rejection::NotAnObject(kind(nodes)));
+    }
+    let top = top_fields().read(nodes);
+    if top[T_TIME_GENERATED].is_some() && top[T_TIME].is_none() {
+        return Err(Rejection::LogAnalyticsRow("TimeGenerated"));
+    }
+    if top[T_OPERATION_NAME_VALUE].is_some() && top[T_OPERATION].is_none() {
+        return Err(Rejection::LogAnalyticsRow("OperationNameValue"));
+    }
+    let props_val = top[T_PROPERTIES];
+    let props = match props_val {
+        Some(p) if matches!(p.first(), Some(Node::Object { .. })) => {
+            property_fields().read(p)
+        }
+        _ => [None; PROPERTY_FIELDS],
+    };
+    let category = non_empty(top[T_CATEGORY]);
+    let entra = category.is_some_and(is_entra);
+
+    // eventTime
+    let (event_time, time_source) = event_time(&top, &props, ctx.path_hour)?;
+
+    // eventName and eventSource
+    let operation = top[T_OPERATION].and_then(|v| {
+        as_str(v).or_else(|| get(v, "value").and_then(as_str))
+    });
+    let operation = operation.filter(|s| !s.trim().is_empty());
+    let name_src = operation
+        .or_else(|| non_empty(props[P_ACTIVITY_NAME]))
+        .or(category)
+        .ok_or(Rejection::NoOperation)?;
+    let resource_id = non_empty(top[T_RESOURCE_ID]);
+    let source_ns = operation
+        .and_then(|op| op.split_once('/').map(|(ns, _)| ns))
+        .filter(|ns| ns.contains('.') && !ns.contains(' '))
+        .or_else(|| resource_id.and_then(provider_namespace))
+        .unwrap_or(if entra { "Microsoft.aadiam" } else { "Azure" });
+
+    let mut truncated: Vec<&'static str> = Vec::new();
+    let ed = &mut out.event_data;
+    ed.clear();
+    ed.extend_from_slice(b"{\"version\":\"1.0\",\"userIdentity\":{");
+
+    // userIdentity
+    let identity = read_identity(top[T_IDENTITY]);
+    let (principal, id_type) = principal(&identity, &props, category);
+    write_key(ed, "type");
+    write_cut(ed, id_type, MAX_IDENTITY_TYPE_LEN, "userIdentity.type", &mut truncated);
+    ed.push(b',');
+    write_key(ed, "principalId");
+    write_cut(ed, principal, MAX_NAME_LEN, "userIdentity.principalId", &mut truncated);
+    ed.extend_from_slice(b",\"details\":{");
+    let mut first = true;
+    let mut detail = |ed: &mut Vec<u8>, key: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            if !first {
+                ed.push(b',');
+            }
+            first = false;
+            write_key(ed, key);
+            write_str(ed, cut(v, MAX_NAME_LEN));
+        }
+    };
+    detail(ed, "objectId", identity.object_id);
+    detail(ed, "userPrincipalName", identity.upn.or(non_empty(props[P_UPN])));
+    detail(ed, "name", identity.name.or(non_empty(props[P_USER_NAME])).or(non_empty(props[P_SP_NAME])));
+    detail(ed, "appId", identity.app_id.or(non_empty(props[P_APP_ID])));
+    detail(ed, "tenantId", identity.tenant_id.or(non_empty(top[T_TENANT])));
+    detail(ed, "identity", identity.text);
+    detail(ed, "idtyp", identity.idtyp);
+    detail(ed, "authorizationScope", identity.scope);
+    detail(ed, "authorizationAction", identity.action);
+    detail(ed, "role", identity.role);
+    detail(ed, "principalType", identity.evidence_type);
+    ed.extend_from_slice(b"}}");
+
+    if let Some(ua) = non_empty(props[P_USER_AGENT]) {
+        ed.push(b',');
+        write_key(ed, "userAgent");
+        write_cut(ed, ua, MAX_NAME_LEN, "userAgent", &mut truncated);
+    }
+    ed.push(b',');
+    write_key(ed, "eventSource");
+    write_upper(ed, source_ns, MAX_NAME_LEN, "eventSource", &mut truncated);
+    ed.push(b',');
+    write_key(ed, "eventName");
+    write_upper(ed, name_src, MAX_NAME_LEN, "eventName", &mut truncated);
+    ed.extend_from_slice(b",\"eventTime\":\"");
+    event_time.write_iso(ed);
+    ed.extend_from_slice(b"\",\"UID\":\"");
+    ed.extend_from_slice(out.uid.as_bytes());
+    ed.push(b'"');
+
+    // requestParameters / responseElements: the request and response bodies, as JSON.
+    for (slot, key) in [
+        (P_REQUEST_BODY, "requestParameters"),
+        (P_RESPONSE_BODY, "responseElements"),
+    ] {
+        if let Some(body) = props[slot] {
+            write_body(ed, &mut out.tmp, key, body, &mut truncated);
+        }
+    }
+
+    // errorCode / errorMessage, only for failures.
+    if let Some((code, message)) = failure(&top, &props, entra) {
+        ed.push(b',');
+        write_key(ed, "errorCode");
+        write_cut(ed, &code, MAX_ERROR_LEN, "errorCode", &mut truncated);
+        if let Some(m) = message {
+            ed.push(b',');
+            write_key(ed, "errorMessage");
+            write_cut(ed, m, MAX_ERROR_LEN, "errorMessage", &mut truncated);
+        }
+    }
+
+    let ip = non_empty(top[T_CALLER_IP])
+        .and_then(source_ip)
+        .or_else(|| non_empty(props[P_IP]).and_then(source_ip));
+    if let Some(ip) = ip {
+        use std::io::Write as _;
+        ed.extend_from_slice(b",\"sourceIPAddress\":\"");
+        // Writing to a Vec cannot fail.
+        let _ = write!(ed, "{ip}");
+        ed.push(b'"');
+    }
+    ed.push(b',');
+    write_key(ed, "recipientAccountId");
+    write_str(ed, ctx.account);
+
+    // additionalEventData: everything else worth keeping, within its limit.
+    ed.extend_from_slice(b",\"additionalEventData\":");
+    let mark = ed.len();
+    let skip_bodies = |k: &str| {
+        k.eq_ignore_ascii_case("requestbody") || k.eq_ignore_ascii_case("responseBody")
+    };
+    write_additional(ed, &top, ctx, time_source, &truncated, props_val, Some(&skip_bodies), &[], false);
+    if ed.len() - mark > MAX_ADDITIONAL_BYTES {
+        degrade_additional(ed, mark, &top, ctx, time_source, &truncated, props_val, &skip_bodies, &mut out.tmp);
+    }
+    ed.push(b'}');
+
+    let digest = Sha256::digest(&out.event_data);
+    out.checksum.clear();
+    base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out.checksum);
+    Ok(())
+}
+
+/// The event time and, when it is not `time`, the field it came from.
+fn event_time(
+    top: &[Option<Val<'_, '_>>; TOP_FIELDS],
+    props: &[Option<Val<'_, '_>>; PROPERTY_FIELDS],
+    path_hour: Option<UtcSeconds>,
+) -> Result<(UtcSeconds, Option<&'static str>), Rejection> {
+    let candidates = [
+        (top[T_TIME], "time"),
+        (top[T_CREATED], "createdDateTime"),
+        (props[P_CREATED], "properties.createdDateTime"),
+        (props[P_ACTIVITY_TIME], "properties.activityDateTime"),
+    ];
+    let mut problems = Vec::new();
+    for (i, (value, name)) in candidates.iter().enumerate() {
+        let Some(v) = value else { continue };
+        let parsed = match v.first() {
+            Some(Node::String(s)) => parse_time(s),
+            Some(Node::Static(StaticNode::I64(n))) => from_epoch_number(*n as f64),
+            Some(Node::Static(StaticNode::U64(n))) => from_epoch_number(*n as f64),
+            Some(Node::Static(StaticNode::F64(n))) => from_epoch_number(*n),
+            _ => None,
+        };
+        match parsed {
+            Some(t) => return Ok((t, (i > 0).then_some(*name))),
+            None => problems.push(match as_str(v) {
+                Some(s) => format!("{name} {:?} is not a time stamp", cut(s, 64)),
+                None => format!("{name} is {}, not a time stamp", kind(v)),
+            }),
+        }
+    }
+    if let Some(hour) = path_hour {
+        return Ok((hour, Some("blobPathHour")));
+    }
+    if problems.is_empty() {
+        problems.push("the record has no time or createdDateTime field".into());
+    }
+    problems.push("and the source path names no y=/m=/d=/h= hour".into());
+    Err(Rejection::NoEventTime(problems.join("; ")))
+}
+
+/// The namespace after `/providers/` in a resource id (`Microsoft.aadiam`).
+fn provider_namespace(resource_id: &str) -> Option<&str> {
+    let bytes = resource_id.as_bytes();
+    let needle = b"/providers/";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))?;
+    let rest = &resource_id[at + needle.len()..];
+    let ns = rest.split('/').next()?;
+    (!ns.is_empty()).then_some(ns)
+}
+
+/// `userIdentity.principalId` and `type`, by DESIGN.md's order of preference.
+fn principal<'i>(
+    id: &Identity<'i>,
+    props: &[Option<Val<'_, 'i>>; PROPERTY_FIELDS],
+    category: Option<&str>,
+) -> (&'i str, &'static str) {
+    let initiated = props[P_INITIATED_BY];
+    let init_user = initiated.and_then(|v| get(v, "user"));
+    let init_app = initiated.and_then(|v| get(v, "app"));
+    let by_category = category.and_then(|c| {
+        if c.eq_ignore_ascii_case("ManagedIdentitySignInLogs") {
+            Some("ManagedIdentity")
+        } else if c.to_ascii_lowercase().contains("serviceprincipal") {
+            Some("ServicePrincipal")
+        } else {
+            None
+        }
+    });
+    let by_idtyp = id.idtyp.map(|t| match t.to_ascii_lowercase().as_str() {
+        "user" => "User",
+        "app" => "ServicePrincipal",
+        "device" => "Device",
+        _ => "Unknown",
+    });
+    let claims_type = if id.upn.is_some() || id.name.is_some() {
+        "User"
+    } else if id.app_id.is_some() {
+        "ServicePrincipal"
+    } else {
+        "Unknown"
+    };
+    let candidates: [(Option<&'i str>, &'static str); 12] = [
+        (id.object_id, claims_type),
+        (id.upn, "User"),
+        (id.name, claims_type),
+        (id.app_id, "ServicePrincipal"),
+        (id.evidence_principal, "Unknown"),
+        (non_empty(props[P_USER_ID]), "User"),
+        (non_empty(props[P_SP_ID]), "ServicePrincipal"),
+        (init_user.and_then(|u| non_empty(get(u, "id"))), "User"),
+        (init_app.and_then(|a| non_empty(get(a, "servicePrincipalId"))), "ServicePrincipal"),
+        (init_app.and_then(|a| non_empty(get(a, "appId"))), "ServicePrincipal"),
+        (non_empty(props[P_UPN]), "User"),
+        (id.text, "Unknown"),
+    ];
+    let (principal, found_type) = candidates
+        .iter()
+        .find_map(|(p, t)| p.map(|p| (p, *t)))
+        .unwrap_or(("unknown", "Unknown"));
+    let evidence_type = id.evidence_type.and_then(|t| match t {
+        "User" | "ServicePrincipal" | "ManagedIdentity" | "Group" | "Device" => Some(match t {
+            "User" => "User",
+            "ServicePrincipal" => "ServicePrincipal",
+            "ManagedIdentity" => "ManagedIdentity",
+            "Group" => "Group",
+            _ => "Device",
+        }),
+        _ => None,
+    });
+    let id_type = by_idtyp
+        .or(by_category)
+        .or(evidence_type)
+        .unwrap_or(found_type);
+    (principal, id_type)
+}
+
+/// `(errorCode, errorMessage)` when the operation failed.
+fn failure<'i>(
+    top: &[Option<Val<'_, 'i>>; TOP_FIELDS],
+    props: &[Option<Val<'_, 'i>>; PROPERTY_FIELDS],
+    entra: bool,
+) -> Option<(String, Option<&'i str>)> {
+    let result_type = top[T_RESULT_TYPE];
+    let result_str = result_type.and_then(as_str).map(str::trim);
+    if let Some(r) = result_str {
+        let r = r.trim_end_matches('.');
+        if ["Success", "Succeeded", "Start", "Started", "Accept", "Accepted", "Active", "Activated", "Resolved", "Updated", "InProgress"]
+            .iter()
+            .any(|ok| ok.eq_ignore_ascii_case(r))
+        {
+            return None;
+        }
+    }
+    let status = props[P_STATUS];
+    let status_code = status
+        .and_then(|s| get(s, "errorCode"))
+        .and_then(as_int)
+        .filter(|c| *c != 0);
+    let failed_word = result_str.is_some_and(|r| {
+        r.eq_ignore_ascii_case("Failure") || r.eq_ignore_ascii_case("Failed")
+    });
+    let audit_failure = props[P_RESULT]
+        .and_then(as_str)
+        .is_some_and(|r| r.eq_ignore_ascii_case("failure"));
+    // Entra sign-ins put the error number in resultType ("0" is success).
+    let numeric_result = if entra {
+        result_type.and_then(as_int).filter(|c| *c != 0)
+    } else {
+        None
+    };
+    if !(failed_word || audit_failure || status_code.is_some() || numeric_result.is_some()) {
+        return None;
+    }
+    let signature = non_empty(top[T_RESULT_SIGNATURE])
+        .filter(|s| !s.eq_ignore_ascii_case("None") && *s != "-1");
+    let code = status_code
+        .or(numeric_result)
+        .map(|c| c.to_string())
+        .or_else(|| non_empty(props[P_STATUS_CODE]).map(str::to_string))
+        .or_else(|| signature.map(str::to_string))
+        .or_else(|| result_str.filter(|s| !s.is_empty()).map(str::to_string))
+        .unwrap_or_else(|| "Failure".to_string());
+    let message = status
+        .and_then(|s| non_empty(get(s, "failureReason")))
+        .or_else(|| non_empty(props[P_RESULT_REASON]))
+        .or_else(|| non_empty(top[T_RESULT_DESCRIPTION]))
+        .or_else(|| non_empty(props[P_STATUS_MESSAGE]));
+    Some((code, message))
+}
+
+fn write_cut(
+    out: &mut Vec<u8>,
+    s: &str,
+    max: usize,
+    field: &'static str,
+    truncated: &mut Vec<&'static str>,
+) {
+    let c = cut(s, max);
+    if c.len() < s.len() {
+        truncated.push(field);
+    }
+    write_str(out, c);
+}
+
+fn write_upper(
+    out: &mut Vec<u8>,
+    s: &str,
+    max: usize,
+    field: &'static str,
+    truncated: &mut Vec<&'static str>,
+) {
+    let s = s.trim();
+    if s.is_ascii() {
+        let c = cut(s, max);
+        if c.len() < s.len() {
+            truncated.push(field);
+        }
+        out.push(b'"');
+        let start = out.len();
+        escape_into(out, c.as_bytes());
+        out[start..].make_ascii_uppercase();
+        out.push(b'"');
+    } else {
+        let upper = s.to_uppercase();
+        write_cut(out, &upper, max, field, truncated);
+    }
+}
+
+/// `requestParameters` / `responseElements` from a body that is JSON, or a string holding JSON.
+fn write_body(
+    ed: &mut Vec<u8>,
+    tmp: &mut Vec<u8>,
+    key: &'static str,
+    body: Val<'_, '_>,
+    truncated: &mut Vec<&'static str>,
+) {
+    tmp.clear();
+    match body.first() {
+        Some(Node::Object { .. }) => write_value(tmp, body, None),
+        Some(Node::String(s)) => {
+            let t = s.trim();
+            if t.is_empty() {
+                return;
+            }
+            match serde_json::from_str::<serde_json::Value>(t) {
+                Ok(v @ serde_json::Value::Object(_)) => {
+                    if serde_json::to_writer(&mut *tmp, &v).is_err() {
+                        return;
+                    }
+                }
+                // Not a JSON object: kept as text so nothing is lost.
+                _ => {
+                    tmp.extend_from_slice(b"{\"body\":");
+                    write_str(tmp, t);
+                    tmp.push(b'}');
+                }
+            }
+        }
+        Some(Node::Array { .. }) => {
+            tmp.extend_from_slice(b"{\"body\":");
+            write_value(tmp, body, None);
+            tmp.push(b'}');
+        }
+        _ => return,
+    }
+    if tmp.len() > MAX_PARAMETERS_BYTES {
+        truncated.push(key);
+        return;
+    }
+    ed.push(b',');
+    write_key(ed, key);
+    ed.extend_from_slice(tmp);
+}
+
+/// Writes the `additionalEventData` object. `dropped` names members of `properties` left out;
+/// `bare` leaves `properties` out entirely and cuts the other strings short.
+#[allow(clippy::too_many_arguments)]
+fn write_additional(
+    ed: &mut Vec<u8>,
+    top: &[Option<Val<'_, '_>>; TOP_FIELDS],
+    ctx: &Ctx<'_>,
+    time_source: Option<&str>,
+    truncated: &[&'static str],
+    props: Option<Val<'_, '_>>,
+    skip: Option<&dyn Fn(&str) -> bool>,
+    dropped: &[&str],
+    bare: bool,
+) {
+    ed.push(b'{');
+    let mut first = true;
+    let mut field = |ed: &mut Vec<u8>, key: &str, value: Option<Val<'_, '_>>| {
+        let Some(v) = value else { return };
+        if !first {
+            ed.push(b',');
+        }
+        first = false;
+        write_key(ed, key);
+        match (bare, as_str(v)) {
+            (true, Some(s)) => write_str(ed, cut(s, 1024)),
+            _ => write_value(ed, v, None),
+        }
+    };
+    field(ed, "category", top[T_CATEGORY]);
+    field(ed, "level", top[T_LEVEL]);
+    field(ed, "location", top[T_LOCATION]);
+    field(ed, "resourceId", top[T_RESOURCE_ID]);
+    field(ed, "correlationId", top[T_CORRELATION]);
+    field(ed, "tenantId", top[T_TENANT]);
+    field(ed, "operationName", top[T_OPERATION]);
+    field(ed, "operationVersion", top[T_OPERATION_VERSION]);
+    field(ed, "resultType", top[T_RESULT_TYPE]);
+    field(ed, "resultSignature", top[T_RESULT_SIGNATURE]);
+    field(ed, "resultDescription", top[T_RESULT_DESCRIPTION]);
+    if !first {
+        ed.push(b',');
+    }
+    if let Some(ms) = top[T_DURATION].and_then(as_int) {
+        write_key(ed, "durationMs");
+        crate::json::write_int(ed, ms);
+        ed.push(b',');
+    }
+    if let Some(ts) = time_source {
+        write_key(ed, "eventTimeSource");
+        write_str(ed, ts);
+        ed.push(b',');
+    }
+    ed.extend_from_slice(ctx.source_prefix);
+    crate::json::write_int(ed, i64::try_from(ctx.offset).unwrap_or(i64::MAX));
+    ed.push(b'}');
+    let cut_fields: Vec<&str> = truncated
+        .iter()
+        .copied()
+        .chain(dropped.iter().copied())
+        .chain(bare.then_some("properties"))
+        .collect();
+    if !cut_fields.is_empty() {
+        ed.extend_from_slice(b",\"truncated\":[");
+        for (i, f) in cut_fields.iter().enumerate() {
+            if i > 0 {
+                ed.push(b',');
+            }
+            write_str(ed, f);
+        }
+        ed.push(b']');
+    }
+    if let (Some(p), false) = (props, bare) {
+        ed.push(b',');
+        write_key(ed, "properties");
+        if dropped.is_empty() {
+            write_value(ed, p, skip);
+        } else {
+            let skip_more = |k: &str| skip.is_some_and(|s| s(k)) || dropped.contains(&k);
+            write_value(ed, p, Some(&skip_more));
+        }
+    }
+    ed.push(b'}');
+}
+
+/// Over the limit: leave out the largest members of `properties` until it fits, and if even the
+/// rest does not fit, leave out `properties` and cut the other fields.
+#[allow(clippy::too_many_arguments)]
+fn degrade_additional(
+    ed: &mut Vec<u8>,
+    mark: usize,
+    top: &[Option<Val<'_, '_>>; TOP_FIELDS],
+    ctx: &Ctx<'_>,
+    time_source: Option<&str>,
+    truncated: &[&'static str],
+    props: Option<Val<'_, '_>>,
+    skip: &dyn Fn(&str) -> bool,
+    tmp: &mut Vec<u8>,
+) {
+    let mut sizes: Vec<(&str, usize)> = Vec::new();
+    if let Some(p) = props {
+        for (k, v) in members(p) {
+            if skip(k) {
+                continue;
+            }
+            tmp.clear();
+            write_value(tmp, v, None);
+            sizes.push((k, tmp.len() + escaped_len(k.as_bytes()) + 4));
+        }
+    }
+    sizes.sort_by(|a, b| b.1.cmp(&a.1));
+    let mut dropped: Vec<&str> = Vec::new();
+    let mut size = ed.len() - mark;
+    for (k, s) in sizes {
+        // Room for the names of what was left out.
+        let reserve = dropped.iter().map(|d| d.len() + 20).sum::<usize>() + 64;
+        if size + reserve <= MAX_ADDITIONAL_BYTES {
+            break;
+        }
+        dropped.push(k);
+        size = size.saturating_sub(s);
+    }
+    loop {
+        ed.truncate(mark);
+        write_additional(ed, top, ctx, time_source, truncated, props, Some(skip), &dropped, false);
+        if ed.len() - mark <= MAX_ADDITIONAL_BYTES {
+            return;
+        }
+        if dropped.len() >= 64 || props.is_none() {
+            break;
+        }
+        // Estimates were off (escaping); keep dropping by listing order.
+        let next = props.and_then(|p| {
+            members(p)
+                .map(|(k, _)| k)
+                .find(|k| !skip(k) && !dropped.contains(k))
+        });
+        match next {
+            Some(k) => dropped.push(k),
+            None => break,
+        }
+    }
+    ed.truncate(mark);
+    write_additional(ed, top, ctx, time_source, truncated, props, Some(skip), &[], true);
+}

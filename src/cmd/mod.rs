@@ -1,0 +1,49 @@
+//! One module per subcommand.
+
+pub mod gen;
+pub mod transform;
+
+/// Exit status for a fatal error (unreadable input, bad arguments).
+pub const EXIT_FATAL: u8 = 2;
+/// Exit status when the run finished but some records were rejected.
+pub const EXIT_REJECTED: u8 = 1;
+
+/// The account of a CloudTrail channel ARN (`arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID`).
+pub fn account_of_channel_arn(arn: &str) -> anyhow::Result<String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _partition, "cloudtrail", _region, account, resource]
+            if resource.starts_with("channel/") =>
+        {
+            check_account_id(account)
+        }
+        _ => anyhow::bail!(
+            "{arn:?} is not a CloudTrail channel ARN (arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID)"
+        ),
+    }
+}
+
+/// A 12-digit AWS account id.
+pub fn check_account_id(id: &str) -> anyhow::Result<String> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id.to_string())
+    } else {
+        anyhow::bail!("{id:?} is not an AWS account id (12 digits)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_arns() {
+        assert_eq!(
+            account_of_channel_arn("arn:aws:cloudtrail:eu-west-1:123456789012:channel/abc").unwrap(),
+            "123456789012"
+        );
+        assert!(account_of_channel_arn("arn:aws:s3:::bucket").is_err());
+        assert!(account_of_channel_arn("arn:aws:cloudtrail:eu-west-1:1234:channel/abc").is_err());
+        assert!(check_account_id("12345678901a").is_err());
+    }
+}

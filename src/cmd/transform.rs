@@ -1,0 +1,167 @@
+//! `aztrail transform`: Azure records in, PutAuditEvents entries out, one JSON line each.
+//!
+//! It streams: files are read in chunks through the incremental framer, so memory stays flat
+//! whatever the file size. Each event goes to standard output exactly as PutAuditEvents takes it;
+//! each rejected record goes to standard error as a JSON line that says where it was and why.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use aztrail_transform::{Framer, Mapper, Source};
+
+use super::{account_of_channel_arn, check_account_id, EXIT_REJECTED};
+
+const CHUNK: usize = 1 << 20;
+
+/// Convert Azure log records (PT1H.json) into CloudTrail Lake PutAuditEvents entries.
+///
+/// Reads each FILE (standard input when none is given, or for "-"), in JSON Lines or the legacy
+/// {"records":[...]} form. Writes one line per event to standard output:
+/// {"id":…,"eventData":…,"eventDataChecksum":…}, exactly as PutAuditEvents takes it. Writes one
+/// JSON line per rejected record to standard error: {"file","offset","length","code","reason"}.
+///
+/// Exit status: 0 when every record converted; 1 when the run finished but at least one record
+/// was rejected; 2 on a fatal error (an unreadable file, bad arguments).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files to read; standard input when none (or "-").
+    files: Vec<PathBuf>,
+    /// The AWS account that owns the channel (recipientAccountId).
+    #[arg(long, env = "AZTRAIL_ACCOUNT_ID", conflicts_with = "channel_arn")]
+    account_id: Option<String>,
+    /// The CloudTrail Lake channel ARN; recipientAccountId is its account.
+    #[arg(long, env = "AZTRAIL_CHANNEL_ARN")]
+    channel_arn: Option<String>,
+    /// Name this bucket as the records' source in additionalEventData (with the file path as key).
+    #[arg(long)]
+    source_bucket: Option<String>,
+    /// Print no summary on a terminal.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Default)]
+struct Totals {
+    bytes: u64,
+    records: u64,
+    events: u64,
+    rejected: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let account = match (&args.account_id, &args.channel_arn) {
+        (Some(id), _) => check_account_id(id)?,
+        (None, Some(arn)) => account_of_channel_arn(arn)?,
+        (None, None) => "000000000000".to_string(),
+    };
+    let mut mapper = Mapper::new(&account);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(CHUNK, stdout.lock());
+    let stderr = std::io::stderr();
+    let mut err = std::io::BufWriter::new(stderr.lock());
+    let show_summary = !args.quiet && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut totals = Totals::default();
+    let files = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
+    for path in &files {
+        let name = path.display().to_string();
+        let reader: Box<dyn Read> = if name == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            Box::new(std::fs::File::open(path).with_context(|| format!("opening {name}"))?)
+        };
+        mapper.set_source(&Source {
+            bucket: args.source_bucket.clone(),
+            key: if name == "-" { "stdin".into() } else { name.clone() },
+        });
+        convert(reader, &name, &mut mapper, &mut out, &mut err, &mut totals)?;
+    }
+    out.flush().context("writing events")?;
+    err.flush().ok();
+    if show_summary {
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        eprintln!(
+            "aztrail transform: {} records, {} events, {} rejected, {:.1} MB in {:.2}s ({:.0} events/s, {:.1} MB/s)",
+            totals.records,
+            totals.events,
+            totals.rejected,
+            totals.bytes as f64 / 1e6,
+            secs,
+            totals.events as f64 / secs,
+            totals.bytes as f64 / 1e6 / secs
+        );
+    }
+    Ok(if totals.rejected > 0 {
+        ExitCode::from(EXIT_REJECTED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn convert(
+    mut reader: impl Read,
+    name: &str,
+    mapper: &mut Mapper,
+    out: &mut impl Write,
+    err: &mut impl Write,
+    totals: &mut Totals,
+) -> anyhow::Result<()> {
+    let mut framer = Framer::new();
+    let mut chunk = vec![0u8; CHUNK];
+    let mut line = Vec::with_capacity(16 * 1024);
+    let io_error = std::cell::RefCell::new(None);
+    let mut handle = |rec: aztrail_transform::Record<'_>| {
+        if io_error.borrow().is_some() {
+            return;
+        }
+        totals.records += 1;
+        let result = match mapper.map(rec) {
+            Ok(event) => {
+                totals.events += 1;
+                line.clear();
+                event.write_entry(&mut line);
+                line.push(b'\n');
+                out.write_all(&line)
+            }
+            Err(rejection) => {
+                totals.rejected += 1;
+                let report = serde_json::json!({
+                    "file": name,
+                    "offset": rec.offset,
+                    "length": rec.bytes.len(),
+                    "code": rejection.code(),
+                    "reason": rejection.to_string(),
+                });
+                writeln!(err, "{report}")
+            }
+        };
+        if let Err(e) = result {
+            *io_error.borrow_mut() = Some(e);
+        }
+    };
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {name}")),
+        };
+        totals.bytes += n as u64;
+        framer.feed(&chunk[..n], &mut handle);
+        if io_error.borrow().is_some() {
+            break;
+        }
+    }
+    framer.finish(&mut handle);
+    match io_error.into_inner() {
+        Some(e) => Err(e).context("writing output"),
+        None => Ok(()),
+    }
+}

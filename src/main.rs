@@ -1,0 +1,36 @@
+//! `aztrail`: moves Azure Activity Log and Entra ID audit logs into AWS CloudTrail Lake.
+//!
+//! The binary is wiring only: it parses the command line and hands the work to the crates.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Azure Activity Log and Entra ID audit logs into AWS CloudTrail Lake.
+#[derive(Parser)]
+#[command(name = "aztrail", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Transform(cmd::transform::Args),
+    Gen(cmd::gen::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Transform(args) => cmd::transform::run(args),
+        Command::Gen(args) => cmd::gen::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("aztrail: error: {e:#}");
+            std::process::ExitCode::from(cmd::EXIT_FATAL)
+        }
+    }
+}
