@@ -1,1 +1,134 @@
-fn main() {}
+//! Throughput of the transform hot path (framing + mapping + serializing), on generated records
+//! and on the shared corpus, beside the practical ceiling (simd-json parsing alone of the same
+//! records) and the alternatives we chose against (serde_json as the parser).
+//!
+//! Run: `cargo bench --bench transform`. Groups report MB/s (`bytes`) and events/s (`events`).
+
+use std::path::Path;
+
+use aztrail_transform::{frame_all, synth, Mapper, Parser};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+/// Generated records: 8,000 (about 19 MB).
+fn generated() -> Vec<u8> {
+    synth::generate(8_000, 42).into_bytes()
+}
+
+/// Every record of ../shared/corpus, re-framed as JSON Lines.
+fn corpus() -> Option<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let mut files = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == "json" || e == "jsonl") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f).ok()?;
+        // Pretty and wrapped files are framed into single records; JSON Lines stay as they are.
+        frame_all(&bytes, |r| {
+            let v: serde_json::Value = match serde_json::from_slice(r.bytes) {
+                Ok(v) => v,
+                Err(_) => return,
+            };
+            out.extend_from_slice(serde_json::to_string(&v).unwrap_or_default().as_bytes());
+            out.push(b'\n');
+        });
+    }
+    Some(out)
+}
+
+fn count_records(data: &[u8]) -> u64 {
+    let mut n = 0;
+    frame_all(data, |_| n += 1);
+    n
+}
+
+/// Frame, map and serialize every record into one PutAuditEvents entry; returns bytes written.
+fn transform(data: &[u8], parser: Parser) -> usize {
+    let mut mapper = Mapper::new("123456789012").with_parser(parser);
+    let mut out = Vec::with_capacity(1 << 20);
+    let mut written = 0;
+    frame_all(data, |r| {
+        if let Ok(ev) = mapper.map(r) {
+            out.clear();
+            ev.write_entry(&mut out);
+            written += out.len();
+        }
+    });
+    written
+}
+
+/// The ceiling: frame and parse every record with simd-json (into a reused tape), nothing else.
+fn parse_only(data: &[u8]) -> usize {
+    let mut scratch = Vec::new();
+    let mut buffers = simd_json::Buffers::new(4096);
+    let mut tape = simd_json::Tape::null();
+    let mut nodes = 0;
+    frame_all(data, |r| {
+        scratch.clear();
+        scratch.extend_from_slice(r.bytes);
+        let mut t = std::mem::replace(&mut tape, simd_json::Tape::null()).reset();
+        if simd_json::fill_tape(&mut scratch, &mut buffers, &mut t).is_ok() {
+            nodes += t.0.len();
+        }
+        tape = t.reset();
+    });
+    nodes
+}
+
+/// serde_json parsing alone, for comparison with the ceiling.
+fn serde_parse_only(data: &[u8]) -> usize {
+    let mut n = 0;
+    frame_all(data, |r| {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(r.bytes) {
+            n += o.len();
+        }
+    });
+    n
+}
+
+fn bench(c: &mut Criterion) {
+    let mut inputs = vec![("generated", generated())];
+    if let Some(corpus) = corpus() {
+        inputs.push(("corpus", corpus));
+    }
+    for (name, data) in &inputs {
+        let records = count_records(data);
+        let mut group = c.benchmark_group(format!("bytes/{name}"));
+        group.sample_size(10);
+        group.throughput(Throughput::Bytes(data.len() as u64));
+        group.bench_with_input(BenchmarkId::new("frame+map+serialize", "simd-json"), data, |b, d| {
+            b.iter(|| transform(d, Parser::SimdJson))
+        });
+        group.bench_with_input(BenchmarkId::new("frame+map+serialize", "serde_json"), data, |b, d| {
+            b.iter(|| transform(d, Parser::SerdeJson))
+        });
+        group.bench_with_input(BenchmarkId::new("frame+parse (ceiling)", "simd-json"), data, |b, d| {
+            b.iter(|| parse_only(d))
+        });
+        group.bench_with_input(BenchmarkId::new("frame+parse", "serde_json"), data, |b, d| {
+            b.iter(|| serde_parse_only(d))
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("events/{name}"));
+        group.sample_size(10);
+        group.throughput(Throughput::Elements(records));
+        group.bench_with_input(BenchmarkId::new("frame+map+serialize", "simd-json"), data, |b, d| {
+            b.iter(|| transform(d, Parser::SimdJson))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

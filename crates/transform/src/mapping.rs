@@ -15,7 +15,7 @@ use simd_json::{Node, StaticNode};
 use crate::fields::{as_int, as_str, get, kind, members, non_empty, FieldSet, Val};
 use crate::framing::Record;
 use crate::ip::source_ip;
-use crate::json::{escape_into, escaped_len, write_key, write_str, write_value};
+use crate::json::{escaped_len, write_int, write_key, write_str, write_value, Doc, JsonSink};
 use crate::limits::{
     cut, MAX_ADDITIONAL_BYTES, MAX_ERROR_LEN, MAX_IDENTITY_TYPE_LEN, MAX_NAME_LEN,
     MAX_PARAMETERS_BYTES,
@@ -83,6 +83,8 @@ pub struct Mapped<'a> {
     pub id: &'a str,
     /// The `eventData` JSON document.
     pub event_data: &'a str,
+    /// `event_data` escaped as the contents of a JSON string, as it goes into the request.
+    pub event_data_escaped: &'a [u8],
     /// Base64 SHA-256 of `event_data`.
     pub checksum: &'a str,
 }
@@ -94,7 +96,7 @@ impl Mapped<'_> {
         out.extend_from_slice(b"{\"id\":\"");
         out.extend_from_slice(self.id.as_bytes());
         out.extend_from_slice(b"\",\"eventData\":\"");
-        escape_into(out, self.event_data.as_bytes());
+        out.extend_from_slice(self.event_data_escaped);
         out.extend_from_slice(b"\",\"eventDataChecksum\":\"");
         out.extend_from_slice(self.checksum.as_bytes());
         out.extend_from_slice(b"\"}");
@@ -105,7 +107,7 @@ impl Mapped<'_> {
         // {"id":"  ","eventData":"  ","eventDataChecksum":"  "}
         7 + self.id.len()
             + 15
-            + escaped_len(self.event_data.as_bytes())
+            + self.event_data_escaped.len()
             + 23
             + self.checksum.len()
             + 2
@@ -129,7 +131,7 @@ pub struct Mapper {
 #[derive(Default)]
 struct Output {
     uid: String,
-    event_data: Vec<u8>,
+    doc: Doc,
     checksum: String,
     tmp: Vec<u8>,
 }
@@ -210,9 +212,10 @@ impl Mapper {
         Ok(Mapped {
             id: &out.uid,
             // build() writes only whole UTF-8 strings (from the tape or cut on char boundaries).
-            event_data: std::str::from_utf8(&out.event_data).map_err(|e| {
+            event_data: std::str::from_utf8(&out.doc.json).map_err(|e| {
                 Rejection::InvalidJson(format!("internal: eventData is not UTF-8: {e}"))
             })?,
+            event_data_escaped: &out.doc.wire,
             checksum: &out.checksum,
         })
     }
@@ -503,33 +506,40 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
         .unwrap_or(if entra { "Microsoft.aadiam" } else { "Azure" });
 
     let mut truncated: Vec<&'static str> = Vec::new();
-    let ed = &mut out.event_data;
+    let ed = &mut out.doc;
     ed.clear();
-    ed.extend_from_slice(b"{\"version\":\"1.0\",\"userIdentity\":{");
+    ed.literal(b"{\"version\":\"1.0\",\"userIdentity\":{");
 
     // userIdentity
     let identity = read_identity(top[T_IDENTITY]);
     let (principal, id_type) = principal(&identity, &props, category);
-    write_key(ed, "type");
+    ed.key("type");
     write_cut(ed, id_type, MAX_IDENTITY_TYPE_LEN, "userIdentity.type", &mut truncated);
-    ed.push(b',');
-    write_key(ed, "principalId");
+    ed.punct(b',');
+    ed.key("principalId");
     write_cut(ed, principal, MAX_NAME_LEN, "userIdentity.principalId", &mut truncated);
-    ed.extend_from_slice(b",\"details\":{");
+    ed.literal(b",\"details\":{");
     let mut first = true;
-    let mut detail = |ed: &mut Vec<u8>, key: &str, value: Option<&str>| {
+    let mut detail = |ed: &mut Doc, key: &str, value: Option<&str>| {
         if let Some(v) = value {
             if !first {
-                ed.push(b',');
+                ed.punct(b',');
             }
             first = false;
-            write_key(ed, key);
-            write_str(ed, cut(v, MAX_NAME_LEN));
+            ed.key(key);
+            ed.string(cut(v, MAX_NAME_LEN));
         }
     };
     detail(ed, "objectId", identity.object_id);
     detail(ed, "userPrincipalName", identity.upn.or(non_empty(props[P_UPN])));
-    detail(ed, "name", identity.name.or(non_empty(props[P_USER_NAME])).or(non_empty(props[P_SP_NAME])));
+    detail(
+        ed,
+        "name",
+        identity
+            .name
+            .or(non_empty(props[P_USER_NAME]))
+            .or(non_empty(props[P_SP_NAME])),
+    );
     detail(ed, "appId", identity.app_id.or(non_empty(props[P_APP_ID])));
     detail(ed, "tenantId", identity.tenant_id.or(non_empty(top[T_TENANT])));
     detail(ed, "identity", identity.text);
@@ -538,24 +548,28 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     detail(ed, "authorizationAction", identity.action);
     detail(ed, "role", identity.role);
     detail(ed, "principalType", identity.evidence_type);
-    ed.extend_from_slice(b"}}");
+    ed.punct(b'}');
+    ed.punct(b'}');
 
     if let Some(ua) = non_empty(props[P_USER_AGENT]) {
-        ed.push(b',');
-        write_key(ed, "userAgent");
+        ed.punct(b',');
+        ed.key("userAgent");
         write_cut(ed, ua, MAX_NAME_LEN, "userAgent", &mut truncated);
     }
-    ed.push(b',');
-    write_key(ed, "eventSource");
+    ed.punct(b',');
+    ed.key("eventSource");
     write_upper(ed, source_ns, MAX_NAME_LEN, "eventSource", &mut truncated);
-    ed.push(b',');
-    write_key(ed, "eventName");
+    ed.punct(b',');
+    ed.key("eventName");
     write_upper(ed, name_src, MAX_NAME_LEN, "eventName", &mut truncated);
-    ed.extend_from_slice(b",\"eventTime\":\"");
-    event_time.write_iso(ed);
-    ed.extend_from_slice(b"\",\"UID\":\"");
-    ed.extend_from_slice(out.uid.as_bytes());
-    ed.push(b'"');
+    ed.punct(b',');
+    ed.key("eventTime");
+    let mut iso = Vec::with_capacity(20);
+    event_time.write_iso(&mut iso);
+    ed.string(std::str::from_utf8(&iso).unwrap_or("1970-01-01T00:00:00Z"));
+    ed.punct(b',');
+    ed.key("UID");
+    ed.string(&out.uid);
 
     // requestParameters / responseElements: the request and response bodies, as JSON.
     for (slot, key) in [
@@ -569,12 +583,12 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
 
     // errorCode / errorMessage, only for failures.
     if let Some((code, message)) = failure(&top, &props, entra) {
-        ed.push(b',');
-        write_key(ed, "errorCode");
+        ed.punct(b',');
+        ed.key("errorCode");
         write_cut(ed, &code, MAX_ERROR_LEN, "errorCode", &mut truncated);
         if let Some(m) = message {
-            ed.push(b',');
-            write_key(ed, "errorMessage");
+            ed.punct(b',');
+            ed.key("errorMessage");
             write_cut(ed, m, MAX_ERROR_LEN, "errorMessage", &mut truncated);
         }
     }
@@ -583,29 +597,36 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
         .and_then(source_ip)
         .or_else(|| non_empty(props[P_IP]).and_then(source_ip));
     if let Some(ip) = ip {
-        use std::io::Write as _;
-        ed.extend_from_slice(b",\"sourceIPAddress\":\"");
-        // Writing to a Vec cannot fail.
-        let _ = write!(ed, "{ip}");
-        ed.push(b'"');
+        ed.punct(b',');
+        ed.key("sourceIPAddress");
+        ed.string(&ip.to_string());
     }
-    ed.push(b',');
-    write_key(ed, "recipientAccountId");
-    write_str(ed, ctx.account);
+    ed.punct(b',');
+    ed.key("recipientAccountId");
+    ed.string(ctx.account);
 
     // additionalEventData: everything else worth keeping, within its limit.
-    ed.extend_from_slice(b",\"additionalEventData\":");
-    let mark = ed.len();
+    ed.punct(b',');
+    ed.key("additionalEventData");
+    let mark = ed.mark();
     let skip_bodies = |k: &str| {
         k.eq_ignore_ascii_case("requestbody") || k.eq_ignore_ascii_case("responseBody")
     };
-    write_additional(ed, &top, ctx, time_source, &truncated, props_val, Some(&skip_bodies), &[], false);
-    if ed.len() - mark > MAX_ADDITIONAL_BYTES {
-        degrade_additional(ed, mark, &top, ctx, time_source, &truncated, props_val, &skip_bodies, &mut out.tmp);
+    let extra = Additional {
+        top: &top,
+        ctx,
+        time_source,
+        truncated: &truncated,
+        props: props_val,
+        skip: &skip_bodies,
+    };
+    extra.write(ed, &[], false);
+    if ed.json.len() - mark.0 > MAX_ADDITIONAL_BYTES {
+        extra.degrade(ed, mark, &mut out.tmp);
     }
-    ed.push(b'}');
+    ed.punct(b'}');
 
-    let digest = Sha256::digest(&out.event_data);
+    let digest = Sha256::digest(&out.doc.json);
     out.checksum.clear();
     base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out.checksum);
     Ok(())
@@ -784,7 +805,7 @@ fn failure<'i>(
 }
 
 fn write_cut(
-    out: &mut Vec<u8>,
+    out: &mut Doc,
     s: &str,
     max: usize,
     field: &'static str,
@@ -794,36 +815,28 @@ fn write_cut(
     if c.len() < s.len() {
         truncated.push(field);
     }
-    write_str(out, c);
+    out.string(c);
 }
 
 fn write_upper(
-    out: &mut Vec<u8>,
+    out: &mut Doc,
     s: &str,
     max: usize,
     field: &'static str,
     truncated: &mut Vec<&'static str>,
 ) {
     let s = s.trim();
-    if s.is_ascii() {
-        let c = cut(s, max);
-        if c.len() < s.len() {
-            truncated.push(field);
-        }
-        out.push(b'"');
-        let start = out.len();
-        escape_into(out, c.as_bytes());
-        out[start..].make_ascii_uppercase();
-        out.push(b'"');
+    let upper = if s.is_ascii() {
+        s.to_ascii_uppercase()
     } else {
-        let upper = s.to_uppercase();
-        write_cut(out, &upper, max, field, truncated);
-    }
+        s.to_uppercase()
+    };
+    write_cut(out, &upper, max, field, truncated);
 }
 
 /// `requestParameters` / `responseElements` from a body that is JSON, or a string holding JSON.
 fn write_body(
-    ed: &mut Vec<u8>,
+    ed: &mut Doc,
     tmp: &mut Vec<u8>,
     key: &'static str,
     body: Val<'_, '_>,
@@ -862,152 +875,141 @@ fn write_body(
         truncated.push(key);
         return;
     }
-    ed.push(b',');
-    write_key(ed, key);
-    ed.extend_from_slice(tmp);
+    ed.punct(b',');
+    ed.key(key);
+    ed.literal(tmp);
 }
 
-/// Writes the `additionalEventData` object. `dropped` names members of `properties` left out;
-/// `bare` leaves `properties` out entirely and cuts the other strings short.
-#[allow(clippy::too_many_arguments)]
-fn write_additional(
-    ed: &mut Vec<u8>,
-    top: &[Option<Val<'_, '_>>; TOP_FIELDS],
-    ctx: &Ctx<'_>,
-    time_source: Option<&str>,
-    truncated: &[&'static str],
-    props: Option<Val<'_, '_>>,
-    skip: Option<&dyn Fn(&str) -> bool>,
-    dropped: &[&str],
-    bare: bool,
-) {
-    ed.push(b'{');
-    let mut first = true;
-    let mut field = |ed: &mut Vec<u8>, key: &str, value: Option<Val<'_, '_>>| {
-        let Some(v) = value else { return };
-        if !first {
-            ed.push(b',');
-        }
-        first = false;
-        write_key(ed, key);
-        match (bare, as_str(v)) {
-            (true, Some(s)) => write_str(ed, cut(s, 1024)),
-            _ => write_value(ed, v, None),
-        }
-    };
-    field(ed, "category", top[T_CATEGORY]);
-    field(ed, "level", top[T_LEVEL]);
-    field(ed, "location", top[T_LOCATION]);
-    field(ed, "resourceId", top[T_RESOURCE_ID]);
-    field(ed, "correlationId", top[T_CORRELATION]);
-    field(ed, "tenantId", top[T_TENANT]);
-    field(ed, "operationName", top[T_OPERATION]);
-    field(ed, "operationVersion", top[T_OPERATION_VERSION]);
-    field(ed, "resultType", top[T_RESULT_TYPE]);
-    field(ed, "resultSignature", top[T_RESULT_SIGNATURE]);
-    field(ed, "resultDescription", top[T_RESULT_DESCRIPTION]);
-    if !first {
-        ed.push(b',');
-    }
-    if let Some(ms) = top[T_DURATION].and_then(as_int) {
-        write_key(ed, "durationMs");
-        crate::json::write_int(ed, ms);
-        ed.push(b',');
-    }
-    if let Some(ts) = time_source {
-        write_key(ed, "eventTimeSource");
-        write_str(ed, ts);
-        ed.push(b',');
-    }
-    ed.extend_from_slice(ctx.source_prefix);
-    crate::json::write_int(ed, i64::try_from(ctx.offset).unwrap_or(i64::MAX));
-    ed.push(b'}');
-    let cut_fields: Vec<&str> = truncated
-        .iter()
-        .copied()
-        .chain(dropped.iter().copied())
-        .chain(bare.then_some("properties"))
-        .collect();
-    if !cut_fields.is_empty() {
-        ed.extend_from_slice(b",\"truncated\":[");
-        for (i, f) in cut_fields.iter().enumerate() {
-            if i > 0 {
-                ed.push(b',');
-            }
-            write_str(ed, f);
-        }
-        ed.push(b']');
-    }
-    if let (Some(p), false) = (props, bare) {
-        ed.push(b',');
-        write_key(ed, "properties");
-        if dropped.is_empty() {
-            write_value(ed, p, skip);
-        } else {
-            let skip_more = |k: &str| skip.is_some_and(|s| s(k)) || dropped.contains(&k);
-            write_value(ed, p, Some(&skip_more));
-        }
-    }
-    ed.push(b'}');
+/// What goes into `additionalEventData`.
+struct Additional<'a, 't, 'i> {
+    top: &'a [Option<Val<'t, 'i>>; TOP_FIELDS],
+    ctx: &'a Ctx<'a>,
+    time_source: Option<&'static str>,
+    truncated: &'a [&'static str],
+    props: Option<Val<'t, 'i>>,
+    /// Members of `properties` moved elsewhere (the request and response bodies).
+    skip: &'a dyn Fn(&str) -> bool,
 }
 
-/// Over the limit: leave out the largest members of `properties` until it fits, and if even the
-/// rest does not fit, leave out `properties` and cut the other fields.
-#[allow(clippy::too_many_arguments)]
-fn degrade_additional(
-    ed: &mut Vec<u8>,
-    mark: usize,
-    top: &[Option<Val<'_, '_>>; TOP_FIELDS],
-    ctx: &Ctx<'_>,
-    time_source: Option<&str>,
-    truncated: &[&'static str],
-    props: Option<Val<'_, '_>>,
-    skip: &dyn Fn(&str) -> bool,
-    tmp: &mut Vec<u8>,
-) {
-    let mut sizes: Vec<(&str, usize)> = Vec::new();
-    if let Some(p) = props {
-        for (k, v) in members(p) {
-            if skip(k) {
-                continue;
+impl Additional<'_, '_, '_> {
+    /// Writes the object. `dropped` names members of `properties` left out; `bare` leaves
+    /// `properties` out entirely and cuts the other strings short.
+    fn write(&self, ed: &mut Doc, dropped: &[&str], bare: bool) {
+        let top = self.top;
+        ed.punct(b'{');
+        for (key, slot) in [
+            ("category", T_CATEGORY),
+            ("level", T_LEVEL),
+            ("location", T_LOCATION),
+            ("resourceId", T_RESOURCE_ID),
+            ("correlationId", T_CORRELATION),
+            ("tenantId", T_TENANT),
+            ("operationName", T_OPERATION),
+            ("operationVersion", T_OPERATION_VERSION),
+            ("resultType", T_RESULT_TYPE),
+            ("resultSignature", T_RESULT_SIGNATURE),
+            ("resultDescription", T_RESULT_DESCRIPTION),
+        ] {
+            let Some(v) = top[slot] else { continue };
+            ed.key(key);
+            match (bare, as_str(v)) {
+                (true, Some(s)) => ed.string(cut(s, MAX_NAME_LEN)),
+                _ => write_value(ed, v, None),
             }
-            tmp.clear();
-            write_value(tmp, v, None);
-            sizes.push((k, tmp.len() + escaped_len(k.as_bytes()) + 4));
+            ed.punct(b',');
         }
-    }
-    sizes.sort_by(|a, b| b.1.cmp(&a.1));
-    let mut dropped: Vec<&str> = Vec::new();
-    let mut size = ed.len() - mark;
-    for (k, s) in sizes {
-        // Room for the names of what was left out.
-        let reserve = dropped.iter().map(|d| d.len() + 20).sum::<usize>() + 64;
-        if size + reserve <= MAX_ADDITIONAL_BYTES {
-            break;
+        if let Some(ms) = top[T_DURATION].and_then(as_int) {
+            ed.key("durationMs");
+            write_int(ed, ms);
+            ed.punct(b',');
         }
-        dropped.push(k);
-        size = size.saturating_sub(s);
+        if let Some(ts) = self.time_source {
+            ed.key("eventTimeSource");
+            ed.string(ts);
+            ed.punct(b',');
+        }
+        ed.literal(self.ctx.source_prefix);
+        write_int(ed, i64::try_from(self.ctx.offset).unwrap_or(i64::MAX));
+        ed.punct(b'}');
+        let cut_fields: Vec<&str> = self
+            .truncated
+            .iter()
+            .copied()
+            .chain(dropped.iter().copied())
+            .chain(bare.then_some("properties"))
+            .collect();
+        if !cut_fields.is_empty() {
+            ed.punct(b',');
+            ed.key("truncated");
+            ed.punct(b'[');
+            for (i, f) in cut_fields.iter().enumerate() {
+                if i > 0 {
+                    ed.punct(b',');
+                }
+                ed.string(f);
+            }
+            ed.punct(b']');
+        }
+        if let (Some(p), false) = (self.props, bare) {
+            ed.punct(b',');
+            ed.key("properties");
+            if dropped.is_empty() {
+                write_value(ed, p, Some(self.skip));
+            } else {
+                let skip_more = |k: &str| (self.skip)(k) || dropped.contains(&k);
+                write_value(ed, p, Some(&skip_more));
+            }
+        }
+        ed.punct(b'}');
     }
-    loop {
+
+    /// Over the limit: leave out the largest members of `properties` until it fits, and if even
+    /// the rest does not fit, leave out `properties` and cut the other fields.
+    fn degrade(&self, ed: &mut Doc, mark: (usize, usize), tmp: &mut Vec<u8>) {
+        let mut sizes: Vec<(&str, usize)> = Vec::new();
+        if let Some(p) = self.props {
+            for (k, v) in members(p) {
+                if (self.skip)(k) {
+                    continue;
+                }
+                tmp.clear();
+                write_value(tmp, v, None);
+                sizes.push((k, tmp.len() + escaped_len(k.as_bytes()) + 4));
+            }
+        }
+        sizes.sort_by(|a, b| b.1.cmp(&a.1));
+        let mut dropped: Vec<&str> = Vec::new();
+        let mut size = ed.json.len() - mark.0;
+        for (k, s) in sizes {
+            // Room for the names of what was left out.
+            let reserve = dropped.iter().map(|d| d.len() + 20).sum::<usize>() + 64;
+            if size + reserve <= MAX_ADDITIONAL_BYTES {
+                break;
+            }
+            dropped.push(k);
+            size = size.saturating_sub(s);
+        }
+        loop {
+            ed.truncate(mark);
+            self.write(ed, &dropped, false);
+            if ed.json.len() - mark.0 <= MAX_ADDITIONAL_BYTES {
+                return;
+            }
+            if dropped.len() >= 64 {
+                break;
+            }
+            // The estimate was off: keep leaving out members in their order.
+            let next = self.props.and_then(|p| {
+                members(p)
+                    .map(|(k, _)| k)
+                    .find(|k| !(self.skip)(k) && !dropped.contains(k))
+            });
+            match next {
+                Some(k) => dropped.push(k),
+                None => break,
+            }
+        }
         ed.truncate(mark);
-        write_additional(ed, top, ctx, time_source, truncated, props, Some(skip), &dropped, false);
-        if ed.len() - mark <= MAX_ADDITIONAL_BYTES {
-            return;
-        }
-        if dropped.len() >= 64 || props.is_none() {
-            break;
-        }
-        // Estimates were off (escaping); keep dropping by listing order.
-        let next = props.and_then(|p| {
-            members(p)
-                .map(|(k, _)| k)
-                .find(|k| !skip(k) && !dropped.contains(k))
-        });
-        match next {
-            Some(k) => dropped.push(k),
-            None => break,
-        }
+        self.write(ed, &[], true);
     }
-    ed.truncate(mark);
-    write_additional(ed, top, ctx, time_source, truncated, props, Some(skip), &[], true);
 }
