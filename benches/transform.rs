@@ -106,26 +106,36 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("bytes/{name}"));
         group.sample_size(10);
         group.throughput(Throughput::Bytes(data.len() as u64));
-        group.bench_with_input(BenchmarkId::new("frame+map+serialize", "simd-json"), data, |b, d| {
-            b.iter(|| transform(d, Parser::SimdJson))
-        });
-        group.bench_with_input(BenchmarkId::new("frame+map+serialize", "serde_json"), data, |b, d| {
-            b.iter(|| transform(d, Parser::SerdeJson))
-        });
-        group.bench_with_input(BenchmarkId::new("frame+parse (ceiling)", "simd-json"), data, |b, d| {
-            b.iter(|| parse_only(d))
-        });
-        group.bench_with_input(BenchmarkId::new("frame+parse", "serde_json"), data, |b, d| {
-            b.iter(|| serde_parse_only(d))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("frame+map+serialize", "simd-json"),
+            data,
+            |b, d| b.iter(|| transform(d, Parser::SimdJson)),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("frame+map+serialize", "serde_json"),
+            data,
+            |b, d| b.iter(|| transform(d, Parser::SerdeJson)),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("frame+parse (ceiling)", "simd-json"),
+            data,
+            |b, d| b.iter(|| parse_only(d)),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("frame+parse", "serde_json"),
+            data,
+            |b, d| b.iter(|| serde_parse_only(d)),
+        );
         group.finish();
 
         let mut group = c.benchmark_group(format!("events/{name}"));
         group.sample_size(10);
         group.throughput(Throughput::Elements(records));
-        group.bench_with_input(BenchmarkId::new("frame+map+serialize", "simd-json"), data, |b, d| {
-            b.iter(|| transform(d, Parser::SimdJson))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("frame+map+serialize", "simd-json"),
+            data,
+            |b, d| b.iter(|| transform(d, Parser::SimdJson)),
+        );
         group.finish();
     }
 }

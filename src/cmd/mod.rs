@@ -39,7 +39,8 @@ mod tests {
     #[test]
     fn channel_arns() {
         assert_eq!(
-            account_of_channel_arn("arn:aws:cloudtrail:eu-west-1:123456789012:channel/abc").unwrap(),
+            account_of_channel_arn("arn:aws:cloudtrail:eu-west-1:123456789012:channel/abc")
+                .unwrap(),
             "123456789012"
         );
         assert!(account_of_channel_arn("arn:aws:s3:::bucket").is_err());

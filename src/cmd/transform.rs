@@ -24,7 +24,8 @@ const CHUNK: usize = 1 << 20;
 /// JSON line per rejected record to standard error: {"file","offset","length","code","reason"}.
 ///
 /// Exit status: 0 when every record converted; 1 when the run finished but at least one record
-/// was rejected; 2 on a fatal error (an unreadable file, bad arguments).
+/// was rejected; 2 on a fatal error (a file that could not be read, whose records were
+/// not all converted, or bad arguments; the other files are still converted).
 #[derive(clap::Args)]
 pub struct Args {
     /// Files to read; standard input when none (or "-").
@@ -70,18 +71,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         args.files.clone()
     };
+    let mut unreadable = 0;
     for path in &files {
         let name = path.display().to_string();
         let reader: Box<dyn Read> = if name == "-" {
             Box::new(std::io::stdin().lock())
         } else {
-            Box::new(std::fs::File::open(path).with_context(|| format!("opening {name}"))?)
+            match std::fs::File::open(path) {
+                Ok(f) => Box::new(f),
+                Err(e) => {
+                    // The other files are still converted; the exit status says this one was not.
+                    eprintln!("aztrail: error: opening {name}: {e}");
+                    unreadable += 1;
+                    continue;
+                }
+            }
         };
         mapper.set_source(&Source {
             bucket: args.source_bucket.clone(),
-            key: if name == "-" { "stdin".into() } else { name.clone() },
+            key: if name == "-" {
+                "stdin".into()
+            } else {
+                name.clone()
+            },
         });
-        convert(reader, &name, &mut mapper, &mut out, &mut err, &mut totals)?;
+        if let Err(e) = convert(reader, &name, &mut mapper, &mut out, &mut err, &mut totals) {
+            if e.downcast_ref::<OutputError>().is_some() {
+                return Err(e);
+            }
+            eprintln!("aztrail: error: {e:#}");
+            unreadable += 1;
+        }
     }
     out.flush().context("writing events")?;
     err.flush().ok();
@@ -98,7 +118,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             totals.bytes as f64 / 1e6 / secs
         );
     }
-    Ok(if totals.rejected > 0 {
+    Ok(if unreadable > 0 {
+        ExitCode::from(super::EXIT_FATAL)
+    } else if totals.rejected > 0 {
         ExitCode::from(EXIT_REJECTED)
     } else {
         ExitCode::SUCCESS
@@ -161,7 +183,12 @@ fn convert(
     }
     framer.finish(&mut handle);
     match io_error.into_inner() {
-        Some(e) => Err(e).context("writing output"),
+        Some(e) => Err(OutputError(e).into()),
         None => Ok(()),
     }
 }
+
+/// Standard output or standard error could not be written: nothing more can be done.
+#[derive(Debug, thiserror::Error)]
+#[error("writing output: {0}")]
+struct OutputError(std::io::Error);

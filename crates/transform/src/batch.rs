@@ -148,7 +148,10 @@ mod tests {
             }
         }
         batches.extend(b.take());
-        assert_eq!(batches.iter().map(Batch::len).collect::<Vec<_>>(), vec![100, 100, 50]);
+        assert_eq!(
+            batches.iter().map(Batch::len).collect::<Vec<_>>(),
+            vec![100, 100, 50]
+        );
         for batch in &batches {
             let v: serde_json::Value = serde_json::from_slice(&batch.body).unwrap();
             assert_eq!(v["auditEvents"].as_array().unwrap().len(), batch.len());
@@ -162,7 +165,10 @@ mod tests {
         let mut b = Batcher::with_limits(100, max);
         let overhead = entry(0, b'z').len();
         let small = entry(40, b'y');
-        let e = entry(max - HEAD.len() - TAIL.len() - 1 - small.len() - overhead, b'z');
+        let e = entry(
+            max - HEAD.len() - TAIL.len() - 1 - small.len() - overhead,
+            b'z',
+        );
         assert!(b.push(&e, 0).unwrap().is_none());
         assert!(b.push(&small, 1).unwrap().is_none(), "fits exactly");
         let done = b.push(&small, 2).unwrap().expect("third does not fit");

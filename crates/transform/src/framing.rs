@@ -160,8 +160,14 @@ fn is_blank(b: u8) -> bool {
 }
 
 fn trim(bytes: &[u8]) -> (usize, &[u8]) {
-    let start = bytes.iter().position(|&b| !is_blank(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|&b| !is_blank(b)).map_or(start, |i| i + 1);
+    let start = bytes
+        .iter()
+        .position(|&b| !is_blank(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_blank(b))
+        .map_or(start, |i| i + 1);
     (start, &bytes[start..end])
 }
 
@@ -497,7 +503,10 @@ mod tests {
     fn legacy_records_document() {
         let data = b"{ \r\n  \"records\" : [ \r\n {\"a\":\"x]}\\\"\"},\r\n {\"b\":[1,{\"c\":2}]}\r\n ]\r\n}\r\n";
         let got = collect(data);
-        assert_eq!(recs(&got), vec!["{\"a\":\"x]}\\\"\"}", "{\"b\":[1,{\"c\":2}]}"]);
+        assert_eq!(
+            recs(&got),
+            vec!["{\"a\":\"x]}\\\"\"}", "{\"b\":[1,{\"c\":2}]}"]
+        );
         assert_eq!(&data[got[1].0 as usize..][..4], b"{\"b\"");
         for size in 1..data.len() {
             assert_eq!(chunked(data, size), got, "chunk size {size}");
@@ -557,5 +566,135 @@ mod tests {
         assert_eq!(complete_lines_len(b"ab\ncd"), 3);
         assert_eq!(complete_lines_len(b"abcd"), 0);
         assert_eq!(complete_lines_len(b"a\n"), 2);
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame_chunked(data: &[u8], cuts: &[usize]) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut f = Framer::new();
+        let mut pos = 0;
+        for &c in cuts {
+            let end = (pos + c).min(data.len());
+            f.feed(&data[pos..end], |r| out.push((r.offset, r.bytes.to_vec())));
+            pos = end;
+        }
+        f.feed(&data[pos..], |r| out.push((r.offset, r.bytes.to_vec())));
+        f.finish(|r| out.push((r.offset, r.bytes.to_vec())));
+        out
+    }
+
+    fn whole(data: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        frame_all(data, |r| out.push((r.offset, r.bytes.to_vec())));
+        out
+    }
+
+    /// Inputs shaped like PT1H.json in its forms, with the awkward parts mixed in.
+    fn pt1h() -> impl Strategy<Value = Vec<u8>> {
+        let record = prop_oneof![
+            Just(r#"{"a":"x]}\"{["}"#.to_string()),
+            Just("{\"m\":\"a\u{2028}b\u{85}c\"}".to_string()),
+            Just(r#"{"n":[1,{"b":[]}],"s":"\\"}"#.to_string()),
+            "[a-z{}\\[\\]\",:\\\\ ]{0,24}"
+                .prop_map(|s| format!("{{\"r\":\"{}\"}}", s.replace(['"', '\\'], ""))),
+            "[ -~]{0,30}",
+        ];
+        let sep = prop_oneof![
+            Just("\n"),
+            Just("\r\n"),
+            Just("\n\n"),
+            Just(" \n"),
+            Just(",\n")
+        ];
+        (
+            any::<bool>(),
+            0u8..3,
+            proptest::collection::vec((record, sep), 0..12),
+            any::<bool>(),
+        )
+            .prop_map(|(bom, form, recs, tail)| {
+                let mut s = Vec::new();
+                if bom {
+                    s.extend_from_slice(b"\xEF\xBB\xBF");
+                }
+                match form {
+                    0 => {
+                        for (r, sep) in &recs {
+                            s.extend_from_slice(r.as_bytes());
+                            s.extend_from_slice(sep.as_bytes());
+                        }
+                    }
+                    1 => {
+                        s.extend_from_slice(b"{ \"records\": [\n");
+                        for (i, (r, _)) in recs.iter().enumerate() {
+                            if i > 0 {
+                                s.extend_from_slice(b",\r\n");
+                            }
+                            s.extend_from_slice(r.as_bytes());
+                        }
+                        s.extend_from_slice(b"]}\n");
+                    }
+                    _ => {
+                        for (r, _) in &recs {
+                            s.extend_from_slice(b"{\n  \"w\": ");
+                            s.extend_from_slice(r.as_bytes());
+                            s.extend_from_slice(b"\n}\n");
+                        }
+                    }
+                }
+                if tail {
+                    s.extend_from_slice(b"{\"partial\":");
+                }
+                s
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn chunked_framing_equals_whole_buffer_framing(
+            data in pt1h(),
+            cuts in proptest::collection::vec(0usize..40, 0..40),
+        ) {
+            prop_assert_eq!(frame_chunked(&data, &cuts), whole(&data));
+        }
+
+        #[test]
+        fn arbitrary_bytes_chunked_equal_whole(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+            cuts in proptest::collection::vec(0usize..20, 0..30),
+        ) {
+            prop_assert_eq!(frame_chunked(&data, &cuts), whole(&data));
+        }
+
+        #[test]
+        fn records_are_slices_of_the_input_at_their_offsets(data in pt1h()) {
+            for (offset, bytes) in whole(&data) {
+                let at = offset as usize;
+                prop_assert_eq!(&data[at..at + bytes.len()], &bytes[..]);
+            }
+        }
+
+        #[test]
+        fn framing_and_mapping_never_panic(
+            data in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..400),
+                pt1h(),
+            ],
+        ) {
+            let mut m = crate::Mapper::new("123456789012");
+            frame_all(&data, |r| {
+                if let Ok(ev) = m.map(r) {
+                    let mut e = Vec::new();
+                    ev.write_entry(&mut e);
+                }
+            });
+        }
     }
 }

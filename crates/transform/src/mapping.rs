@@ -35,10 +35,14 @@ pub enum Rejection {
     #[error("no event time: {0}")]
     NoEventTime(String),
     /// Nothing names the operation: no `operationName`, `activityDisplayName` or `category`.
-    #[error("no operation: the record has no operationName, properties.activityDisplayName or category")]
+    #[error(
+        "no operation: the record has no operationName, properties.activityDisplayName or category"
+    )]
     NoOperation,
     /// A row of Log Analytics' AzureActivity table, whose field names differ from the export's.
-    #[error("field {0} marks a Log Analytics AzureActivity table row, not a record exported to storage")]
+    #[error(
+        "field {0} marks a Log Analytics AzureActivity table row, not a record exported to storage"
+    )]
     LogAnalyticsRow(&'static str),
 }
 
@@ -105,12 +109,7 @@ impl Mapped<'_> {
     /// The exact length [`Mapped::write_entry`] appends.
     pub fn entry_len(&self) -> usize {
         // {"id":"  ","eventData":"  ","eventDataChecksum":"  "}
-        7 + self.id.len()
-            + 15
-            + self.event_data_escaped.len()
-            + 23
-            + self.checksum.len()
-            + 2
+        7 + self.id.len() + 15 + self.event_data_escaped.len() + 23 + self.checksum.len() + 2
     }
 }
 
@@ -191,7 +190,11 @@ impl Mapper {
             Parser::SimdJson => {
                 self.scratch.clear();
                 self.scratch.extend_from_slice(record.bytes);
-                let mut tape = self.tape.take().unwrap_or_else(simd_json::Tape::null).reset();
+                let mut tape = self
+                    .tape
+                    .take()
+                    .unwrap_or_else(simd_json::Tape::null)
+                    .reset();
                 let result =
                     match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
                         Ok(()) => build(&tape.0, &ctx, out),
@@ -246,22 +249,34 @@ fn serde_to_tape<'v>(v: &'v serde_json::Value, nodes: &mut Vec<Node<'v>>) {
         Value::String(s) => nodes.push(Node::String(s)),
         Value::Array(a) => {
             let at = nodes.len();
-            nodes.push(Node::Array { len: a.len(), count: 0 });
+            nodes.push(Node::Array {
+                len: a.len(),
+                count: 0,
+            });
             for e in a {
                 serde_to_tape(e, nodes);
             }
             let count = nodes.len() - at - 1;
-            nodes[at] = Node::Array { len: a.len(), count };
+            nodes[at] = Node::Array {
+                len: a.len(),
+                count,
+            };
         }
         Value::Object(o) => {
             let at = nodes.len();
-            nodes.push(Node::Object { len: o.len(), count: 0 });
+            nodes.push(Node::Object {
+                len: o.len(),
+                count: 0,
+            });
             for (k, e) in o {
                 nodes.push(Node::String(k));
                 serde_to_tape(e, nodes);
             }
             let count = nodes.len() - at - 1;
-            nodes[at] = Node::Object { len: o.len(), count };
+            nodes[at] = Node::Object {
+                len: o.len(),
+                count,
+            };
         }
     }
 }
@@ -375,7 +390,8 @@ fn property_fields() -> &'static FieldSet<PROPERTY_FIELDS> {
 fn is_entra(category: &str) -> bool {
     let c = category.as_bytes();
     let ends_ci = |suffix: &str| {
-        c.len() >= suffix.len() && c[c.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+        c.len() >= suffix.len()
+            && c[c.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
     };
     ends_ci("SignInLogs")
         || [
@@ -428,7 +444,8 @@ fn read_identity<'i>(v: Option<Val<'_, 'i>>) -> Identity<'i> {
                     "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn" | "upn" => {
                         &mut id.upn
                     }
-                    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name" | "name"
+                    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
+                    | "name"
                     | "unique_name" => &mut id.name,
                     "appid" | "azp" => &mut id.app_id,
                     "http://schemas.microsoft.com/identity/claims/tenantid" | "tid" => {
@@ -478,9 +495,7 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     }
     let props_val = top[T_PROPERTIES];
     let props = match props_val {
-        Some(p) if matches!(p.first(), Some(Node::Object { .. })) => {
-            property_fields().read(p)
-        }
+        Some(p) if matches!(p.first(), Some(Node::Object { .. })) => property_fields().read(p),
         _ => [None; PROPERTY_FIELDS],
     };
     let category = non_empty(top[T_CATEGORY]);
@@ -490,9 +505,8 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     let (event_time, time_source) = event_time(&top, &props, ctx.path_hour)?;
 
     // eventName and eventSource
-    let operation = top[T_OPERATION].and_then(|v| {
-        as_str(v).or_else(|| get(v, "value").and_then(as_str))
-    });
+    let operation =
+        top[T_OPERATION].and_then(|v| as_str(v).or_else(|| get(v, "value").and_then(as_str)));
     let operation = operation.filter(|s| !s.trim().is_empty());
     let name_src = operation
         .or_else(|| non_empty(props[P_ACTIVITY_NAME]))
@@ -514,10 +528,22 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     let identity = read_identity(top[T_IDENTITY]);
     let (principal, id_type) = principal(&identity, &props, category);
     ed.key("type");
-    write_cut(ed, id_type, MAX_IDENTITY_TYPE_LEN, "userIdentity.type", &mut truncated);
+    write_cut(
+        ed,
+        id_type,
+        MAX_IDENTITY_TYPE_LEN,
+        "userIdentity.type",
+        &mut truncated,
+    );
     ed.punct(b',');
     ed.key("principalId");
-    write_cut(ed, principal, MAX_NAME_LEN, "userIdentity.principalId", &mut truncated);
+    write_cut(
+        ed,
+        principal,
+        MAX_NAME_LEN,
+        "userIdentity.principalId",
+        &mut truncated,
+    );
     ed.literal(b",\"details\":{");
     let mut first = true;
     let mut detail = |ed: &mut Doc, key: &str, value: Option<&str>| {
@@ -531,7 +557,11 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
         }
     };
     detail(ed, "objectId", identity.object_id);
-    detail(ed, "userPrincipalName", identity.upn.or(non_empty(props[P_UPN])));
+    detail(
+        ed,
+        "userPrincipalName",
+        identity.upn.or(non_empty(props[P_UPN])),
+    );
     detail(
         ed,
         "name",
@@ -541,7 +571,11 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
             .or(non_empty(props[P_SP_NAME])),
     );
     detail(ed, "appId", identity.app_id.or(non_empty(props[P_APP_ID])));
-    detail(ed, "tenantId", identity.tenant_id.or(non_empty(top[T_TENANT])));
+    detail(
+        ed,
+        "tenantId",
+        identity.tenant_id.or(non_empty(top[T_TENANT])),
+    );
     detail(ed, "identity", identity.text);
     detail(ed, "idtyp", identity.idtyp);
     detail(ed, "authorizationScope", identity.scope);
@@ -609,9 +643,8 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     ed.punct(b',');
     ed.key("additionalEventData");
     let mark = ed.mark();
-    let skip_bodies = |k: &str| {
-        k.eq_ignore_ascii_case("requestbody") || k.eq_ignore_ascii_case("responseBody")
-    };
+    let skip_bodies =
+        |k: &str| k.eq_ignore_ascii_case("requestbody") || k.eq_ignore_ascii_case("responseBody");
     let extra = Additional {
         top: &top,
         ctx,
@@ -724,8 +757,14 @@ fn principal<'i>(
         (non_empty(props[P_USER_ID]), "User"),
         (non_empty(props[P_SP_ID]), "ServicePrincipal"),
         (init_user.and_then(|u| non_empty(get(u, "id"))), "User"),
-        (init_app.and_then(|a| non_empty(get(a, "servicePrincipalId"))), "ServicePrincipal"),
-        (init_app.and_then(|a| non_empty(get(a, "appId"))), "ServicePrincipal"),
+        (
+            init_app.and_then(|a| non_empty(get(a, "servicePrincipalId"))),
+            "ServicePrincipal",
+        ),
+        (
+            init_app.and_then(|a| non_empty(get(a, "appId"))),
+            "ServicePrincipal",
+        ),
         (non_empty(props[P_UPN]), "User"),
         (id.text, "Unknown"),
     ];
@@ -760,9 +799,21 @@ fn failure<'i>(
     let result_str = result_type.and_then(as_str).map(str::trim);
     if let Some(r) = result_str {
         let r = r.trim_end_matches('.');
-        if ["Success", "Succeeded", "Start", "Started", "Accept", "Accepted", "Active", "Activated", "Resolved", "Updated", "InProgress"]
-            .iter()
-            .any(|ok| ok.eq_ignore_ascii_case(r))
+        if [
+            "Success",
+            "Succeeded",
+            "Start",
+            "Started",
+            "Accept",
+            "Accepted",
+            "Active",
+            "Activated",
+            "Resolved",
+            "Updated",
+            "InProgress",
+        ]
+        .iter()
+        .any(|ok| ok.eq_ignore_ascii_case(r))
         {
             return None;
         }
@@ -772,9 +823,8 @@ fn failure<'i>(
         .and_then(|s| get(s, "errorCode"))
         .and_then(as_int)
         .filter(|c| *c != 0);
-    let failed_word = result_str.is_some_and(|r| {
-        r.eq_ignore_ascii_case("Failure") || r.eq_ignore_ascii_case("Failed")
-    });
+    let failed_word = result_str
+        .is_some_and(|r| r.eq_ignore_ascii_case("Failure") || r.eq_ignore_ascii_case("Failed"));
     let audit_failure = props[P_RESULT]
         .and_then(as_str)
         .is_some_and(|r| r.eq_ignore_ascii_case("failure"));
@@ -977,7 +1027,7 @@ impl Additional<'_, '_, '_> {
                 sizes.push((k, tmp.len() + escaped_len(k.as_bytes()) + 4));
             }
         }
-        sizes.sort_by(|a, b| b.1.cmp(&a.1));
+        sizes.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
         let mut dropped: Vec<&str> = Vec::new();
         let mut size = ed.json.len() - mark.0;
         for (k, s) in sizes {
@@ -1011,5 +1061,327 @@ impl Additional<'_, '_, '_> {
         }
         ed.truncate(mark);
         self.write(ed, &[], true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn map_at(record: &str, key: &str) -> Result<Value, Rejection> {
+        let mut m = Mapper::new("123456789012");
+        m.set_source(&Source {
+            bucket: Some("b".into()),
+            key: key.into(),
+        });
+        let ev = m.map(Record {
+            offset: 7,
+            bytes: record.as_bytes(),
+        })?;
+        let mut entry = Vec::new();
+        ev.write_entry(&mut entry);
+        assert_eq!(entry.len(), ev.entry_len());
+        let parsed: Value = serde_json::from_slice(&entry).expect("entry is JSON");
+        assert_eq!(parsed["eventData"].as_str(), Some(ev.event_data));
+        Ok(serde_json::from_str(ev.event_data).expect("eventData is JSON"))
+    }
+
+    fn map(record: &str) -> Result<Value, Rejection> {
+        map_at(record, "k")
+    }
+
+    fn base() -> Value {
+        json!({"time": "2024-05-01T10:00:00.1234567Z", "operationName": "Microsoft.Storage/storageAccounts/write",
+               "category": "Administrative", "resultType": "Success"})
+    }
+
+    #[test]
+    fn oversized_properties_lose_their_largest_members_only() {
+        let mut r = base();
+        r["properties"] =
+            json!({"big": "x".repeat(40_000), "also": "y".repeat(10_000), "small": "kept"});
+        let ed = map(&r.to_string()).unwrap();
+        let extra = &ed["additionalEventData"];
+        assert!(extra.to_string().len() <= MAX_ADDITIONAL_BYTES);
+        assert_eq!(extra["properties"]["small"], "kept");
+        assert_eq!(
+            extra["properties"]["also"].as_str().map(str::len),
+            Some(10_000)
+        );
+        assert!(extra["properties"].get("big").is_none());
+        assert_eq!(extra["truncated"], json!(["big"]));
+        assert_eq!(
+            extra["source"],
+            json!({"bucket": "b", "key": "k", "offset": 7})
+        );
+    }
+
+    #[test]
+    fn many_mid_sized_members_and_huge_top_fields_still_fit() {
+        let mut r = base();
+        let props: serde_json::Map<String, Value> = (0..100)
+            .map(|i| (format!("p{i}"), json!("z".repeat(900))))
+            .collect();
+        r["properties"] = Value::Object(props);
+        r["resultDescription"] = json!("d".repeat(50_000));
+        let ed = map(&r.to_string()).unwrap();
+        let extra = &ed["additionalEventData"];
+        assert!(
+            extra.to_string().len() <= MAX_ADDITIONAL_BYTES,
+            "{}",
+            extra.to_string().len()
+        );
+        assert!(extra["truncated"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("properties")));
+        assert!(
+            extra["source"].is_object(),
+            "the pointer to the raw record is kept"
+        );
+    }
+
+    #[test]
+    fn request_and_response_bodies_become_parameters() {
+        let mut r = base();
+        r["properties"] = json!({"requestbody": "{\"location\":\"eastus\"}", "responseBody": "not json",
+                                 "statusCode": "OK"});
+        let ed = map(&r.to_string()).unwrap();
+        assert_eq!(ed["requestParameters"], json!({"location": "eastus"}));
+        assert_eq!(ed["responseElements"], json!({"body": "not json"}));
+        assert!(ed["additionalEventData"]["properties"]
+            .get("requestbody")
+            .is_none());
+        r["properties"] = json!({"responseBody": {"blob": "q".repeat(120_000)}});
+        let ed = map(&r.to_string()).unwrap();
+        assert!(ed.get("responseElements").is_none());
+        assert_eq!(
+            ed["additionalEventData"]["truncated"],
+            json!(["responseElements"])
+        );
+    }
+
+    #[test]
+    fn long_names_are_cut_not_dropped() {
+        let mut r = base();
+        r["operationName"] = json!(format!("Microsoft.Storage/{}", "a".repeat(3000)));
+        let ed = map(&r.to_string()).unwrap();
+        assert_eq!(ed["eventName"].as_str().map(str::len), Some(MAX_NAME_LEN));
+        assert!(ed["eventName"]
+            .as_str()
+            .unwrap()
+            .starts_with("MICROSOFT.STORAGE/AAA"));
+        assert_eq!(ed["additionalEventData"]["truncated"], json!(["eventName"]));
+    }
+
+    #[test]
+    fn principal_follows_the_documented_order() {
+        let mut r = base();
+        r["identity"] = json!({"claims": {
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn": "a@b.example",
+            "http://schemas.microsoft.com/identity/claims/objectidentifier": "oid-1",
+            "appid": "app-1"}});
+        let ed = map(&r.to_string()).unwrap();
+        assert_eq!(ed["userIdentity"]["principalId"], "oid-1");
+        assert_eq!(ed["userIdentity"]["type"], "User");
+        assert_eq!(
+            ed["userIdentity"]["details"]["userPrincipalName"],
+            "a@b.example"
+        );
+
+        r["identity"] = json!({"claims": {"appid": "app-1", "idtyp": "app"}});
+        let ed = map(&r.to_string()).unwrap();
+        assert_eq!(ed["userIdentity"]["principalId"], "app-1");
+        assert_eq!(ed["userIdentity"]["type"], "ServicePrincipal");
+
+        r["identity"] = json!("Some Name");
+        r["category"] = json!("SignInLogs");
+        r["properties"] = json!({"userId": "user-guid", "ipAddress": "2001:db8::1"});
+        let ed = map(&r.to_string()).unwrap();
+        assert_eq!(ed["userIdentity"]["principalId"], "user-guid");
+        assert_eq!(ed["userIdentity"]["type"], "User");
+        assert_eq!(ed["sourceIPAddress"], "2001:db8::1");
+
+        r["properties"] = json!({"initiatedBy": {"app": {"servicePrincipalId": "sp-1"}}});
+        r["category"] = json!("ManagedIdentitySignInLogs");
+        let ed = map(&r.to_string()).unwrap();
+        assert_eq!(ed["userIdentity"]["principalId"], "sp-1");
+        assert_eq!(ed["userIdentity"]["type"], "ManagedIdentity");
+
+        let ed = map(&base().to_string()).unwrap();
+        assert_eq!(ed["userIdentity"]["principalId"], "unknown");
+        assert_eq!(ed["userIdentity"]["type"], "Unknown");
+    }
+
+    #[test]
+    fn failures_carry_an_error_and_successes_do_not() {
+        let mut r = base();
+        r["resultType"] = json!("Failure");
+        r["resultSignature"] = json!("Conflict");
+        r["properties"] = json!({"statusCode": "Conflict", "statusMessage": "m".repeat(400)});
+        let ed = map(&r.to_string()).unwrap();
+        assert_eq!(ed["errorCode"], "Conflict");
+        assert_eq!(
+            ed["errorMessage"].as_str().map(str::len),
+            Some(MAX_ERROR_LEN)
+        );
+
+        for ok in ["Success", "Start", "Accept", "Succeeded."] {
+            r["resultType"] = json!(ok);
+            assert!(
+                map(&r.to_string()).unwrap().get("errorCode").is_none(),
+                "{ok}"
+            );
+        }
+
+        let signin = json!({"time": "2024-05-01T10:00:00Z", "category": "SignInLogs", "resultType": "50126",
+            "operationName": "Sign-in activity", "resultDescription": "Invalid username or password",
+            "properties": {"status": {"errorCode": 50126, "failureReason": "Invalid username or password."}}});
+        let ed = map(&signin.to_string()).unwrap();
+        assert_eq!(ed["errorCode"], "50126");
+        assert_eq!(ed["errorMessage"], "Invalid username or password.");
+        assert_eq!(ed["eventSource"], "MICROSOFT.AADIAM");
+        assert_eq!(ed["eventName"], "SIGN-IN ACTIVITY");
+    }
+
+    #[test]
+    fn time_falls_back_to_created_then_to_the_blob_path_hour() {
+        let r = json!({"createdDateTime": "2024-05-01T10:00:00+02:00", "category": "SignInLogs"});
+        let ed = map(&r.to_string()).unwrap();
+        assert_eq!(ed["eventTime"], "2024-05-01T08:00:00Z");
+        assert_eq!(
+            ed["additionalEventData"]["eventTimeSource"],
+            "createdDateTime"
+        );
+
+        let r = json!({"time": "garbage", "category": "Administrative", "operationName": "X/y"});
+        let key = "resourceId=/SUBSCRIPTIONS/S/y=2024/m=05/d=01/h=13/m=00/PT1H.json";
+        let ed = map_at(&r.to_string(), key).unwrap();
+        assert_eq!(ed["eventTime"], "2024-05-01T13:00:00Z");
+        assert_eq!(ed["additionalEventData"]["eventTimeSource"], "blobPathHour");
+
+        match map(&r.to_string()) {
+            Err(Rejection::NoEventTime(why)) => {
+                assert!(
+                    why.contains("time \"garbage\" is not a time stamp"),
+                    "{why}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn typed_rejections() {
+        assert!(matches!(
+            map("[1,2]"),
+            Err(Rejection::NotAnObject("an array"))
+        ));
+        assert!(matches!(
+            map("{\"time\":\"2024-01-01T00:00:00Z\""),
+            Err(Rejection::InvalidJson(_))
+        ));
+        assert!(matches!(
+            map("{\"a\":\"\u{0}\"}"),
+            Err(Rejection::InvalidJson(_))
+        ));
+        let mut m = Mapper::new("123456789012");
+        let bad_utf8 = b"{\"time\":\"2024-01-01T00:00:00Z\",\"category\":\"\xff\"}";
+        assert!(matches!(
+            m.map(Record {
+                offset: 0,
+                bytes: bad_utf8
+            }),
+            Err(Rejection::InvalidJson(_))
+        ));
+        let la = json!({"TimeGenerated": "2024-01-01T00:00:00Z", "OperationNameValue": "X"});
+        assert!(matches!(
+            map(&la.to_string()),
+            Err(Rejection::LogAnalyticsRow(_))
+        ));
+        let nothing = json!({"time": "2024-01-01T00:00:00Z"});
+        assert!(matches!(
+            map(&nothing.to_string()),
+            Err(Rejection::NoOperation)
+        ));
+    }
+
+    #[test]
+    fn deep_nesting_does_not_panic() {
+        let depth = 100_000;
+        let mut r =
+            String::from("{\"time\":\"2024-01-01T00:00:00Z\",\"category\":\"A\",\"properties\":");
+        r.push_str(&"[".repeat(depth));
+        r.push_str(&"]".repeat(depth));
+        r.push('}');
+        // Either outcome is fine; what matters is an answer and no stack overflow.
+        let _ = map(&r);
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_from_the_raw_bytes() {
+        let r = base().to_string();
+        let mut m = Mapper::new("123456789012");
+        let a = m
+            .map(Record {
+                offset: 0,
+                bytes: r.as_bytes(),
+            })
+            .unwrap()
+            .id
+            .to_string();
+        let b = m
+            .map(Record {
+                offset: 99,
+                bytes: r.as_bytes(),
+            })
+            .unwrap()
+            .id
+            .to_string();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 64);
+        let c = m
+            .map(Record {
+                offset: 0,
+                bytes: format!("{r} ").as_bytes(),
+            })
+            .unwrap()
+            .id
+            .to_string();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn serde_json_and_simd_json_paths_agree() {
+        let data = crate::synth::generate(300, 11);
+        let mut fast = Mapper::new("123456789012");
+        let mut slow = Mapper::new("123456789012").with_parser(Parser::SerdeJson);
+        let mut n = 0;
+        crate::frame_all(data.as_bytes(), |rec| {
+            let a = fast.map(rec).map(|e| e.event_data.to_string());
+            let b = slow.map(rec).map(|e| e.event_data.to_string());
+            let (a, b) = (a.unwrap(), b.unwrap());
+            let (va, vb): (Value, Value) = (
+                serde_json::from_str(&a).unwrap(),
+                serde_json::from_str(&b).unwrap(),
+            );
+            assert_eq!(va, vb);
+            n += 1;
+        });
+        assert_eq!(n, 300);
+    }
+
+    #[test]
+    fn generated_records_all_convert() {
+        let data = crate::synth::generate(3000, 5);
+        let mut m = Mapper::new("123456789012");
+        let mut rejected = Vec::new();
+        crate::frame_all(data.as_bytes(), |rec| {
+            if let Err(e) = m.map(rec) {
+                rejected.push(e);
+            }
+        });
+        assert!(rejected.is_empty(), "{rejected:?}");
     }
 }

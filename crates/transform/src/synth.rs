@@ -77,10 +77,28 @@ struct User {
     surname: String,
 }
 
-const FIRST: &[&str] = &["Ana", "Björn", "Chloé", "Dmitri", "Eve", "Farah", "Gus", "Hana", "Ivo", "José", "Kai", "Lena"];
-const LAST: &[&str] = &["Adams", "O'Brien", "Müller", "Nakamura", "Okafor", "Silva", "Tanaka", "Weiß", "Young", "Zhou"];
-const REGIONS: &[&str] = &["eastus", "westeurope", "northeurope", "uksouth", "japaneast", "global"];
-const APPS: &[&str] = &["Azure Portal", "Microsoft Office", "Azure CLI", "Microsoft Teams", "Graph Explorer", "Terraform"];
+const FIRST: &[&str] = &[
+    "Ana", "Björn", "Chloé", "Dmitri", "Eve", "Farah", "Gus", "Hana", "Ivo", "José", "Kai", "Lena",
+];
+const LAST: &[&str] = &[
+    "Adams", "O'Brien", "Müller", "Nakamura", "Okafor", "Silva", "Tanaka", "Weiß", "Young", "Zhou",
+];
+const REGIONS: &[&str] = &[
+    "eastus",
+    "westeurope",
+    "northeurope",
+    "uksouth",
+    "japaneast",
+    "global",
+];
+const APPS: &[&str] = &[
+    "Azure Portal",
+    "Microsoft Office",
+    "Azure CLI",
+    "Microsoft Teams",
+    "Graph Explorer",
+    "Terraform",
+];
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.0.0",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
@@ -95,16 +113,56 @@ struct Op {
 }
 
 const ADMIN_OPS: &[Op] = &[
-    Op { provider: "Microsoft.Storage", resource: "storageAccounts", action: "listKeys/action" },
-    Op { provider: "Microsoft.Storage", resource: "storageAccounts", action: "write" },
-    Op { provider: "Microsoft.Storage", resource: "storageAccounts/blobServices/containers", action: "delete" },
-    Op { provider: "Microsoft.Compute", resource: "virtualMachines", action: "start/action" },
-    Op { provider: "Microsoft.Compute", resource: "virtualMachines", action: "write" },
-    Op { provider: "Microsoft.Network", resource: "networkSecurityGroups/securityRules", action: "write" },
-    Op { provider: "Microsoft.KeyVault", resource: "vaults", action: "write" },
-    Op { provider: "Microsoft.Authorization", resource: "roleAssignments", action: "write" },
-    Op { provider: "Microsoft.Resources", resource: "deployments", action: "write" },
-    Op { provider: "Microsoft.Web", resource: "sites", action: "restart/action" },
+    Op {
+        provider: "Microsoft.Storage",
+        resource: "storageAccounts",
+        action: "listKeys/action",
+    },
+    Op {
+        provider: "Microsoft.Storage",
+        resource: "storageAccounts",
+        action: "write",
+    },
+    Op {
+        provider: "Microsoft.Storage",
+        resource: "storageAccounts/blobServices/containers",
+        action: "delete",
+    },
+    Op {
+        provider: "Microsoft.Compute",
+        resource: "virtualMachines",
+        action: "start/action",
+    },
+    Op {
+        provider: "Microsoft.Compute",
+        resource: "virtualMachines",
+        action: "write",
+    },
+    Op {
+        provider: "Microsoft.Network",
+        resource: "networkSecurityGroups/securityRules",
+        action: "write",
+    },
+    Op {
+        provider: "Microsoft.KeyVault",
+        resource: "vaults",
+        action: "write",
+    },
+    Op {
+        provider: "Microsoft.Authorization",
+        resource: "roleAssignments",
+        action: "write",
+    },
+    Op {
+        provider: "Microsoft.Resources",
+        resource: "deployments",
+        action: "write",
+    },
+    Op {
+        provider: "Microsoft.Web",
+        resource: "sites",
+        action: "restart/action",
+    },
 ];
 
 impl Generator {
@@ -122,13 +180,25 @@ impl Generator {
                     ascii_lower(&given),
                     ascii_lower(&surname)
                 );
-                User { oid: rng.guid(), upn, given, surname }
+                User {
+                    oid: rng.guid(),
+                    upn,
+                    given,
+                    surname,
+                }
             })
             .collect();
         let apps = (0..8)
             .map(|i| (rng.guid(), rng.guid(), format!("svc-pipeline-{i}")))
             .collect();
-        Self { rng, seq: 0, tenant, subscriptions, users, apps }
+        Self {
+            rng,
+            seq: 0,
+            tenant,
+            subscriptions,
+            users,
+            apps,
+        }
     }
 
     /// Appends one record (one line, without the line feed) to `out`.
@@ -166,11 +236,20 @@ impl Generator {
         let (h, mi, se) = (s / 3600, s / 60 % 60, s % 60);
         let frac = self.rng.below(1_000_000_000);
         match self.rng.below(100) {
-            0..=69 => format!("{y:04}-{m:02}-{day:02}T{h:02}:{mi:02}:{se:02}.{:07}Z", frac / 100),
-            70..=79 => format!("{y:04}-{m:02}-{day:02}T{h:02}:{mi:02}:{se:02}.{:03}Z", frac / 1_000_000),
+            0..=69 => format!(
+                "{y:04}-{m:02}-{day:02}T{h:02}:{mi:02}:{se:02}.{:07}Z",
+                frac / 100
+            ),
+            70..=79 => format!(
+                "{y:04}-{m:02}-{day:02}T{h:02}:{mi:02}:{se:02}.{:03}Z",
+                frac / 1_000_000
+            ),
             80..=84 => format!("{y:04}-{m:02}-{day:02}T{h:02}:{mi:02}:{se:02}.{frac:09}Z"),
             85..=89 => format!("{y:04}-{m:02}-{day:02}T{h:02}:{mi:02}:{se:02}Z"),
-            90..=94 => format!("{y:04}-{m:02}-{day:02} {h:02}:{mi:02}:{se:02}.{:03}", frac / 1_000_000),
+            90..=94 => format!(
+                "{y:04}-{m:02}-{day:02} {h:02}:{mi:02}:{se:02}.{:03}",
+                frac / 1_000_000
+            ),
             _ => {
                 let (h12, ampm) = match h {
                     0 => (12, "AM"),
@@ -201,7 +280,13 @@ impl Generator {
                 self.rng.below(65536),
                 self.rng.below(65536)
             ),
-            85..=92 => format!("10.{}.{}.{}:{}", self.rng.below(256), self.rng.below(256), 1 + self.rng.below(254), 1024 + self.rng.below(60000)),
+            85..=92 => format!(
+                "10.{}.{}.{}:{}",
+                self.rng.below(256),
+                self.rng.below(256),
+                1 + self.rng.below(254),
+                1024 + self.rng.below(60000)
+            ),
             93..=96 => "<null>".to_string(),
             _ => "0.0.0.0".to_string(),
         }
@@ -241,7 +326,11 @@ impl Generator {
     fn administrative(&mut self, out: &mut String) {
         let sub = self.rng.pick(&self.subscriptions).clone();
         let op = self.rng.pick(ADMIN_OPS);
-        let rg = format!("rg-{}-{}", self.rng.pick(&["prod", "dev", "shared", "data"]), self.rng.below(20));
+        let rg = format!(
+            "rg-{}-{}",
+            self.rng.pick(&["prod", "dev", "shared", "data"]),
+            self.rng.below(20)
+        );
         let name = format!("res{:05}", self.rng.below(100_000));
         let rid = self.resource_id(op, &sub, &rg, &name);
         let failed = self.rng.chance(6);
@@ -252,7 +341,11 @@ impl Generator {
         let time = self.time();
         let ip = self.ip();
         let opname = format!("{}/{}/{}", op.provider, op.resource, op.action);
-        let opname = if self.rng.chance(15) { opname.to_ascii_uppercase() } else { opname };
+        let opname = if self.rng.chance(15) {
+            opname.to_ascii_uppercase()
+        } else {
+            opname
+        };
         let _ = write!(
             out,
             "{{\"time\":\"{time}\",\"resourceId\":\"{rid}\",\"operationName\":\"{opname}\",\"category\":\"{}\",\"resultType\":\"{}\",\"resultSignature\":\"{}\",",
@@ -308,17 +401,42 @@ impl Generator {
         let id = self.rng.guid();
         let corr = self.rng.guid();
         let service = category.starts_with("ServicePrincipal") || category.starts_with("Managed");
-        let error = if self.rng.chance(8) { *self.rng.pick(&[50126u32, 50140, 50074, 53003]) } else { 0 };
+        let error = if self.rng.chance(8) {
+            *self.rng.pick(&[50126u32, 50140, 50074, 53003])
+        } else {
+            0
+        };
         let t = self.tenant.clone();
         let _ = write!(out, "{{\"time\":\"{time}\",\"resourceId\":\"/tenants/{t}/providers/Microsoft.aadiam\",\"operationName\":\"Sign-in activity\",\"operationVersion\":\"1.0\",\"category\":\"{category}\",\"tenantId\":\"{t}\",\"resultType\":\"{error}\",\"resultSignature\":\"None\",");
         if error != 0 {
             out.push_str("\"resultDescription\":\"Invalid username or password or Invalid on-premise username or password.\",");
         }
         self.duration(out);
-        let _ = write!(out, ",\"callerIpAddress\":\"{ip}\",\"correlationId\":\"{corr}\",\"identity\":\"{}\",", if service { app.2.clone() } else { format!("{} {}", json_escape(&user.given), json_escape(&user.surname)) });
+        let _ = write!(
+            out,
+            ",\"callerIpAddress\":\"{ip}\",\"correlationId\":\"{corr}\",\"identity\":\"{}\",",
+            if service {
+                app.2.clone()
+            } else {
+                format!(
+                    "{} {}",
+                    json_escape(&user.given),
+                    json_escape(&user.surname)
+                )
+            }
+        );
         self.level(out, true);
-        let city = self.rng.pick(&[("Seattle", "Washington", "US", 47.6062, -122.3321), ("Dublin", "Dublin", "IE", 53.3498, -6.2603), ("Tokyo", "Tokyo", "JP", 35.6762, 139.6503), ("São Paulo", "São Paulo", "BR", -23.5505, -46.6333)]);
-        let _ = write!(out, ",\"location\":\"{}\",\"properties\":{{\"id\":\"{id}\",\"createdDateTime\":\"{time}\",", city.2);
+        let city = self.rng.pick(&[
+            ("Seattle", "Washington", "US", 47.6062, -122.3321),
+            ("Dublin", "Dublin", "IE", 53.3498, -6.2603),
+            ("Tokyo", "Tokyo", "JP", 35.6762, 139.6503),
+            ("São Paulo", "São Paulo", "BR", -23.5505, -46.6333),
+        ]);
+        let _ = write!(
+            out,
+            ",\"location\":\"{}\",\"properties\":{{\"id\":\"{id}\",\"createdDateTime\":\"{time}\",",
+            city.2
+        );
         if service {
             let _ = write!(out, "\"userDisplayName\":\"\",\"userPrincipalName\":\"\",\"userId\":null,\"appId\":\"{}\",\"appDisplayName\":\"{}\",\"servicePrincipalId\":\"{}\",\"servicePrincipalName\":\"{}\",\"servicePrincipalCredentialKeyId\":\"{}\",\"clientCredentialType\":\"{}\",\"resourceServicePrincipalId\":\"{}\",",
                 app.0, app.2, app.1, app.2, self.rng.guid(), if category.starts_with("Managed") { "managedIdentity" } else { "clientSecret" }, self.rng.guid());
@@ -353,7 +471,13 @@ impl Generator {
         let id = format!("Directory_{}", self.rng.guid());
         let corr = self.rng.guid();
         let t = self.tenant.clone();
-        let (activity, op_type) = *self.rng.pick(&[("Update user", "Update"), ("Add member to group", "Assign"), ("Reset password (by admin)", "Update"), ("Add app role assignment to service principal", "Assign"), ("Delete user", "Delete")]);
+        let (activity, op_type) = *self.rng.pick(&[
+            ("Update user", "Update"),
+            ("Add member to group", "Assign"),
+            ("Reset password (by admin)", "Update"),
+            ("Add app role assignment to service principal", "Assign"),
+            ("Delete user", "Delete"),
+        ]);
         let failed = self.rng.chance(5);
         let by_app = self.rng.chance(30);
         let app = self.rng.pick(&self.apps).clone();
@@ -408,7 +532,13 @@ impl Generator {
         let time = self.time();
         let t = self.tenant.clone();
         let ip = self.ip();
-        let det = format!("{:016x}{:016x}{:016x}{:016x}", self.rng.next_u64(), self.rng.next_u64(), self.rng.next_u64(), self.rng.next_u64());
+        let det = format!(
+            "{:016x}{:016x}{:016x}{:016x}",
+            self.rng.next_u64(),
+            self.rng.next_u64(),
+            self.rng.next_u64(),
+            self.rng.next_u64()
+        );
         let _ = write!(out, "{{\"time\":\"{time}\",\"resourceId\":\"/tenants/{t}/providers/Microsoft.aadiam\",\"operationName\":\"User Risk Detection\",\"operationVersion\":\"1.0\",\"category\":\"UserRiskEvents\",\"tenantId\":\"{t}\",\"resultSignature\":\"None\",\"durationMs\":0,\"callerIpAddress\":\"{ip}\",\"correlationId\":\"{det}\",\"identity\":\"Identity Protection\",\"Level\":4,\"location\":\"DE\",\"properties\":{{\"id\":\"{det}\",\"requestId\":\"{}\",\"correlationId\":\"{}\",\"riskType\":\"unlikelyTravel\",\"riskEventType\":\"unlikelyTravel\",\"riskState\":\"atRisk\",\"riskLevel\":\"medium\",\"riskDetail\":\"none\",\"source\":\"IdentityProtection\",\"detectionTimingType\":\"offline\",\"activity\":\"signin\",\"ipAddress\":\"{ip}\",\"location\":{{\"city\":\"Berlin\",\"state\":\"Berlin\",\"countryOrRegion\":\"DE\",\"geoCoordinates\":{{\"latitude\":52.52,\"longitude\":13.405}}}},\"activityDateTime\":\"{time}\",\"detectedDateTime\":\"{time}\",\"lastUpdatedDateTime\":\"{time}\",\"userId\":\"{}\",\"userDisplayName\":\"{} {}\",\"userPrincipalName\":\"{}\",\"additionalInfo\":\"[{{\\\"Key\\\":\\\"userAgent\\\",\\\"Value\\\":\\\"{}\\\"}}]\",\"tokenIssuerType\":\"AzureAD\",\"resourceTenantId\":null,\"homeTenantId\":\"{t}\",\"userType\":\"member\",\"crossTenantAccessType\":\"none\"}}}}",
             self.rng.guid(), self.rng.guid(), user.oid, json_escape(&user.given), json_escape(&user.surname), user.upn, self.rng.pick(AGENTS));
     }
@@ -454,7 +584,8 @@ mod tests {
         assert_ne!(a, generate(2000, 8));
         let mut categories = std::collections::BTreeSet::new();
         for line in a.lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
             categories.insert(v["category"].as_str().unwrap().to_string());
         }
         assert!(categories.len() >= 10, "{categories:?}");

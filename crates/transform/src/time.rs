@@ -200,9 +200,7 @@ pub fn parse_time(s: &str) -> Option<UtcSeconds> {
             second = c.num(2)?;
             if c.eat(b'.') || c.eat(b',') {
                 // Fractional seconds are dropped: CloudTrail keeps whole seconds.
-                if c.num(usize::MAX).is_none() {
-                    return None;
-                }
+                c.num(usize::MAX)?;
             }
         }
         c.spaces();
@@ -326,9 +324,18 @@ mod tests {
         ] {
             assert_eq!(iso(s), want, "{s}");
         }
-        assert_eq!(iso("8/22/2022 6:07:16 PM").as_deref(), Some("2022-08-22T18:07:16Z"));
-        assert_eq!(iso("8/22/2022 12:07:16 AM").as_deref(), Some("2022-08-22T00:07:16Z"));
-        assert_eq!(iso("2019-12-31T23:30:00-01:00").as_deref(), Some("2020-01-01T00:30:00Z"));
+        assert_eq!(
+            iso("8/22/2022 6:07:16 PM").as_deref(),
+            Some("2022-08-22T18:07:16Z")
+        );
+        assert_eq!(
+            iso("8/22/2022 12:07:16 AM").as_deref(),
+            Some("2022-08-22T00:07:16Z")
+        );
+        assert_eq!(
+            iso("2019-12-31T23:30:00-01:00").as_deref(),
+            Some("2020-01-01T00:30:00Z")
+        );
         assert_eq!(iso("2020-02-29").as_deref(), Some("2020-02-29T00:00:00Z"));
     }
 
@@ -361,13 +368,22 @@ mod tests {
     #[test]
     fn blob_path_hours() {
         let p = "resourceId=/SUBSCRIPTIONS/X/y=2024/m=02/d=29/h=07/m=00/PT1H.json";
-        assert_eq!(blob_path_hour(p).map(UtcSeconds::to_iso).as_deref(), Some("2024-02-29T07:00:00Z"));
+        assert_eq!(
+            blob_path_hour(p).map(UtcSeconds::to_iso).as_deref(),
+            Some("2024-02-29T07:00:00Z")
+        );
         assert_eq!(blob_path_hour("a/b/PT1H.json"), None);
     }
 
     #[test]
     fn epoch_numbers() {
-        assert_eq!(from_epoch_number(0.0).map(UtcSeconds::to_iso).as_deref(), Some("1970-01-01T00:00:00Z"));
-        assert_eq!(from_epoch_number(1.7e12).map(UtcSeconds::to_iso).as_deref(), Some("2023-11-14T22:13:20Z"));
+        assert_eq!(
+            from_epoch_number(0.0).map(UtcSeconds::to_iso).as_deref(),
+            Some("1970-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            from_epoch_number(1.7e12).map(UtcSeconds::to_iso).as_deref(),
+            Some("2023-11-14T22:13:20Z")
+        );
     }
 }
