@@ -90,6 +90,20 @@ fn zero_bytes(v: u64) -> u64 {
     !(((v & low7).wrapping_add(low7)) | v) & HI
 }
 
+/// Whether `s` holds a byte below 0x20 (which JSON allows only escaped inside strings).
+pub fn has_control(s: &[u8]) -> bool {
+    let mut chunks = s.chunks_exact(8);
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            return true;
+        };
+        if zero_bytes(u64::from_le_bytes(word) & (LO * 0xE0)) != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b < 0x20)
+}
+
 /// The slow path of [`escape_into`], from the first control character on.
 fn escape_controls(out: &mut Vec<u8>, s: &[u8]) {
     for &b in s {

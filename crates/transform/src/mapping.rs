@@ -180,11 +180,12 @@ impl Mapper {
     pub fn map(&mut self, record: Record<'_>) -> Result<Mapped<'_>, Rejection> {
         let out = &mut self.out;
         hex_sha256(record.bytes, &mut out.uid);
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             account: &self.account,
             source_prefix: &self.source_prefix,
             path_hour: self.path_hour,
             offset: record.offset,
+            raw: None,
         };
         match self.parser {
             Parser::SimdJson => {
@@ -195,6 +196,10 @@ impl Mapper {
                     .take()
                     .unwrap_or_else(simd_json::Tape::null)
                     .reset();
+                ctx.raw = Some(Raw {
+                    bytes: record.bytes,
+                    parsed_at: self.scratch.as_ptr() as usize,
+                });
                 let result =
                     match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
                         Ok(()) => build(&tape.0, &ctx, out),
@@ -227,11 +232,13 @@ impl Mapper {
 fn hex_sha256(bytes: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(bytes);
-    out.clear();
-    for b in digest {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 15) as usize] as char);
+    let mut hex = [0u8; 64];
+    for (i, b) in digest.iter().enumerate() {
+        hex[2 * i] = HEX[(b >> 4) as usize];
+        hex[2 * i + 1] = HEX[(b & 15) as usize];
     }
+    out.clear();
+    out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
 }
 
 fn serde_to_tape<'v>(v: &'v serde_json::Value, nodes: &mut Vec<Node<'v>>) {
@@ -286,6 +293,111 @@ struct Ctx<'a> {
     source_prefix: &'a [u8],
     path_hour: Option<UtcSeconds>,
     offset: u64,
+    raw: Option<Raw<'a>>,
+}
+
+/// The record's raw bytes and the address of the copy simd-json parsed in place.
+///
+/// simd-json leaves each string of the tape at its own position in the parsed buffer, so a
+/// string's address tells where it stands in the raw record. That finds the raw bytes of
+/// `properties`, which can then be copied instead of written back node by node.
+#[derive(Clone, Copy)]
+struct Raw<'a> {
+    bytes: &'a [u8],
+    parsed_at: usize,
+}
+
+impl<'a> Raw<'a> {
+    /// Where the string `s` of the tape starts in the record, if it is one of the record's own.
+    fn offset_of(&self, s: &str) -> Option<usize> {
+        let at = (s.as_ptr() as usize).checked_sub(self.parsed_at)?;
+        (at < self.bytes.len()).then_some(at)
+    }
+
+    /// The raw bytes of the object-valued top-level member `name` of the record on `nodes`, when
+    /// they can be found exactly and copied as they are (no raw control characters).
+    fn member(&self, nodes: &[Node<'_>], name: &str) -> Option<&'a [u8]> {
+        let b = self.bytes;
+        let mut key_at = None;
+        let mut next_key_at = None;
+        for (key, value) in members(nodes) {
+            if key_at.is_some() {
+                next_key_at = Some(self.offset_of(key)?);
+                break;
+            }
+            if key.eq_ignore_ascii_case(name) {
+                if !matches!(value.first(), Some(Node::Object { .. })) {
+                    return None;
+                }
+                key_at = Some(self.offset_of(key)?);
+            }
+        }
+        let key_at = key_at?;
+        // The key must stand unescaped in the record: `"name"`.
+        let after_key = key_at + name.len();
+        if !b
+            .get(key_at..after_key)?
+            .eq_ignore_ascii_case(name.as_bytes())
+        {
+            return None;
+        }
+        let blank = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+        let mut p = after_key;
+        if *b.get(p)? != b'"' {
+            return None;
+        }
+        p += 1;
+        while blank(*b.get(p)?) {
+            p += 1;
+        }
+        if *b.get(p)? != b':' {
+            return None;
+        }
+        p += 1;
+        while blank(*b.get(p)?) {
+            p += 1;
+        }
+        if *b.get(p)? != b'{' {
+            return None;
+        }
+        let start = p;
+        // The value ends before `,` and the next key's quote, or before the record's last brace.
+        let mut q = match next_key_at {
+            Some(at) => {
+                let mut q = at.checked_sub(1)?;
+                if b[q] != b'"' {
+                    return None;
+                }
+                q = q.checked_sub(1)?;
+                while blank(b[q]) {
+                    q = q.checked_sub(1)?;
+                }
+                if b[q] != b',' {
+                    return None;
+                }
+                q
+            }
+            None => {
+                let mut q = b.len().checked_sub(1)?;
+                while blank(b[q]) {
+                    q = q.checked_sub(1)?;
+                }
+                if b[q] != b'}' {
+                    return None;
+                }
+                q
+            }
+        };
+        q = q.checked_sub(1)?;
+        while blank(b[q]) {
+            q = q.checked_sub(1)?;
+        }
+        if b[q] != b'}' || q < start {
+            return None;
+        }
+        let raw = &b[start..=q];
+        (!crate::json::has_control(raw)).then_some(raw)
+    }
 }
 
 // Top-level fields of a record.
@@ -598,8 +710,7 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     write_upper(ed, name_src, MAX_NAME_LEN, "eventName", &mut truncated);
     ed.punct(b',');
     ed.key("eventTime");
-    let mut iso = Vec::with_capacity(20);
-    event_time.write_iso(&mut iso);
+    let iso = event_time.iso_bytes();
     ed.string(std::str::from_utf8(&iso).unwrap_or("1970-01-01T00:00:00Z"));
     ed.punct(b',');
     ed.key("UID");
@@ -645,12 +756,18 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     let mark = ed.mark();
     let skip_bodies =
         |k: &str| k.eq_ignore_ascii_case("requestbody") || k.eq_ignore_ascii_case("responseBody");
+    // properties as it stands in the record, unless a body was moved out of it.
+    let raw_props = match (ctx.raw, props[P_REQUEST_BODY], props[P_RESPONSE_BODY]) {
+        (Some(raw), None, None) => raw.member(nodes, "properties"),
+        _ => None,
+    };
     let extra = Additional {
         top: &top,
         ctx,
         time_source,
         truncated: &truncated,
         props: props_val,
+        raw_props,
         skip: &skip_bodies,
     };
     extra.write(ed, &[], false);
@@ -729,7 +846,11 @@ fn principal<'i>(
     let by_category = category.and_then(|c| {
         if c.eq_ignore_ascii_case("ManagedIdentitySignInLogs") {
             Some("ManagedIdentity")
-        } else if c.to_ascii_lowercase().contains("serviceprincipal") {
+        } else if c
+            .as_bytes()
+            .windows(16)
+            .any(|w| w.eq_ignore_ascii_case(b"serviceprincipal"))
+        {
             Some("ServicePrincipal")
         } else {
             None
@@ -876,11 +997,19 @@ fn write_upper(
     truncated: &mut Vec<&'static str>,
 ) {
     let s = s.trim();
-    let upper = if s.is_ascii() {
-        s.to_ascii_uppercase()
-    } else {
-        s.to_uppercase()
-    };
+    if s.is_ascii() && crate::json::is_plain(s) {
+        // Written as it is, then upper-cased in place in both forms (no escapes to disturb).
+        let c = cut(s, max);
+        if c.len() < s.len() {
+            truncated.push(field);
+        }
+        let (json, wire) = out.mark();
+        out.string(c);
+        out.json[json..].make_ascii_uppercase();
+        out.wire[wire..].make_ascii_uppercase();
+        return;
+    }
+    let upper = s.to_uppercase();
     write_cut(out, &upper, max, field, truncated);
 }
 
@@ -937,6 +1066,8 @@ struct Additional<'a, 't, 'i> {
     time_source: Option<&'static str>,
     truncated: &'a [&'static str],
     props: Option<Val<'t, 'i>>,
+    /// `properties` as it stands in the raw record, when it can be copied whole.
+    raw_props: Option<&'a [u8]>,
     /// Members of `properties` moved elsewhere (the request and response bodies).
     skip: &'a dyn Fn(&str) -> bool,
 }
@@ -1003,7 +1134,9 @@ impl Additional<'_, '_, '_> {
         if let (Some(p), false) = (self.props, bare) {
             ed.punct(b',');
             ed.key("properties");
-            if dropped.is_empty() {
+            if let (Some(raw), true) = (self.raw_props, dropped.is_empty()) {
+                ed.literal(raw);
+            } else if dropped.is_empty() {
                 write_value(ed, p, Some(self.skip));
             } else {
                 let skip_more = |k: &str| (self.skip)(k) || dropped.contains(&k);
@@ -1350,6 +1483,37 @@ mod tests {
             .id
             .to_string();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn properties_are_copied_raw_when_their_span_is_exact() {
+        let props = r#"{"n":1.0E2,"s":"caf\u00e9 \"q\"","o":{"k":[1, 2]}}"#;
+        let mut m = Mapper::new("123456789012");
+        for record in [
+            format!(r#"{{"time":"2024-01-01T00:00:00Z","category":"A","properties":{props}}}"#),
+            format!(r#"{{"time":"2024-01-01T00:00:00Z","properties" : {props} , "category":"A"}}"#),
+            format!("{{\"properties\":\t{props}\r\n,\"time\":\"2024-01-01T00:00:00Z\",\"category\":\"A\"}}"),
+        ] {
+            let ev = m.map(Record { offset: 0, bytes: record.as_bytes() }).unwrap();
+            assert!(ev.event_data.contains(&format!("\"properties\":{props}")), "{record}\n{}", ev.event_data);
+            let _: Value = serde_json::from_str(ev.event_data).unwrap();
+        }
+        // Not copied (a body moved out, a line break inside, the serde_json path):
+        // written back from the tape instead, still equal as JSON.
+        let mut slow = Mapper::new("123456789012").with_parser(Parser::SerdeJson);
+        for record in [
+            format!(r#"{{"time":"2024-01-01T00:00:00Z","category":"A","properties":{{"requestbody":"{{}}","n":1.0E2}}}}"#),
+            "{\"time\":\"2024-01-01T00:00:00Z\",\"category\":\"A\",\"properties\":{\"n\":1.0E2,\n\"s\":\"ab\"}}".to_string(),
+        ] {
+            let ev = m.map(Record { offset: 0, bytes: record.as_bytes() }).unwrap();
+            assert!(!ev.event_data.contains("1.0E2"), "{}", ev.event_data);
+            let fast: Value = serde_json::from_str(ev.event_data).unwrap();
+            let ev = slow.map(Record { offset: 0, bytes: record.as_bytes() });
+            if let Ok(ev) = ev {
+                let other: Value = serde_json::from_str(ev.event_data).unwrap();
+                assert_eq!(fast["additionalEventData"], other["additionalEventData"]);
+            }
+        }
     }
 
     #[test]

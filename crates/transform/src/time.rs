@@ -40,8 +40,8 @@ impl UtcSeconds {
         (MIN_SECS..=MAX_SECS).contains(&secs).then_some(Self(secs))
     }
 
-    /// Writes `yyyy-MM-ddTHH:mm:ssZ` (always 20 bytes).
-    pub fn write_iso(self, out: &mut Vec<u8>) {
+    /// `yyyy-MM-ddTHH:mm:ssZ`.
+    pub fn iso_bytes(self) -> [u8; 20] {
         let days = self.0.div_euclid(86_400);
         let rem = self.0.rem_euclid(86_400) as u32;
         let (y, m, d) = civil_from_days(days);
@@ -52,14 +52,12 @@ impl UtcSeconds {
         put(&mut b[11..13], rem / 3600);
         put(&mut b[14..16], rem / 60 % 60);
         put(&mut b[17..19], rem % 60);
-        out.extend_from_slice(&b);
+        b
     }
 
     /// `yyyy-MM-ddTHH:mm:ssZ` as a string.
     pub fn to_iso(self) -> String {
-        let mut v = Vec::with_capacity(20);
-        self.write_iso(&mut v);
-        String::from_utf8(v).unwrap_or_default()
+        String::from_utf8_lossy(&self.iso_bytes()).into_owned()
     }
 }
 
