@@ -133,7 +133,7 @@ mod tests {
 
     fn entry(n: usize, fill: u8) -> Vec<u8> {
         let mut e = b"{\"id\":\"x\",\"eventData\":\"".to_vec();
-        e.extend(std::iter::repeat(fill).take(n));
+        e.extend(std::iter::repeat_n(fill, n));
         e.extend_from_slice(b"\",\"eventDataChecksum\":\"c\"}");
         e
     }
