@@ -18,6 +18,7 @@ struct Cli {
 enum Command {
     Transform(cmd::transform::Args),
     Gen(cmd::gen::Args),
+    Lake(cmd::lake::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Transform(args) => cmd::transform::run(args),
         Command::Gen(args) => cmd::gen::run(args),
+        Command::Lake(args) => cmd::lake::run(args),
     };
     match result {
         Ok(code) => code,

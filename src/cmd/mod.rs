@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod gen;
+pub mod lake;
 pub mod transform;
 
 /// Exit status for a fatal error (unreadable input, bad arguments).

@@ -1,5 +1,275 @@
 //! aztrail-lake: a local stand-in for AWS CloudTrail Lake.
 //!
-//! A PutAuditEvents-compatible HTTP endpoint with faults on demand, an event store and SQL
-//! queries, for tests, benchmarks and the embedded default. Not built yet: see the open issue
-//! "crates/lake".
+//! CloudTrail Lake has no emulator (moto and LocalStack lack `cloudtrail-data`) and is closed to
+//! new AWS customers, so tests, benchmarks and the embedded default load into this instead. It
+//! speaks PutAuditEvents as the official SDKs expect ([`server`]), checks every event against the
+//! documented limits ([`validate`]), injects faults on demand ([`faults`]), keeps accepted events
+//! in SQLite ([`store`]) and answers CloudTrail Lake style SQL over them ([`query`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), aztrail_lake::LakeError> {
+//! use aztrail_lake::{Lake, LakeConfig};
+//! let lake = Lake::start(LakeConfig::in_memory()).await?;
+//! println!("PutAuditEvents at {}, channel {}", lake.url(), lake.default_channel_arn());
+//! let rows = lake.query("SELECT eventData.uid FROM store").await?;
+//! # let _ = rows; lake.stop().await; Ok(()) }
+//! ```
+
+pub mod faults;
+pub mod query;
+pub mod server;
+pub mod store;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub use faults::FaultConfig;
+pub use query::QueryResult;
+pub use store::{Stats, Store};
+
+/// The account of the default channel.
+pub const LOCAL_ACCOUNT: &str = "000000000000";
+/// The default channel, owned by [`LOCAL_ACCOUNT`].
+pub const DEFAULT_CHANNEL_ARN: &str =
+    "arn:aws:cloudtrail:us-east-1:000000000000:channel/aztrail-local";
+
+/// What can go wrong running the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// The store could not be opened.
+    #[error("opening the event store {path}: {source}")]
+    Store {
+        /// Where.
+        path: String,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// A statement on the store failed.
+    #[error("event store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A query could not be understood or run.
+    #[error("query: {0}")]
+    Query(String),
+    /// A configured channel ARN is not one.
+    #[error(
+        "{0:?} is not a CloudTrail channel ARN (arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID)"
+    )]
+    BadChannel(String),
+    /// The listening socket could not be opened.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A background task failed.
+    #[error("lake task: {0}")]
+    Task(String),
+}
+
+/// A channel the lake accepts events on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// Its ARN.
+    pub arn: String,
+    /// The account that owns it (events must name it as `recipientAccountId`).
+    pub account: String,
+}
+
+impl Channel {
+    /// A channel from its ARN (`arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID`).
+    pub fn from_arn(arn: &str) -> Result<Self, LakeError> {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", p, "cloudtrail", region, account, resource]
+                if p.starts_with("aws")
+                    && !region.is_empty()
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && resource.len() > "channel/".len()
+                    && resource.starts_with("channel/") =>
+            {
+                Ok(Self {
+                    arn: arn.to_string(),
+                    account: account.to_string(),
+                })
+            }
+            _ => Err(LakeError::BadChannel(arn.to_string())),
+        }
+    }
+}
+
+/// Where the events are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Db {
+    /// A SQLite file.
+    File(PathBuf),
+    /// Memory only, gone when the lake stops.
+    Memory,
+}
+
+/// How to run the lake.
+#[derive(Debug, Clone)]
+pub struct LakeConfig {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The store.
+    pub db: Db,
+    /// Channels accepted, besides the default one.
+    pub channels: Vec<String>,
+    /// Faults to inject.
+    pub faults: FaultConfig,
+}
+
+impl LakeConfig {
+    /// On a free loopback port, in memory, with the default quota and no other faults.
+    pub fn in_memory() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db: Db::Memory,
+            channels: Vec::new(),
+            faults: FaultConfig::default(),
+        }
+    }
+
+    /// Like [`LakeConfig::in_memory`] but keeping events in the SQLite file `path`.
+    pub fn with_file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            db: Db::File(path.into()),
+            ..Self::in_memory()
+        }
+    }
+}
+
+/// A running lake.
+pub struct Lake {
+    addr: SocketAddr,
+    store: Arc<Mutex<Store>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+}
+
+impl Lake {
+    /// Starts the lake on the current tokio runtime.
+    pub async fn start(config: LakeConfig) -> Result<Self, LakeError> {
+        let mut channels = vec![Channel::from_arn(DEFAULT_CHANNEL_ARN)?];
+        for arn in &config.channels {
+            let c = Channel::from_arn(arn)?;
+            if !channels.contains(&c) {
+                channels.push(c);
+            }
+        }
+        let store = match &config.db {
+            Db::File(path) => Store::open(path)?,
+            Db::Memory => Store::in_memory()?,
+        };
+        let store = Arc::new(Mutex::new(store));
+        let id_seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id()) << 32;
+        let shared = Arc::new(server::Shared {
+            channels,
+            faults: Mutex::new(faults::Faults::new(config.faults.clone())),
+            store: Arc::clone(&store),
+            ids: Mutex::new(aztrail_transform::synth::Rng::new(id_seed)),
+        });
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| LakeError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| LakeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = server::router(shared);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(Self {
+            addr,
+            store,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// The endpoint URL (`http://127.0.0.1:PORT`), for an SDK's `endpoint_url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address listened on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The default channel's ARN.
+    pub fn default_channel_arn(&self) -> &'static str {
+        DEFAULT_CHANNEL_ARN
+    }
+
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, LakeError> + Send + 'static,
+    ) -> Result<T, LakeError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(&store.lock().unwrap_or_else(|p| p.into_inner())))
+            .await
+            .map_err(|e| LakeError::Task(e.to_string()))?
+    }
+
+    /// Runs a CloudTrail Lake style query.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult, LakeError> {
+        let sql = sql.to_string();
+        self.with_store(move |s| s.query(&sql)).await
+    }
+
+    /// Counts over the store.
+    pub async fn stats(&self) -> Result<Stats, LakeError> {
+        self.with_store(|s| s.stats()).await
+    }
+
+    /// Number of stored events.
+    pub async fn count(&self) -> Result<u64, LakeError> {
+        self.with_store(|s| s.count()).await
+    }
+
+    /// Stops serving, after the calls in flight are answered.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Serves until the process is asked to stop (Ctrl-C or SIGTERM).
+    pub async fn serve_until_signal(self) -> Result<(), LakeError> {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|e| LakeError::Task(e.to_string()))?;
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        self.stop().await;
+        Ok(())
+    }
+}

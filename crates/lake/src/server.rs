@@ -1,0 +1,470 @@
+//! The PutAuditEvents HTTP endpoint, speaking the service's restJson1 protocol as the official
+//! SDKs expect it: `POST /PutAuditEvents?channelArn=…&externalId=…`, JSON in and out, whole-call
+//! errors as HTTP 400 (403 for authentication, 500 for injected failures) with the error's name in
+//! `x-amzn-errortype` and `{"message": …}` as the body.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use aztrail_transform::synth::Rng;
+use aztrail_transform::time::UtcSeconds;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::faults::{EventFault, Faults};
+use crate::store::{Store, StoredEvent};
+use crate::validate::{check_event, EventError};
+use crate::Channel;
+
+/// Most events in one call.
+const MAX_EVENTS: usize = 100;
+/// Largest request body (the lenient reading of "1 MB").
+const MAX_BODY: usize = 1024 * 1024;
+
+/// What every request shares.
+pub struct Shared {
+    pub channels: Vec<Channel>,
+    pub faults: Mutex<Faults>,
+    pub store: Arc<Mutex<Store>>,
+    pub ids: Mutex<Rng>,
+}
+
+/// The router of the endpoint.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/PutAuditEvents",
+            post(put_audit_events).fallback(unsupported),
+        )
+        .fallback(unsupported)
+        // Larger bodies must reach the handler, which answers them as the service does.
+        .layer(DefaultBodyLimit::max(16 * MAX_BODY))
+        .with_state(shared)
+}
+
+/// A whole-call error, answered as restJson1 does: the status, the error's name in
+/// `x-amzn-errortype`, and `{"message": …}`.
+#[derive(Debug)]
+struct CallError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl CallError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for CallError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, axum::Json(json!({ "message": self.message }))).into_response();
+        r.headers_mut()
+            .insert("x-amzn-errortype", HeaderValue::from_static(self.kind));
+        r
+    }
+}
+
+fn error(status: StatusCode, kind: &'static str, message: &str) -> Response {
+    CallError::new(status, kind, message).into_response()
+}
+
+fn bad(kind: &'static str, message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, kind, message)
+}
+
+async fn unsupported() -> Response {
+    bad(
+        "UnsupportedOperationException",
+        "The operation requested is not supported: this endpoint serves POST /PutAuditEvents only",
+    )
+}
+
+/// Checks the SigV4 `Authorization` header's form (the secret is unknown here, so the signature
+/// itself cannot be verified).
+fn check_auth(headers: &HeaderMap) -> Result<(), CallError> {
+    let forbidden =
+        |kind: &'static str, msg: &str| CallError::new(StatusCode::FORBIDDEN, kind, msg);
+    let Some(auth) = headers.get("authorization") else {
+        return Err(forbidden(
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
+    };
+    let auth = auth.to_str().unwrap_or_default();
+    let Some(rest) = auth.strip_prefix("AWS4-HMAC-SHA256 ") else {
+        return Err(forbidden(
+            "IncompleteSignatureException",
+            "Authorization header requires the AWS4-HMAC-SHA256 algorithm",
+        ));
+    };
+    let mut credential = None;
+    let mut signed = None;
+    let mut signature = None;
+    for part in rest.split(',') {
+        let part = part.trim();
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = Some(v);
+        }
+    }
+    let (Some(credential), Some(signed), Some(signature)) = (credential, signed, signature) else {
+        return Err(forbidden(
+            "IncompleteSignatureException",
+            "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature'",
+        ));
+    };
+    let scope: Vec<&str> = credential.split('/').collect();
+    let scope_ok = scope.len() == 5
+        && !scope[0].is_empty()
+        && scope[1].len() == 8
+        && scope[1].bytes().all(|b| b.is_ascii_digit())
+        && !scope[2].is_empty()
+        && scope[4] == "aws4_request";
+    if !scope_ok {
+        return Err(forbidden(
+            "IncompleteSignatureException",
+            "Credential must be KEY/yyyyMMdd/REGION/SERVICE/aws4_request",
+        ));
+    }
+    if scope[3] != "cloudtrail-data" {
+        return Err(forbidden(
+            "InvalidSignatureException",
+            "Credential should be scoped to correct service: 'cloudtrail-data'",
+        ));
+    }
+    if !signed.split(';').any(|h| h == "host") {
+        return Err(forbidden(
+            "IncompleteSignatureException",
+            "SignedHeaders must include host",
+        ));
+    }
+    if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(forbidden(
+            "IncompleteSignatureException",
+            "Signature must be 64 hexadecimal characters",
+        ));
+    }
+    Ok(())
+}
+
+/// `application/x-www-form-urlencoded` decoding of one query value.
+fn form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| form_decode(v)).flatten()
+    })
+}
+
+/// Whether `arn` has the form of a channel ARN, or of a channel id (the ARN's suffix).
+fn well_formed_channel(arn: &str) -> bool {
+    let id_ok = |id: &str| {
+        !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if !arn.starts_with("arn:") {
+        return id_ok(arn);
+    }
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "cloudtrail", region, account, resource]
+        if partition.starts_with("aws") && !region.is_empty()
+            && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+            && resource.strip_prefix("channel/").is_some_and(id_ok))
+}
+
+#[derive(Deserialize)]
+struct Request {
+    #[serde(rename = "auditEvents")]
+    audit_events: Vec<InEvent>,
+}
+
+#[derive(Deserialize)]
+struct InEvent {
+    id: String,
+    #[serde(rename = "eventData")]
+    event_data: String,
+    #[serde(rename = "eventDataChecksum")]
+    event_data_checksum: Option<String>,
+}
+
+fn now_iso() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    UtcSeconds(secs).to_iso()
+}
+
+async fn put_audit_events(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = check_auth(&headers) {
+        return e.into_response();
+    }
+    let (latency, call_error) = {
+        let mut f = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+        (f.config().latency, f.call_errors())
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if call_error {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "The request processing has failed because of an unknown error (injected)",
+        );
+    }
+    let query = query.unwrap_or_default();
+    let Some(arn) = query_param(&query, "channelArn") else {
+        return bad("ValidationException", "1 validation error detected: Value null at 'channelArn' failed to satisfy constraint: Member must not be null");
+    };
+    if !well_formed_channel(&arn) {
+        return bad(
+            "InvalidChannelARN",
+            &format!("The channel ARN {arn} is not valid"),
+        );
+    }
+    let Some(channel) = shared
+        .channels
+        .iter()
+        .find(|c| c.arn == arn || c.arn.rsplit('/').next() == Some(arn.as_str()))
+    else {
+        return bad(
+            "ChannelNotFound",
+            &format!("The channel {arn} could not be found"),
+        );
+    };
+    if let Some(external) = query_param(&query, "externalId") {
+        let ok = (2..=1224).contains(&external.len())
+            && external
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b));
+        if !ok {
+            return bad(
+                "ValidationException",
+                "externalId does not match ^[\\w+=,.@:\\/-]*$ with 2 to 1224 characters",
+            );
+        }
+    }
+    {
+        let mut f = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+        if !f.admit(&channel.account, Instant::now()) {
+            return bad("ThrottlingException", "Rate exceeded");
+        }
+    }
+    if body.len() > MAX_BODY {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLargeException",
+            &format!(
+                "Request body of {} bytes exceeds the limit of 1 MB ({MAX_BODY} bytes)",
+                body.len()
+            ),
+        );
+    }
+    let request: Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return bad(
+                "SerializationException",
+                &format!("Malformed request body: {e}"),
+            )
+        }
+    };
+    let events = request.audit_events;
+    if events.is_empty() || events.len() > MAX_EVENTS {
+        return bad(
+            "ValidationException",
+            &format!(
+                "1 validation error detected: Value at 'auditEvents' failed to satisfy constraint: Member must have length between 1 and {MAX_EVENTS} (it has {})",
+                events.len()
+            ),
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for e in &events {
+        let id_ok = (1..=128).contains(&e.id.len())
+            && e.id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return bad(
+                "ValidationException",
+                &format!("Value '{}' at 'auditEvents.member.id' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[-_A-Za-z0-9]+$ with length 1 to 128", e.id),
+            );
+        }
+        if !seen.insert(e.id.as_str()) {
+            return bad(
+                "DuplicatedAuditEventId",
+                &format!(
+                    "Two or more entries in the request have the same event ID {}",
+                    e.id
+                ),
+            );
+        }
+    }
+
+    let ingestion_time = now_iso();
+    let mut successful = Vec::new();
+    let mut failed = Vec::new();
+    let mut rows = Vec::new();
+    for e in &events {
+        let fault = shared
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .event_fault();
+        let outcome = match fault {
+            Some(EventFault::Throttle) => {
+                Err((EventError::Throttling, "Rate exceeded".to_string()))
+            }
+            Some(EventFault::Fail) => Err((
+                EventError::InternalFailure,
+                "Internal failure (injected)".to_string(),
+            )),
+            None => check_event(
+                &e.event_data,
+                e.event_data_checksum.as_deref(),
+                &channel.account,
+            ),
+        };
+        match outcome {
+            Ok(data) => {
+                let event_id = shared.ids.lock().unwrap_or_else(|p| p.into_inner()).guid();
+                let text = |k: &str| {
+                    data.get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let (event_source, event_name, event_time) =
+                    (text("eventSource"), text("eventName"), text("eventTime"));
+                let record = json!({
+                    "eventData": Value::Object(data),
+                    "eventID": event_id,
+                    "eventCategory": "ActivityAuditLog",
+                    "eventType": "ActivityLog",
+                    "ingestionTime": ingestion_time,
+                    "channelARN": channel.arn,
+                });
+                successful.push(json!({"id": e.id, "eventID": event_id}));
+                rows.push(StoredEvent {
+                    event_id,
+                    uid: e.id.clone(),
+                    event_source,
+                    event_name,
+                    event_time,
+                    channel_arn: channel.arn.clone(),
+                    ingestion_time: ingestion_time.clone(),
+                    record: record.to_string(),
+                });
+            }
+            Err((code, message)) => {
+                failed.push(json!({"id": e.id, "errorCode": code.code(), "errorMessage": message}));
+            }
+        }
+    }
+    if !rows.is_empty() {
+        let store = Arc::clone(&shared.store);
+        let stored = tokio::task::spawn_blocking(move || {
+            store
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(&rows)
+        })
+        .await;
+        match stored {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalFailure",
+                    &format!("The event store failed: {e}"),
+                )
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalFailure",
+                    &format!("The event store failed: {e}"),
+                )
+            }
+        }
+    }
+    (
+        StatusCode::OK,
+        axum::Json(json!({"successful": successful, "failed": failed})),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_arns_and_ids() {
+        assert!(well_formed_channel(
+            "arn:aws:cloudtrail:us-east-1:123456789012:channel/abc-1"
+        ));
+        assert!(well_formed_channel("abc-1"));
+        assert!(!well_formed_channel(
+            "arn:aws:cloudtrail:us-east-1:1234:channel/abc"
+        ));
+        assert!(!well_formed_channel("arn:aws:s3:::bucket"));
+        assert!(!well_formed_channel(
+            "arn:aws:cloudtrail:us-east-1:123456789012:trail/x"
+        ));
+        assert!(!well_formed_channel("has space"));
+    }
+
+    #[test]
+    fn query_values_are_form_decoded() {
+        let q = "channelArn=arn%3Aaws%3Acloudtrail%3Aus-east-1%3A123456789012%3Achannel%2Fx&externalId=a+b";
+        assert_eq!(
+            query_param(q, "channelArn").as_deref(),
+            Some("arn:aws:cloudtrail:us-east-1:123456789012:channel/x")
+        );
+        assert_eq!(query_param(q, "externalId").as_deref(), Some("a b"));
+        assert_eq!(query_param("a=%zz", "a"), None);
+    }
+}
