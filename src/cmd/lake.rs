@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use aztrail_lake::{Db, FaultConfig, Lake, LakeConfig, Store, DEFAULT_CHANNEL_ARN};
+use aztrail_lake::{Db, FaultConfig, Lake, LakeConfig, Store, Sync, DEFAULT_CHANNEL_ARN};
 
 /// A local stand-in for AWS CloudTrail Lake (PutAuditEvents, SQL queries, statistics).
 #[derive(clap::Args)]
@@ -57,6 +57,10 @@ struct ServeArgs {
     /// Seed of the random faults (the same seed and calls give the same faults).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Flush every call's events to disk before answering (survives power loss, not only a crash
+    /// of this process; several times slower).
+    #[arg(long)]
+    fsync: bool,
 }
 
 /// Run a CloudTrail Lake style SQL query over the store.
@@ -176,6 +180,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             error_rate: a.error_rate,
             seed: a.seed,
         },
+        sync: if a.fsync { Sync::Full } else { Sync::Process },
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

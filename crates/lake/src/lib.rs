@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 
 pub use faults::FaultConfig;
 pub use query::QueryResult;
-pub use store::{Stats, Store};
+pub use store::{Stats, Store, Sync};
 
 /// The account of the default channel.
 pub const LOCAL_ACCOUNT: &str = "000000000000";
@@ -122,6 +122,8 @@ pub struct LakeConfig {
     pub channels: Vec<String>,
     /// Faults to inject.
     pub faults: FaultConfig,
+    /// How hard commits wait for the disk.
+    pub sync: Sync,
 }
 
 impl LakeConfig {
@@ -132,6 +134,7 @@ impl LakeConfig {
             db: Db::Memory,
             channels: Vec::new(),
             faults: FaultConfig::default(),
+            sync: Sync::default(),
         }
     }
 
@@ -163,7 +166,7 @@ impl Lake {
             }
         }
         let store = match &config.db {
-            Db::File(path) => Store::open(path)?,
+            Db::File(path) => Store::open_with(path, config.sync)?,
             Db::Memory => Store::in_memory()?,
         };
         let store = Arc::new(Mutex::new(store));

@@ -5,8 +5,11 @@
 //! the lenient way (1 kB = 1024 bytes), so anything rejected here would be rejected by the real
 //! service under either reading.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// Per-event error codes, as in `failed[].errorCode`.
@@ -48,12 +51,67 @@ pub type Failure = (EventError, String);
 
 const KB: usize = 1024;
 
-/// Checks one event; returns its parsed `eventData` when it would be accepted.
+/// The fields of `eventData` that are checked, borrowed from the event's text; the nested JSON
+/// documents stay unparsed (only their form and size matter here).
+#[derive(Deserialize)]
+struct EventData<'a> {
+    #[serde(borrow)]
+    version: Option<Cow<'a, str>>,
+    #[serde(rename = "userIdentity", borrow)]
+    user_identity: Option<UserIdentity<'a>>,
+    #[serde(rename = "userAgent", borrow)]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(rename = "eventSource", borrow)]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(rename = "eventName", borrow)]
+    event_name: Option<Cow<'a, str>>,
+    #[serde(rename = "eventTime", borrow)]
+    event_time: Option<Cow<'a, str>>,
+    #[serde(rename = "UID", borrow)]
+    uid: Option<Cow<'a, str>>,
+    #[serde(rename = "requestParameters", borrow)]
+    request_parameters: Option<&'a RawValue>,
+    #[serde(rename = "responseElements", borrow)]
+    response_elements: Option<&'a RawValue>,
+    #[serde(rename = "errorCode", borrow)]
+    error_code: Option<Cow<'a, str>>,
+    #[serde(rename = "errorMessage", borrow)]
+    error_message: Option<Cow<'a, str>>,
+    #[serde(rename = "sourceIPAddress", borrow)]
+    source_ip_address: Option<Cow<'a, str>>,
+    #[serde(rename = "recipientAccountId", borrow)]
+    recipient_account_id: Option<Cow<'a, str>>,
+    #[serde(rename = "additionalEventData", borrow)]
+    additional_event_data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct UserIdentity<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(rename = "principalId", borrow)]
+    principal_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    details: Option<&'a RawValue>,
+}
+
+/// The fields of an accepted event that the store indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// `eventSource`.
+    pub event_source: String,
+    /// `eventName`.
+    pub event_name: String,
+    /// `eventTime`.
+    pub event_time: String,
+}
+
+/// Checks one event; returns what the store indexes when it would be accepted.
 pub fn check_event(
     event_data: &str,
     checksum: Option<&str>,
     channel_account: &str,
-) -> Result<Map<String, Value>, Failure> {
+) -> Result<Accepted, Failure> {
     if let Some(sum) = checksum {
         let want = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(event_data));
         if sum != want {
@@ -63,55 +121,43 @@ pub fn check_event(
             ));
         }
     }
-    let data: Value = serde_json::from_str(event_data).map_err(|e| {
-        (
-            EventError::InvalidData,
-            format!("eventData is not valid JSON: {e}"),
-        )
-    })?;
-    let Value::Object(data) = data else {
+    if !event_data.trim_start().starts_with('{') {
         return Err((
             EventError::InvalidData,
             "eventData is not a JSON object".into(),
         ));
-    };
-
-    let ui = match data.get("userIdentity") {
-        Some(Value::Object(ui)) => ui,
-        Some(_) => return Err(invalid("userIdentity", "is not a JSON object")),
-        None => return Err(not_found("userIdentity")),
-    };
-    required_str(&data, "version", 256)?;
-    required_str(ui, "type", 128)
-        .map_err(|(c, m)| (c, m.replace("Field type", "Field userIdentity.type")))?;
-    required_str(ui, "principalId", 1024).map_err(|(c, m)| {
+    }
+    let data: EventData<'_> = serde_json::from_str(event_data).map_err(|e| {
         (
-            c,
-            m.replace("Field principalId", "Field userIdentity.principalId"),
+            EventError::InvalidData,
+            format!("eventData is not valid: {e}"),
         )
     })?;
-    if let Some(d) = ui.get("details") {
-        if !d.is_object() {
-            return Err(invalid("userIdentity.details", "is not a JSON object"));
-        }
-    }
-    optional_str(&data, "userAgent", 1024)?;
-    required_str(&data, "eventSource", 1024)?;
-    required_str(&data, "eventName", 1024)?;
-    let time = required_str(&data, "eventTime", 1024)?;
+
+    let Some(ui) = &data.user_identity else {
+        return Err(not_found("userIdentity"));
+    };
+    required(&data.version, "version", 256)?;
+    required(&ui.kind, "userIdentity.type", 128)?;
+    required(&ui.principal_id, "userIdentity.principalId", 1024)?;
+    json_object(ui.details, "userIdentity.details", usize::MAX)?;
+    optional(&data.user_agent, "userAgent", 1024)?;
+    required(&data.event_source, "eventSource", 1024)?;
+    required(&data.event_name, "eventName", 1024)?;
+    let time = required(&data.event_time, "eventTime", 1024)?;
     if !is_event_time(time) {
         return Err(invalid(
             "eventTime",
             "is not a UTC time of the form yyyy-MM-ddTHH:mm:ssZ",
         ));
     }
-    required_str(&data, "UID", 1024)?;
-    json_object(&data, "requestParameters", 100 * KB)?;
-    json_object(&data, "responseElements", 100 * KB)?;
-    json_object(&data, "additionalEventData", 28 * KB)?;
-    optional_str(&data, "errorCode", 256)?;
-    optional_str(&data, "errorMessage", 256)?;
-    if let Some(ip) = optional_str(&data, "sourceIPAddress", 1024)? {
+    required(&data.uid, "UID", 1024)?;
+    json_object(data.request_parameters, "requestParameters", 100 * KB)?;
+    json_object(data.response_elements, "responseElements", 100 * KB)?;
+    json_object(data.additional_event_data, "additionalEventData", 28 * KB)?;
+    optional(&data.error_code, "errorCode", 256)?;
+    optional(&data.error_message, "errorMessage", 256)?;
+    if let Some(ip) = optional(&data.source_ip_address, "sourceIPAddress", 1024)? {
         if ip.parse::<std::net::IpAddr>().is_err() {
             return Err(invalid(
                 "sourceIPAddress",
@@ -119,14 +165,64 @@ pub fn check_event(
             ));
         }
     }
-    let recipient = required_str(&data, "recipientAccountId", 1024)?;
+    let recipient = required(&data.recipient_account_id, "recipientAccountId", 1024)?;
     if recipient != channel_account {
         return Err((
             EventError::InvalidRecipient,
             format!("recipientAccountId {recipient} is not the channel owner's account"),
         ));
     }
-    Ok(data)
+    Ok(Accepted {
+        event_source: required(&data.event_source, "eventSource", 1024)?.to_string(),
+        event_name: required(&data.event_name, "eventName", 1024)?.to_string(),
+        event_time: time.to_string(),
+    })
+}
+
+fn optional<'a>(
+    v: &'a Option<Cow<'_, str>>,
+    field: &str,
+    max: usize,
+) -> Result<Option<&'a str>, Failure> {
+    match v {
+        None => Ok(None),
+        Some(s) => {
+            let n = s.chars().count();
+            if n > max {
+                Err((
+                    EventError::FieldTooLong,
+                    format!("Field {field} is {n} characters, longer than {max}"),
+                ))
+            } else {
+                Ok(Some(s))
+            }
+        }
+    }
+}
+
+fn required<'a>(v: &'a Option<Cow<'_, str>>, field: &str, max: usize) -> Result<&'a str, Failure> {
+    match optional(v, field, max)? {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(not_found(field)),
+    }
+}
+
+fn json_object(v: Option<&RawValue>, field: &str, max: usize) -> Result<(), Failure> {
+    let Some(raw) = v else { return Ok(()) };
+    let text = raw.get();
+    if text == "null" {
+        return Ok(());
+    }
+    if !text.starts_with('{') {
+        return Err(invalid(field, "is not a JSON object"));
+    }
+    if text.len() > max {
+        return Err((
+            EventError::FieldTooLong,
+            format!("Field {field} is {} bytes, more than {max}", text.len()),
+        ));
+    }
+    Ok(())
 }
 
 fn not_found(field: &str) -> Failure {
@@ -138,59 +234,6 @@ fn not_found(field: &str) -> Failure {
 
 fn invalid(field: &str, what: &str) -> Failure {
     (EventError::InvalidData, format!("Field {field} {what}"))
-}
-
-fn optional_str<'a>(
-    obj: &'a Map<String, Value>,
-    field: &str,
-    max: usize,
-) -> Result<Option<&'a str>, Failure> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            let n = s.chars().count();
-            if n > max {
-                Err((
-                    EventError::FieldTooLong,
-                    format!("Field {field} is {n} characters, longer than {max}"),
-                ))
-            } else {
-                Ok(Some(s))
-            }
-        }
-        Some(_) => Err(invalid(field, "is not a string")),
-    }
-}
-
-fn required_str<'a>(
-    obj: &'a Map<String, Value>,
-    field: &str,
-    max: usize,
-) -> Result<&'a str, Failure> {
-    match optional_str(obj, field, max)? {
-        Some(s) if !s.is_empty() => Ok(s),
-        _ => Err(not_found(field)),
-    }
-}
-
-fn json_object(obj: &Map<String, Value>, field: &str, max: usize) -> Result<(), Failure> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(()),
-        Some(v @ Value::Object(_)) => {
-            let size = serde_json::to_string(v)
-                .map(|s| s.len())
-                .unwrap_or(usize::MAX);
-            if size > max {
-                Err((
-                    EventError::FieldTooLong,
-                    format!("Field {field} is {size} bytes, more than {max}"),
-                ))
-            } else {
-                Ok(())
-            }
-        }
-        Some(_) => Err(invalid(field, "is not a JSON object")),
-    }
 }
 
 /// `yyyy-MM-ddTHH:mm:ssZ` with a real date and time.
@@ -212,7 +255,7 @@ fn is_event_time(t: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn event() -> Value {
         json!({"version": "1.0", "userIdentity": {"type": "User", "principalId": "p"},
@@ -220,7 +263,7 @@ mod tests {
                "UID": "u", "recipientAccountId": "123456789012"})
     }
 
-    fn check(v: &Value) -> Result<Map<String, Value>, Failure> {
+    fn check(v: &Value) -> Result<Accepted, Failure> {
         check_event(&v.to_string(), None, "123456789012")
     }
 

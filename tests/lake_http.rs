@@ -1,0 +1,140 @@
+//! What no SDK sends but the lake must still answer as the service does: requests without or with
+//! a malformed SigV4 `Authorization` header, other operations, malformed bodies.
+
+use aztrail_lake::{FaultConfig, Lake, LakeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/cloudtrail-data/aws4_request, SignedHeaders=host;x-amz-date, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const CHANNEL: &str = "arn%3Aaws%3Acloudtrail%3Aus-east-1%3A000000000000%3Achannel%2Faztrail-local";
+
+/// Sends one HTTP/1.1 request; returns the status and the `x-amzn-errortype` header.
+async fn send(
+    lake: &Lake,
+    method: &str,
+    target: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(lake.addr()).await.unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", lake.addr(), body.len());
+    if let Some(a) = auth {
+        req.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let kind = resp
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-amzn-errortype")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, kind)
+}
+
+/// method, target, Authorization header, body, and the expected (status, error type).
+type Case<'a> = (&'a str, String, Option<&'a str>, &'a str, (u16, &'a str));
+
+#[tokio::test]
+async fn authentication_operations_and_bodies() {
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig::none(),
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    let put = format!("/PutAuditEvents?channelArn={CHANNEL}");
+    let body = r#"{"auditEvents":[]}"#;
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            put.clone(),
+            None,
+            body,
+            (403, "MissingAuthenticationTokenException"),
+        ),
+        (
+            "POST",
+            put.clone(),
+            Some("Bearer abc"),
+            body,
+            (403, "IncompleteSignatureException"),
+        ),
+        (
+            "POST",
+            put.clone(),
+            Some(
+                "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/cloudtrail-data/aws4_request",
+            ),
+            body,
+            (403, "IncompleteSignatureException"),
+        ),
+        (
+            "POST",
+            put.clone(),
+            Some(&AUTH[..AUTH.len() - 2]),
+            body,
+            (403, "IncompleteSignatureException"),
+        ),
+        (
+            "POST",
+            put.clone(),
+            Some(AUTH.replace("cloudtrail-data", "s3").leak()),
+            body,
+            (403, "InvalidSignatureException"),
+        ),
+        (
+            "POST",
+            "/DeleteChannel".into(),
+            Some(AUTH),
+            body,
+            (400, "UnsupportedOperationException"),
+        ),
+        (
+            "GET",
+            put.clone(),
+            Some(AUTH),
+            "",
+            (400, "UnsupportedOperationException"),
+        ),
+        (
+            "POST",
+            "/PutAuditEvents".into(),
+            Some(AUTH),
+            body,
+            (400, "ValidationException"),
+        ),
+        (
+            "POST",
+            put.clone(),
+            Some(AUTH),
+            "{not json",
+            (400, "SerializationException"),
+        ),
+        (
+            "POST",
+            put.clone(),
+            Some(AUTH),
+            body,
+            (400, "ValidationException"),
+        ),
+    ];
+    for (method, target, auth, body, (status, kind)) in cases {
+        let got = send(&lake, method, &target, auth, body).await;
+        assert_eq!(
+            got,
+            (status, kind.to_string()),
+            "{method} {target} auth={auth:?} body={body}"
+        );
+    }
+    lake.stop().await;
+}
