@@ -303,7 +303,7 @@ async fn calls_over_the_quota_are_throttled() {
         }
     }
     // A full bucket of 5, plus whatever refilled while the 12 calls ran.
-    assert!(ok >= 5 && ok < 12, "{ok} accepted");
+    assert!((5..12).contains(&ok), "{ok} accepted");
     assert_eq!(ok + throttled, 12);
     lake.stop().await;
 }
@@ -349,7 +349,7 @@ async fn injected_faults_are_reported_per_event_and_per_call() {
             }
         }
     }
-    assert!(errors >= 1 && errors <= 6, "{errors} calls failed whole");
+    assert!((1..=6).contains(&errors), "{errors} calls failed whole");
     assert!(throttled > 0 && failed > 0 && ok > 0);
     assert_eq!(lake.count().await.unwrap() as usize, ok);
     lake.stop().await;
