@@ -11,63 +11,12 @@
 use aws_sdk_cloudtraildata::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_cloudtraildata::types::AuditEvent;
 use aws_sdk_cloudtraildata::Client;
+use aztrail_lake::raw_client::RawClient;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
-use aztrail_transform::Batcher;
 use aztrail_transform::{frame_all, synth, Mapper};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
-const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/cloudtrail-data/aws4_request, SignedHeaders=host;x-amz-date, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-/// The same records as PutAuditEvents bodies of at most 100 events.
-fn bodies() -> Vec<Vec<u8>> {
-    let data = synth::generate(2000, 21);
-    let mut mapper = Mapper::new(LOCAL_ACCOUNT);
-    let mut batcher = Batcher::new();
-    let mut out = Vec::new();
-    let mut entry = Vec::new();
-    frame_all(data.as_bytes(), |r| {
-        if let Ok(ev) = mapper.map(r) {
-            entry.clear();
-            ev.write_entry(&mut entry);
-            if let Ok(Some(done)) = batcher.push(&entry, ()) {
-                out.push(done.body);
-            }
-        }
-    });
-    out.extend(batcher.take().map(|b| b.body));
-    out
-}
-
-/// POSTs `body` on a kept-alive connection; returns the response body.
-async fn post(conn: &mut BufReader<TcpStream>, host: &str, body: &[u8]) -> Vec<u8> {
-    let head = format!(
-        "POST /PutAuditEvents?channelArn=aztrail-local HTTP/1.1\r\nHost: {host}\r\nAuthorization: {AUTH}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    let s = conn.get_mut();
-    s.write_all(head.as_bytes()).await.expect("write");
-    s.write_all(body).await.expect("write");
-    let mut len = 0;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        conn.read_line(&mut line).await.expect("read");
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut resp = vec![0; len];
-    conn.read_exact(&mut resp).await.expect("read body");
-    resp
-}
-
+/// 2,000 mapped events as SDK calls of 100.
 fn batches() -> Vec<Vec<AuditEvent>> {
     let data = synth::generate(2000, 21);
     let mut mapper = Mapper::new(LOCAL_ACCOUNT);
@@ -132,22 +81,16 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
-        let bodies = bodies();
-        let host = lake.addr().to_string();
-        let mut conn = BufReader::new(
-            rt.block_on(TcpStream::connect(lake.addr()))
-                .expect("connect"),
-        );
+        let bodies = synth::request_bodies(2000, 21, LOCAL_ACCOUNT);
+        let mut conn = rt
+            .block_on(RawClient::connect(lake.addr()))
+            .expect("connect");
         group.bench_function(BenchmarkId::new("raw-bodies-of-100", name), |b| {
             b.iter(|| {
                 rt.block_on(async {
                     for body in &bodies {
-                        let resp = post(&mut conn, &host, body).await;
-                        assert!(
-                            resp.starts_with(b"{\"failed\":[]"),
-                            "{}",
-                            String::from_utf8_lossy(&resp)
-                        );
+                        let (status, resp) = conn.put("aztrail-local", body).await.expect("call");
+                        assert!(status == 200 && resp.starts_with(b"{\"failed\":[]"));
                     }
                 })
             })

@@ -7,30 +7,9 @@
 
 use std::time::Instant;
 
-use aztrail_lake::{Db, FaultConfig, Lake, LakeConfig, Sync};
-use aztrail_transform::{frame_all, synth, Batcher, Mapper};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-
-const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKID/20261127/us-east-1/cloudtrail-data/aws4_request, SignedHeaders=host;x-amz-date, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-fn bodies() -> Vec<Vec<u8>> {
-    let data = synth::generate(2000, 21);
-    let mut mapper = Mapper::new(aztrail_lake::LOCAL_ACCOUNT);
-    let mut batcher = Batcher::new();
-    let (mut out, mut entry) = (Vec::new(), Vec::new());
-    frame_all(data.as_bytes(), |r| {
-        if let Ok(ev) = mapper.map(r) {
-            entry.clear();
-            ev.write_entry(&mut entry);
-            if let Ok(Some(done)) = batcher.push(&entry, ()) {
-                out.push(done.body);
-            }
-        }
-    });
-    out.extend(batcher.take().map(|b| b.body));
-    out
-}
+use aztrail_lake::raw_client::RawClient;
+use aztrail_lake::{Db, FaultConfig, Lake, LakeConfig, Sync, LOCAL_ACCOUNT};
+use aztrail_transform::synth;
 
 /// User + system CPU seconds of this process so far (Linux).
 fn cpu_seconds() -> f64 {
@@ -39,36 +18,6 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
-}
-
-async fn post(conn: &mut BufReader<TcpStream>, body: &[u8]) -> anyhow::Result<()> {
-    let head = format!(
-        "POST /PutAuditEvents?channelArn=aztrail-local HTTP/1.1\r\nHost: lake\r\nAuthorization: {AUTH}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    conn.get_mut().write_all(head.as_bytes()).await?;
-    conn.get_mut().write_all(body).await?;
-    let (mut len, mut line) = (0usize, String::new());
-    loop {
-        line.clear();
-        conn.read_line(&mut line).await?;
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse()?;
-            }
-        }
-    }
-    let mut resp = vec![0; len];
-    conn.read_exact(&mut resp).await?;
-    anyhow::ensure!(
-        resp.starts_with(b"{\"failed\":[]"),
-        "{}",
-        String::from_utf8_lossy(&resp)
-    );
-    Ok(())
 }
 
 #[tokio::main]
@@ -91,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         ..LakeConfig::in_memory()
     })
     .await?;
-    let bodies = std::sync::Arc::new(bodies());
+    let bodies = std::sync::Arc::new(synth::request_bodies(2000, 21, LOCAL_ACCOUNT));
     let events_per_round = 2000;
     let (t0, c0) = (Instant::now(), cpu_seconds());
     let mut tasks = Vec::new();
@@ -99,13 +48,18 @@ async fn main() -> anyhow::Result<()> {
         let bodies = bodies.clone();
         let addr = lake.addr();
         tasks.push(tokio::spawn(async move {
-            let mut conn = BufReader::new(TcpStream::connect(addr).await?);
+            let mut client = RawClient::connect(addr).await?;
             for r in 0..rounds {
                 if r % conns != k {
                     continue;
                 }
                 for b in bodies.iter() {
-                    post(&mut conn, b).await?;
+                    let (status, resp) = client.put("aztrail-local", b).await?;
+                    anyhow::ensure!(
+                        status == 200 && resp.starts_with(b"{\"failed\":[]"),
+                        "{status}: {}",
+                        String::from_utf8_lossy(&resp)
+                    );
                 }
             }
             anyhow::Ok(())

@@ -60,13 +60,18 @@ fn valid_data() -> serde_json::Value {
         "eventTime": "2026-11-01T00:00:00Z", "UID": "u", "recipientAccountId": LOCAL_ACCOUNT})
 }
 
-async fn no_faults() -> Lake {
+/// An in-memory lake with these faults.
+async fn lake_with(faults: FaultConfig) -> Lake {
     Lake::start(LakeConfig {
-        faults: FaultConfig::none(),
+        faults,
         ..LakeConfig::in_memory()
     })
     .await
     .unwrap()
+}
+
+async fn no_faults() -> Lake {
+    lake_with(FaultConfig::none()).await
 }
 
 #[tokio::test]
@@ -275,15 +280,11 @@ async fn per_event_errors_carry_the_documented_codes() {
 
 #[tokio::test]
 async fn calls_over_the_quota_are_throttled() {
-    let lake = Lake::start(LakeConfig {
-        faults: FaultConfig {
-            tps: 2,
-            ..FaultConfig::default()
-        },
-        ..LakeConfig::in_memory()
+    let lake = lake_with(FaultConfig {
+        tps: 2,
+        ..FaultConfig::default()
     })
-    .await
-    .unwrap();
+    .await;
     let c = client(&lake);
     let (mut ok, mut throttled) = (0, 0);
     let started = std::time::Instant::now();
@@ -322,18 +323,14 @@ async fn calls_over_the_quota_are_throttled() {
 
 #[tokio::test]
 async fn injected_faults_are_reported_per_event_and_per_call() {
-    let lake = Lake::start(LakeConfig {
-        faults: FaultConfig {
-            throttle_rate: 0.3,
-            fail_rate: 0.1,
-            error_rate: 0.2,
-            seed: 7,
-            ..FaultConfig::none()
-        },
-        ..LakeConfig::in_memory()
+    let lake = lake_with(FaultConfig {
+        throttle_rate: 0.3,
+        fail_rate: 0.1,
+        error_rate: 0.2,
+        seed: 7,
+        ..FaultConfig::none()
     })
-    .await
-    .unwrap();
+    .await;
     let c = client(&lake);
     let evs = events(400, 3, LOCAL_ACCOUNT);
     let (mut ok, mut throttled, mut failed, mut errors) = (0, 0, 0, 0);

@@ -17,6 +17,7 @@
 
 pub mod faults;
 pub mod query;
+pub mod raw_client;
 pub mod server;
 pub mod store;
 pub mod validate;

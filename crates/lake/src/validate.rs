@@ -54,42 +54,44 @@ const KB: usize = 1024;
 /// The fields of `eventData` that are checked, borrowed from the event's text; the nested JSON
 /// documents stay unparsed (only their form and size matter here).
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct EventData<'a> {
     #[serde(borrow)]
     version: Option<Cow<'a, str>>,
-    #[serde(rename = "userIdentity", borrow)]
+    #[serde(borrow)]
     user_identity: Option<UserIdentity<'a>>,
-    #[serde(rename = "userAgent", borrow)]
+    #[serde(borrow)]
     user_agent: Option<Cow<'a, str>>,
-    #[serde(rename = "eventSource", borrow)]
+    #[serde(borrow)]
     event_source: Option<Cow<'a, str>>,
-    #[serde(rename = "eventName", borrow)]
+    #[serde(borrow)]
     event_name: Option<Cow<'a, str>>,
-    #[serde(rename = "eventTime", borrow)]
+    #[serde(borrow)]
     event_time: Option<Cow<'a, str>>,
     #[serde(rename = "UID", borrow)]
     uid: Option<Cow<'a, str>>,
-    #[serde(rename = "requestParameters", borrow)]
+    #[serde(borrow)]
     request_parameters: Option<&'a RawValue>,
-    #[serde(rename = "responseElements", borrow)]
+    #[serde(borrow)]
     response_elements: Option<&'a RawValue>,
-    #[serde(rename = "errorCode", borrow)]
+    #[serde(borrow)]
     error_code: Option<Cow<'a, str>>,
-    #[serde(rename = "errorMessage", borrow)]
+    #[serde(borrow)]
     error_message: Option<Cow<'a, str>>,
     #[serde(rename = "sourceIPAddress", borrow)]
     source_ip_address: Option<Cow<'a, str>>,
-    #[serde(rename = "recipientAccountId", borrow)]
+    #[serde(borrow)]
     recipient_account_id: Option<Cow<'a, str>>,
-    #[serde(rename = "additionalEventData", borrow)]
+    #[serde(borrow)]
     additional_event_data: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct UserIdentity<'a> {
     #[serde(rename = "type", borrow)]
     kind: Option<Cow<'a, str>>,
-    #[serde(rename = "principalId", borrow)]
+    #[serde(borrow)]
     principal_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     details: Option<&'a RawValue>,
