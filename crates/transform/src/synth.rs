@@ -363,7 +363,7 @@ impl Generator {
         );
         let iat = 1_793_491_200 + self.seq;
         let _ = write!(out, "\"aud\":\"https://management.core.windows.net/\",\"iss\":\"https://sts.windows.net/{t}/\",\"iat\":\"{iat}\",\"nbf\":\"{iat}\",\"exp\":\"{}\",\"aio\":\"{}\",\"appid\":\"{}\",\"appidacr\":\"{}\",\"http://schemas.microsoft.com/identity/claims/identityprovider\":\"https://sts.windows.net/{t}/\",\"http://schemas.microsoft.com/identity/claims/objectidentifier\":\"{}\",\"http://schemas.microsoft.com/identity/claims/tenantid\":\"{t}\",\"uti\":\"{}\",\"ver\":\"1.0\"",
-            iat + 3600, b64ish(&mut self.rng, 60),
+            iat + 3600, b64ish(&mut self.rng, 40),
             if user_call { "c44b4083-3bb0-49c1-b47d-974e53cbdf3c" } else { &app.0 },
             if user_call { "2" } else { "1" },
             if user_call { &user.oid } else { &app.1 },
@@ -444,10 +444,10 @@ impl Generator {
                 out.push_str("\"managedIdentityType\":\"SystemAssigned\",");
             }
         } else {
-            let _ = write!(out, "\"userDisplayName\":\"{} {}\",\"userPrincipalName\":\"{}\",\"userId\":\"{}\",\"appId\":\"{}\",\"appDisplayName\":\"{}\",\"userAgent\":\"{}\",\"clientAppUsed\":\"Browser\",\"isInteractive\":{},\"userType\":\"Member\",\"authenticationRequirement\":\"multiFactorAuthentication\",",
+            let _ = write!(out, "\"userDisplayName\":\"{} {}\",\"userPrincipalName\":\"{}\",\"userId\":\"{}\",\"appId\":\"{}\",\"appDisplayName\":\"{}\",\"userAgent\":\"{}\",\"clientAppUsed\":\"Browser\",\"isInteractive\":{},\"userType\":\"Member\",",
                 json_escape(&user.given), json_escape(&user.surname), user.upn, user.oid, app.0, self.rng.pick(APPS), self.rng.pick(AGENTS), category == "SignInLogs");
         }
-        let _ = write!(out, "\"ipAddress\":\"{}\",\"correlationId\":\"{corr}\",\"conditionalAccessStatus\":\"{}\",\"originalRequestId\":\"{id}\",\"tokenIssuerType\":\"AzureAD\",\"tokenIssuerName\":\"\",\"riskDetail\":\"none\",\"riskLevelAggregated\":\"none\",\"riskLevelDuringSignIn\":\"none\",\"riskState\":\"none\",\"riskEventTypes\":[],\"riskEventTypes_v2\":[],\"resourceDisplayName\":\"Windows Azure Service Management API\",\"resourceId\":\"797f4846-ba00-4fd7-ba43-dac1f8f63013\",\"resourceTenantId\":\"{t}\",\"homeTenantId\":\"{t}\",\"processingTimeInMilliseconds\":{},\"autonomousSystemNumber\":{},\"uniqueTokenIdentifier\":\"{}\",\"status\":{{\"errorCode\":{error}",
+        let _ = write!(out, "\"ipAddress\":\"{}\",\"correlationId\":\"{corr}\",\"conditionalAccessStatus\":\"{}\",\"originalRequestId\":\"{id}\",\"tokenIssuerType\":\"AzureAD\",\"riskDetail\":\"none\",\"riskLevelAggregated\":\"none\",\"riskLevelDuringSignIn\":\"none\",\"riskState\":\"none\",\"riskEventTypes\":[],\"resourceDisplayName\":\"Windows Azure Service Management API\",\"resourceId\":\"797f4846-ba00-4fd7-ba43-dac1f8f63013\",\"resourceTenantId\":\"{t}\",\"homeTenantId\":\"{t}\",\"processingTimeInMilliseconds\":{},\"autonomousSystemNumber\":{},\"uniqueTokenIdentifier\":\"{}\",\"status\":{{\"errorCode\":{error}",
             if service { String::new() } else { ip.clone() },
             if error == 0 { "success" } else { "failure" },
             self.rng.below(400), 8075 + self.rng.below(100), b64ish(&mut self.rng, 22));
@@ -458,9 +458,13 @@ impl Generator {
             if self.rng.chance(50) { self.rng.guid() } else { String::new() },
             self.rng.pick(&["Windows 10", "MacOs", "Linux", "Ios"]), self.rng.pick(&["Edge 124.0.0", "Chrome 124.0.0", "Safari 17.4"]),
             city.0, city.1, city.2, city.3, city.4);
-        let _ = write!(out, "\"appliedConditionalAccessPolicies\":[{{\"id\":\"{}\",\"displayName\":\"Require MFA for admins\",\"enforcedGrantControls\":[\"Mfa\"],\"enforcedSessionControls\":[],\"result\":\"{}\"}},{{\"id\":\"{}\",\"displayName\":\"Block legacy authentication\",\"enforcedGrantControls\":[\"Block\"],\"enforcedSessionControls\":[],\"result\":\"notApplied\"}}],",
-            self.rng.guid(), if error == 53003 { "failure" } else { "success" }, self.rng.guid());
-        let _ = write!(out, "\"authenticationDetails\":[{{\"authenticationStepDateTime\":\"{time}\",\"authenticationMethod\":\"Password\",\"succeeded\":{},\"authenticationStepResultDetail\":\"{}\",\"authenticationStepRequirement\":\"Primary authentication\",\"StatusSequence\":0,\"RequestSequence\":0}}],\"authenticationProcessingDetails\":[{{\"key\":\"Legacy TLS (TLS 1.0, 1.1, 3DES)\",\"value\":\"False\"}},{{\"key\":\"Is CAE Token\",\"value\":\"False\"}}],\"networkLocationDetails\":[],\"flaggedForReview\":false,\"isTenantRestricted\":false,\"crossTenantAccessType\":\"none\"}}}}",
+        let _ = write!(out, "\"appliedConditionalAccessPolicies\":[{{\"id\":\"{}\",\"displayName\":\"Require MFA for admins\",\"enforcedGrantControls\":[\"Mfa\"],\"enforcedSessionControls\":[],\"result\":\"{}\"}}",
+            self.rng.guid(), if error == 53003 { "failure" } else { "success" });
+        if self.rng.chance(25) {
+            let _ = write!(out, ",{{\"id\":\"{}\",\"displayName\":\"Block legacy authentication\",\"enforcedGrantControls\":[\"Block\"],\"enforcedSessionControls\":[],\"result\":\"notApplied\"}}", self.rng.guid());
+        }
+        out.push_str("],");
+        let _ = write!(out, "\"authenticationDetails\":[{{\"authenticationStepDateTime\":\"{time}\",\"authenticationMethod\":\"Password\",\"succeeded\":{},\"authenticationStepResultDetail\":\"{}\",\"authenticationStepRequirement\":\"Primary authentication\",\"StatusSequence\":0,\"RequestSequence\":0}}],\"authenticationProcessingDetails\":[{{\"key\":\"Legacy TLS (TLS 1.0, 1.1, 3DES)\",\"value\":\"False\"}}],\"networkLocationDetails\":[],\"crossTenantAccessType\":\"none\"}}}}",
             error == 0, if error == 0 { "Correct password" } else { "Invalid username or password" });
     }
 
