@@ -1,5 +1,16 @@
 //! aztrail-load: turns staged S3 objects into CloudTrail Lake events.
 //!
 //! Reads S3 notifications from SQS, streams each object through `aztrail-transform`, sends
-//! PutAuditEvents with bounded concurrency under one rate limit, and writes what was rejected to
-//! the failure queue. Not built yet: see the open issue "crates/load".
+//! PutAuditEvents with bounded concurrency under one rate limit, retries what can succeed later,
+//! and writes everything else to the failure queue.
+//!
+//! Built so far (the rest is the open issue "crates/load"):
+//! - [`notification`]: S3 event notifications in SQS messages, test events, poison messages.
+//! - [`rate`]: the token bucket all workers of a process share.
+//! - [`retry`]: what is retried, and exponential backoff with full jitter.
+//! - [`failure`]: failure-queue messages, with the raw record or a pointer to it.
+
+pub mod failure;
+pub mod notification;
+pub mod rate;
+pub mod retry;
