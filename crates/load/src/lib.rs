@@ -9,8 +9,15 @@
 //! - [`rate`]: the token bucket all workers of a process share.
 //! - [`retry`]: what is retried, and exponential backoff with full jitter.
 //! - [`failure`]: failure-queue messages, with the raw record or a pointer to it.
+//! - [`sink`]: PutAuditEvents behind a trait, with the official SDK's implementation.
+//! - [`sender`]: one batch sent until every event is accepted or has failed.
+//! - [`loader`]: one object's bytes, streamed, mapped, batched and sent with bounded concurrency,
+//!   every record accounted for.
 
 pub mod failure;
+pub mod loader;
 pub mod notification;
 pub mod rate;
 pub mod retry;
+pub mod sender;
+pub mod sink;
