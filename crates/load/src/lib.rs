@@ -13,11 +13,15 @@
 //! - [`sender`]: one batch sent until every event is accepted or has failed.
 //! - [`loader`]: one object's bytes, streamed, mapped, batched and sent with bounded concurrency,
 //!   every record accounted for.
+//! - [`s3`]: staged objects as byte streams (gzip decompressed on the fly).
+//! - [`sqs`]: the worker over the notification queue, and the failure queue.
 
 pub mod failure;
 pub mod loader;
 pub mod notification;
 pub mod rate;
 pub mod retry;
+pub mod s3;
 pub mod sender;
 pub mod sink;
+pub mod sqs;
