@@ -19,6 +19,7 @@ enum Command {
     Transform(cmd::transform::Args),
     Gen(cmd::gen::Args),
     Lake(cmd::lake::Args),
+    Load(cmd::load::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +28,7 @@ fn main() -> std::process::ExitCode {
         Command::Transform(args) => cmd::transform::run(args),
         Command::Gen(args) => cmd::gen::run(args),
         Command::Lake(args) => cmd::lake::run(args),
+        Command::Load(args) => cmd::load::run(args),
     };
     match result {
         Ok(code) => code,

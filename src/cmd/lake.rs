@@ -125,46 +125,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Query(a) => {
             let store = open_existing(&a.db)?;
             let result = store.query(&a.sql)?;
-            print!(
-                "{}",
-                match a.format {
-                    Format::Table => result.to_table(),
-                    Format::Json => result.to_json() + "\n",
-                    Format::Csv => result.to_csv(),
-                }
-            );
+            super::emit(&match a.format {
+                Format::Table => result.to_table(),
+                Format::Json => result.to_json() + "\n",
+                Format::Csv => result.to_csv(),
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats(a) => {
             let stats = open_existing(&a.db)?.stats()?;
-            match a.format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&stats)?),
-                Format::Table | Format::Csv => print_stats(&stats),
-            }
+            super::emit(&match a.format {
+                Format::Json => serde_json::to_string_pretty(&stats)? + "\n",
+                Format::Table | Format::Csv => stats_table(&stats),
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn print_stats(s: &aztrail_lake::Stats) {
-    println!(
-        "events: {}  distinct UIDs: {}  duplicate events: {}",
+fn stats_table(s: &aztrail_lake::Stats) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "events: {}  distinct UIDs: {}  duplicate events: {}\n",
         s.events, s.distinct_uids, s.duplicate_events
     );
-    let section = |title: &str, rows: &[(String, u64)]| {
+    let mut section = |title: &str, rows: &[(String, u64)]| {
         if rows.is_empty() {
             return;
         }
-        println!("\n{title}");
+        let _ = writeln!(out, "\n{title}");
         let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (k, n) in rows {
-            println!("  {k:<w$}  {n:>9}");
+            let _ = writeln!(out, "  {k:<w$}  {n:>9}");
         }
     };
     section("duplicated UIDs", &s.duplicated_uids);
     section("by eventSource", &s.by_event_source);
     section("by eventName (top 20)", &s.by_event_name);
     section("by day", &s.by_day);
+    out
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -2,12 +2,23 @@
 
 pub mod gen;
 pub mod lake;
+pub mod load;
 pub mod transform;
 
 /// Exit status for a fatal error (unreadable input, bad arguments).
 pub const EXIT_FATAL: u8 = 2;
 /// Exit status when the run finished but some records were rejected.
 pub const EXIT_REJECTED: u8 = 1;
+
+/// Writes `text` to standard output; a closed pipe (`| head`) ends the output quietly.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
 
 /// The account of a CloudTrail channel ARN (`arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID`).
 pub fn account_of_channel_arn(arn: &str) -> anyhow::Result<String> {
