@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use aztrail_transform::form::form_decode;
 use aztrail_transform::synth::Rng;
 use aztrail_transform::time::UtcSeconds;
 use serde::Deserialize;
@@ -160,26 +161,6 @@ fn check_auth(headers: &HeaderMap) -> Result<(), CallError> {
         ));
     }
     Ok(())
-}
-
-/// `application/x-www-form-urlencoded` decoding of one query value.
-fn form_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {

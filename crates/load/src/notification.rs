@@ -7,6 +7,7 @@
 //! these is an error with a reason, so the caller can send it to the failure path instead of
 //! letting it loop.
 
+use aztrail_transform::form::form_decode;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -166,26 +167,6 @@ fn parse_value(v: Value, depth: u8) -> Result<Notification, NotificationError> {
         });
     }
     Ok(Notification::Objects { objects, skipped })
-}
-
-/// `application/x-www-form-urlencoded` decoding, as S3 encodes keys in notifications.
-pub fn form_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

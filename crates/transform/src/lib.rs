@@ -7,11 +7,13 @@
 //! - [`mapping`] turns one record into one event (`id`, `eventData`, `eventDataChecksum`), or a
 //!   typed [`Rejection`] that says why not.
 //! - [`batch`] packs events into PutAuditEvents request bodies under the API's limits.
-//! - [`limits`], [`time`], [`ip`], [`json`] and [`fields`] are the pieces those are built from.
+//! - [`limits`], [`time`], [`ip`], [`json`] and [`fields`] are the pieces those are built from;
+//!   [`form`] decodes form-encoded S3 keys and query values for the crates above.
 //! - [`synth`] generates realistic records, deterministically, for tests and benchmarks.
 
 pub mod batch;
 pub mod fields;
+pub mod form;
 pub mod framing;
 pub mod ip;
 pub mod json;
