@@ -22,14 +22,9 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
 
 /// The account of a CloudTrail channel ARN (`arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID`).
 pub fn account_of_channel_arn(arn: &str) -> anyhow::Result<String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    match parts.as_slice() {
-        ["arn", _partition, "cloudtrail", _region, account, resource]
-            if resource.starts_with("channel/") =>
-        {
-            check_account_id(account)
-        }
-        _ => anyhow::bail!(
+    match aztrail_transform::channel::ChannelArn::parse(arn) {
+        Some(c) => Ok(c.account.to_string()),
+        None => anyhow::bail!(
             "{arn:?} is not a CloudTrail channel ARN (arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID)"
         ),
     }
@@ -37,11 +32,11 @@ pub fn account_of_channel_arn(arn: &str) -> anyhow::Result<String> {
 
 /// A 12-digit AWS account id.
 pub fn check_account_id(id: &str) -> anyhow::Result<String> {
-    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(id.to_string())
-    } else {
-        anyhow::bail!("{id:?} is not an AWS account id (12 digits)")
-    }
+    anyhow::ensure!(
+        aztrail_transform::channel::is_account_id(id),
+        "{id:?} is not an AWS account id (12 digits)"
+    );
+    Ok(id.to_string())
 }
 
 #[cfg(test)]

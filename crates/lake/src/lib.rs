@@ -83,23 +83,12 @@ pub struct Channel {
 impl Channel {
     /// A channel from its ARN (`arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID`).
     pub fn from_arn(arn: &str) -> Result<Self, LakeError> {
-        let parts: Vec<&str> = arn.splitn(6, ':').collect();
-        match parts.as_slice() {
-            ["arn", p, "cloudtrail", region, account, resource]
-                if p.starts_with("aws")
-                    && !region.is_empty()
-                    && account.len() == 12
-                    && account.bytes().all(|b| b.is_ascii_digit())
-                    && resource.len() > "channel/".len()
-                    && resource.starts_with("channel/") =>
-            {
-                Ok(Self {
-                    arn: arn.to_string(),
-                    account: account.to_string(),
-                })
-            }
-            _ => Err(LakeError::BadChannel(arn.to_string())),
-        }
+        let parsed = aztrail_transform::channel::ChannelArn::parse(arn)
+            .ok_or_else(|| LakeError::BadChannel(arn.to_string()))?;
+        Ok(Self {
+            arn: arn.to_string(),
+            account: parsed.account.to_string(),
+        })
     }
 }
 

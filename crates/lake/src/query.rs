@@ -107,15 +107,13 @@ fn tokenize(sql: &str) -> Result<Vec<Tok>, LakeError> {
             }
             toks.push(Tok::Other(chars[start..i].iter().collect()));
         } else if after_from {
-            // The event data store: an id or ARN, taken whole (it may hold `-`, `:` and `/`).
-            let start = i;
+            // The event data store: an id or ARN, replaced whole (it may hold `-`, `:` and `/`).
             while i < chars.len()
                 && !chars[i].is_whitespace()
                 && !matches!(chars[i], ';' | ')' | ',')
             {
                 i += 1;
             }
-            let _store: String = chars[start..i].iter().collect();
             toks.push(Tok::Other("events".into()));
             after_from = false;
         } else if c.is_alphabetic() || c == '_' {

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use aztrail_transform::channel::{is_channel_id, ChannelArn};
 use aztrail_transform::form::form_decode;
 use aztrail_transform::synth::Rng;
 use aztrail_transform::time::UtcSeconds;
@@ -172,20 +173,11 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 
 /// Whether `arn` has the form of a channel ARN, or of a channel id (the ARN's suffix).
 fn well_formed_channel(arn: &str) -> bool {
-    let id_ok = |id: &str| {
-        !id.is_empty()
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
-    if !arn.starts_with("arn:") {
-        return id_ok(arn);
+    if arn.starts_with("arn:") {
+        ChannelArn::parse(arn).is_some()
+    } else {
+        is_channel_id(arn)
     }
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    matches!(parts.as_slice(), ["arn", partition, "cloudtrail", region, account, resource]
-        if partition.starts_with("aws") && !region.is_empty()
-            && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
-            && resource.strip_prefix("channel/").is_some_and(id_ok))
 }
 
 #[derive(Deserialize)]

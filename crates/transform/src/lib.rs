@@ -12,6 +12,7 @@
 //! - [`synth`] generates realistic records, deterministically, for tests and benchmarks.
 
 pub mod batch;
+pub mod channel;
 pub mod fields;
 pub mod form;
 pub mod framing;
