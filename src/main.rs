@@ -20,6 +20,7 @@ enum Command {
     Gen(cmd::gen::Args),
     Lake(cmd::lake::Args),
     Load(cmd::load::Args),
+    Redrive(cmd::redrive::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -29,6 +30,7 @@ fn main() -> std::process::ExitCode {
         Command::Gen(args) => cmd::gen::run(args),
         Command::Lake(args) => cmd::lake::run(args),
         Command::Load(args) => cmd::load::run(args),
+        Command::Redrive(args) => cmd::redrive::run(args),
     };
     match result {
         Ok(code) => code,

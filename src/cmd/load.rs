@@ -1,71 +1,111 @@
-//! `aztrail load`: staged S3 objects into CloudTrail Lake, from an SQS queue of S3 notifications
-//! or from `s3://` URIs given on the command line.
+//! `aztrail load`: staged objects into CloudTrail Lake, from an SQS queue of S3 notifications,
+//! from `s3://` URIs, or from local files and directories.
 
-use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use aztrail_load::checkpoint::{Checkpoint, NoProgress, S3Checkpoints};
 use aztrail_load::failure::FailureMessage;
-use aztrail_load::loader::{load, FailureSink, LoadConfig, Summary};
+use aztrail_load::loader::{load, Destination, FailureSink, Live, LoadConfig, Summary};
+use aztrail_load::local::{list_files, open_file, FileFailures};
 use aztrail_load::rate::RateLimiter;
-use aztrail_load::sink::CloudTrailSink;
 use aztrail_load::sqs::{SqsFailures, Worker};
 use aztrail_transform::Source;
 
+use super::aws::{clients, Endpoints};
+use super::progress::ProgressLine;
 use super::{account_of_channel_arn, EXIT_REJECTED};
 
-/// Load staged S3 objects into CloudTrail Lake (PutAuditEvents).
+/// Load staged objects into CloudTrail Lake (PutAuditEvents).
 ///
-/// With --queue-url, receives S3 notifications from SQS and deletes each message once every
-/// record of its objects was accepted or written to --failure-queue-url. With s3://bucket/key
-/// arguments, loads those objects. AWS credentials, region and endpoints come from the usual
-/// environment (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>, ...).
+/// Work comes from one of three places:
 ///
-/// Prints a JSON summary on standard output. Exit status: 0 when every record was accepted;
-/// 1 when some went to the failure queue (or, without one, to standard error as JSON lines);
-/// 2 on a fatal error.
+///   --queue-url URL      S3 ObjectCreated notifications in SQS (the deployed pipeline). Each
+///                        message is deleted once every record of its objects was accepted or
+///                        written to --failure-queue-url; a checkpoint per object in the staging
+///                        bucket lets a redelivered message skip what was already accepted.
+///
+///   s3://bucket/key ...  those objects.
+///
+///   PATH ...             local files, or directories walked recursively (hidden entries skipped).
+///
+/// Objects ending in .gz are decompressed on the fly. AWS credentials, region and endpoints come
+/// from the usual environment (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_<SERVICE>, ...).
+///
+/// Records that cannot be loaded go, one JSON message each, to --failure-queue-url, or else to
+/// --failure-file, or else to standard error. A JSON summary goes to standard output; a
+/// progress line to standard error when it is a terminal.
+///
+/// Exit status: 0 when every record was accepted; 1 when some were reported as failures; 2 on a
+/// fatal error.
 #[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Objects to load (s3://bucket/key); without any, work comes from --queue-url.
-    objects: Vec<String>,
+    /// Objects to load: s3://bucket/key URIs, local files or directories.
+    sources: Vec<String>,
     /// The SQS queue of S3 ObjectCreated notifications.
     #[arg(long, env = "AZTRAIL_QUEUE_URL")]
     queue_url: Option<String>,
-    /// The CloudTrail Lake channel to send to.
-    #[arg(long, env = "AZTRAIL_CHANNEL_ARN")]
-    channel_arn: String,
-    /// The SQS queue for events that could not be loaded (one JSON message each).
+    #[command(flatten)]
+    endpoints: Endpoints,
+    /// The SQS queue for records that could not be loaded (one JSON message each).
     #[arg(long, env = "AZTRAIL_FAILURE_QUEUE_URL")]
     failure_queue_url: Option<String>,
+    /// Without a failure queue: append failure messages to this file (JSON lines).
+    #[arg(long, conflicts_with = "failure_queue_url")]
+    failure_file: Option<PathBuf>,
     /// With --queue-url: stop when the queue is empty instead of waiting for more.
     #[arg(long)]
     until_empty: bool,
-    /// PutAuditEvents calls in flight at most.
-    #[arg(long, env = "AZTRAIL_CONCURRENCY", default_value_t = 4)]
+    /// PutAuditEvents calls in flight at most. Eight keep 100 calls/s busy at up to 80 ms per
+    /// call.
+    #[arg(long, env = "AZTRAIL_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
-    /// Calls per second for this process: the account allows 100 per second in all, so the
-    /// default, 25, leaves room for four processes (or Lambda instances) at once.
+    /// Calls per second for this process. The account allows 100 per second in all, so the
+    /// default, 25, leaves room for four processes (or Lambda instances) at once: set it to
+    /// 100 divided by the number of workers you run.
     #[arg(long, env = "AZTRAIL_MAX_CALLS_PER_SECOND", default_value_t = 25.0)]
     max_calls_per_second: f64,
-    /// Send PutAuditEvents here instead of the AWS endpoint (the local lake, for example).
-    #[arg(long, env = "AZTRAIL_CLOUDTRAIL_ENDPOINT")]
-    cloudtrail_endpoint: Option<String>,
-    /// Address S3 with path-style URLs (for S3 emulators such as moto).
-    #[arg(long, env = "AZTRAIL_S3_PATH_STYLE")]
-    s3_path_style: bool,
-    /// Seconds a received message stays invisible while its objects load.
-    #[arg(long, default_value_t = 300)]
+    /// Seconds a received message stays invisible; a heartbeat renews it at half this while
+    /// the message's objects load.
+    #[arg(long, default_value_t = 120)]
     visibility_timeout: i32,
+    /// Keep load checkpoints in this bucket (default: each object's own staging bucket, under
+    /// _aztrail/load/).
+    #[arg(long, env = "AZTRAIL_CHECKPOINT_BUCKET")]
+    checkpoint_bucket: Option<String>,
+    /// Save a checkpoint every this many batches (of up to 100 events): after a crash, at most
+    /// this many batches plus those in flight are sent again.
+    #[arg(long, default_value_t = 10)]
+    checkpoint_every: u32,
 }
 
-/// Failure messages as JSON lines on standard error (when no failure queue is given).
+/// Failure messages as JSON lines on standard error (when no failure queue or file is given).
 struct StderrFailures;
 
 impl FailureSink for StderrFailures {
     async fn send(&self, message: FailureMessage) -> Result<(), String> {
         eprintln!("{}", message.to_json());
         Ok(())
+    }
+}
+
+/// Where the failures of direct loads go.
+enum Failures {
+    Queue(SqsFailures),
+    File(FileFailures),
+    Stderr(StderrFailures),
+}
+
+impl FailureSink for Failures {
+    async fn send(&self, message: FailureMessage) -> Result<(), String> {
+        match self {
+            Failures::Queue(q) => q.send(message).await,
+            Failures::File(f) => f.send(message).await,
+            Failures::Stderr(s) => s.send(message).await,
+        }
     }
 }
 
@@ -81,108 +121,131 @@ fn parse_s3_uri(uri: &str) -> anyhow::Result<(String, String)> {
     }
 }
 
+/// One thing to load.
+enum Item {
+    S3 { bucket: String, key: String },
+    File(PathBuf),
+}
+
+fn items(sources: &[String]) -> anyhow::Result<Vec<Item>> {
+    let mut out = Vec::new();
+    for s in sources {
+        if s.starts_with("s3://") {
+            let (bucket, key) = parse_s3_uri(s)?;
+            out.push(Item::S3 { bucket, key });
+        } else {
+            let files = list_files(std::path::Path::new(s))?;
+            anyhow::ensure!(!files.is_empty(), "{s}: no files to load");
+            out.extend(files.into_iter().map(Item::File));
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let account = account_of_channel_arn(&args.channel_arn)?;
+    let account = account_of_channel_arn(&args.endpoints.channel_arn)?;
     anyhow::ensure!(
-        !args.objects.is_empty() || args.queue_url.is_some(),
-        "nothing to load: give s3://bucket/key objects or --queue-url"
+        !args.sources.is_empty() || args.queue_url.is_some(),
+        "nothing to load: give s3://bucket/key objects, local paths or --queue-url"
     );
     anyhow::ensure!(
         args.queue_url.is_none() || args.failure_queue_url.is_some(),
         "--queue-url needs --failure-queue-url: a message is deleted only once its failures are stored"
     );
-    let objects = args
-        .objects
-        .iter()
-        .map(|u| parse_s3_uri(u))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        args.max_calls_per_second > 0.0,
+        "--max-calls-per-second must be positive"
+    );
+    let items = items(&args.sources)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let shared = aws_config::load_from_env().await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&shared)
-                .force_path_style(args.s3_path_style)
-                .build(),
-        );
-        let sqs = aws_sdk_sqs::Client::new(&shared);
-        let mut ct = aws_sdk_cloudtraildata::config::Builder::from(&shared)
-            // aztrail retries with its own accounting; the SDK must not retry behind its back.
-            .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled());
-        if let Some(url) = &args.cloudtrail_endpoint {
-            ct = ct.endpoint_url(url);
-        }
-        let sink = Arc::new(CloudTrailSink::new(
-            aws_sdk_cloudtraildata::Client::from_conf(ct.build()),
-            &args.channel_arn,
-        ));
+        let c = clients(&args.endpoints).await;
         let limiter = Arc::new(RateLimiter::new(args.max_calls_per_second));
+        let live = Arc::new(Live::default());
         let config = LoadConfig {
             account,
             concurrency: args.concurrency.max(1),
+            checkpoint_every: args.checkpoint_every.max(1),
+            live: Some(Arc::clone(&live)),
             ..LoadConfig::default()
         };
-        let failures_queue = args
-            .failure_queue_url
-            .as_ref()
-            .map(|url| SqsFailures::new(sqs.clone(), url));
+        let failures = match (&args.failure_queue_url, &args.failure_file) {
+            (Some(url), _) => Failures::Queue(SqsFailures::new(c.sqs.clone(), url)),
+            (None, Some(path)) => Failures::File(FileFailures::create(path)?),
+            (None, None) => Failures::Stderr(StderrFailures),
+        };
+        let _progress = ProgressLine::start(&live);
         let mut failed = 0;
         if let Some(queue_url) = &args.queue_url {
             let worker = Worker {
-                s3: s3.clone(),
-                sqs: sqs.clone(),
+                s3: c.s3.clone(),
+                sqs: c.sqs.clone(),
                 queue_url: queue_url.clone(),
-                failures: failures_queue.clone().context("failure queue")?,
-                sink: Arc::clone(&sink),
+                failures: SqsFailures::new(
+                    c.sqs.clone(),
+                    args.failure_queue_url.clone().unwrap_or_default(),
+                ),
+                checkpoints: S3Checkpoints::new(c.s3.clone(), args.checkpoint_bucket.clone()),
+                sink: Arc::clone(&c.sink),
                 limiter: Arc::clone(&limiter),
                 config: config.clone(),
-                visibility_timeout: args.visibility_timeout,
+                visibility_timeout: args.visibility_timeout.max(2),
             };
             let summary = worker.run(args.until_empty).await?;
             failed += summary.load.failed + summary.poison;
             super::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
         }
-        let show = std::io::stderr().is_terminal();
-        for (bucket, key) in objects {
-            let reader = aztrail_load::s3::open(&s3, &bucket, &key).await?;
-            let source = Source {
-                bucket: Some(bucket.clone()),
-                key: key.clone(),
-            };
-            let summary: Summary = match &failures_queue {
-                Some(f) => {
-                    load(
-                        &source,
-                        0,
+        let dest = Destination {
+            sink: &c.sink,
+            limiter: &limiter,
+            failures: &failures,
+        };
+        let mut total = Summary::default();
+        let direct = !items.is_empty();
+        for item in items {
+            let (source, reader, name) = match item {
+                Item::S3 { bucket, key } => {
+                    let reader = aztrail_load::s3::open(&c.s3, &bucket, &key).await?;
+                    let name = format!("s3://{bucket}/{key}");
+                    (
+                        Source {
+                            bucket: Some(bucket),
+                            key,
+                        },
                         reader,
-                        Arc::clone(&sink),
-                        Arc::clone(&limiter),
-                        f,
-                        &config,
+                        name,
                     )
-                    .await?
                 }
-                None => {
-                    load(
-                        &source,
-                        0,
+                Item::File(path) => {
+                    let reader = open_file(&path).await?;
+                    let key = path.to_string_lossy().into_owned();
+                    (
+                        Source {
+                            bucket: None,
+                            key: key.clone(),
+                        },
                         reader,
-                        Arc::clone(&sink),
-                        Arc::clone(&limiter),
-                        &StderrFailures,
-                        &config,
+                        key,
                     )
-                    .await?
                 }
             };
-            if show {
-                eprintln!(
-                    "s3://{bucket}/{key}: {} records, {} accepted, {} failed",
-                    summary.records, summary.accepted, summary.failed
-                );
-            }
-            failed += summary.failed;
-            let line =
-                serde_json::json!({"object": format!("s3://{bucket}/{key}"), "summary": summary});
+            let summary = load(
+                &source,
+                reader,
+                &Checkpoint::default(),
+                &dest,
+                &NoProgress,
+                &config,
+            )
+            .await
+            .with_context(|| format!("loading {name}"))?;
+            total.add(&summary);
+            let line = serde_json::json!({"object": name, "summary": summary});
+            super::emit(&(serde_json::to_string(&line)? + "\n"))?;
+        }
+        if direct {
+            failed += total.failed;
+            let line = serde_json::json!({"total": total, "balanced": total.balanced()});
             super::emit(&(serde_json::to_string_pretty(&line)? + "\n"))?;
         }
         anyhow::Ok(if failed > 0 {

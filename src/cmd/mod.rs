@@ -1,8 +1,11 @@
 //! One module per subcommand.
 
+pub mod aws;
 pub mod gen;
 pub mod lake;
 pub mod load;
+pub mod progress;
+pub mod redrive;
 pub mod transform;
 
 /// Exit status for a fatal error (unreadable input, bad arguments).

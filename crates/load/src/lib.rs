@@ -4,8 +4,10 @@
 //! PutAuditEvents with bounded concurrency under one rate limit, retries what can succeed later,
 //! and writes everything else to the failure queue.
 //!
-//! Built so far (the rest is the open issue "crates/load"):
+//! Modules:
+//! - [`checkpoint`]: how far each staged object was loaded, so redeliveries skip that part.
 //! - [`notification`]: S3 event notifications in SQS messages, test events, poison messages.
+//! - [`redrive`]: the failure queue's events sent again, each message deleted on success.
 //! - [`rate`]: the token bucket all workers of a process share.
 //! - [`retry`]: what is retried, and exponential backoff with full jitter.
 //! - [`failure`]: failure-queue messages, with the raw record or a pointer to it.
@@ -13,13 +15,19 @@
 //! - [`sender`]: one batch sent until every event is accepted or has failed.
 //! - [`loader`]: one object's bytes, streamed, mapped, batched and sent with bounded concurrency,
 //!   every record accounted for.
+//! - [`local`]: files and directories on disk as the source, a failure file as the sink.
+//! - [`metrics`]: CloudWatch embedded-metric-format lines for the Lambda function.
 //! - [`s3`]: staged objects as byte streams (gzip decompressed on the fly).
 //! - [`sqs`]: the worker over the notification queue, and the failure queue.
 
+pub mod checkpoint;
 pub mod failure;
 pub mod loader;
+pub mod local;
+pub mod metrics;
 pub mod notification;
 pub mod rate;
+pub mod redrive;
 pub mod retry;
 pub mod s3;
 pub mod sender;

@@ -4,16 +4,24 @@
 //! (`aztrail-transform`), so memory stays flat whatever its size. Full batches are sent with at
 //! most `concurrency` calls in flight, all under the process's rate limit. Records the transform
 //! rejects and events the service does not accept go to the failure sink, one message each, so
-//! that at the end `records = accepted + failed`, which the summary states.
+//! that at the end `records = skipped + accepted + failed`, which the summary states.
+//!
+//! Every few batches the loader saves a checkpoint: the byte offset below which every record is
+//! accounted for (the start of the oldest batch still in flight). A load resumed from a checkpoint
+//! skips the records below it; a load that runs out of time stops starting batches, waits for
+//! those in flight, saves its checkpoint and says so.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aztrail_transform::{Batch, Batcher, Framer, Mapper, Source};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
 
+use crate::checkpoint::{Checkpoint, Progress};
 use crate::failure::{FailureMessage, Location};
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
@@ -37,6 +45,37 @@ impl FailureSink for MemoryFailures {
     }
 }
 
+/// Counters a progress display reads while loads run (shared by all of a process's loads).
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Bytes read.
+    pub bytes: AtomicU64,
+    /// Records framed.
+    pub records: AtomicU64,
+    /// Events accepted.
+    pub accepted: AtomicU64,
+    /// Records sent to the failure sink.
+    pub failed: AtomicU64,
+    /// Objects finished.
+    pub objects: AtomicU64,
+}
+
+impl Live {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Where a load sends what it reads.
+pub struct Destination<'a, S, F> {
+    /// PutAuditEvents.
+    pub sink: &'a Arc<S>,
+    /// The process's rate limit.
+    pub limiter: &'a Arc<RateLimiter>,
+    /// The failure queue.
+    pub failures: &'a F,
+}
+
 /// How to load.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -48,6 +87,13 @@ pub struct LoadConfig {
     pub policy: SendPolicy,
     /// Bytes read at a time.
     pub chunk_size: usize,
+    /// Save a checkpoint each time this many batches have been settled (a crash re-sends at
+    /// most this many batches, plus those in flight).
+    pub checkpoint_every: u32,
+    /// Start no batch after this instant (a Lambda's remaining time).
+    pub stop_at: Option<Instant>,
+    /// Counters for a progress display.
+    pub live: Option<Arc<Live>>,
 }
 
 impl Default for LoadConfig {
@@ -57,6 +103,9 @@ impl Default for LoadConfig {
             concurrency: 4,
             policy: SendPolicy::default(),
             chunk_size: 256 * 1024,
+            checkpoint_every: 10,
+            stop_at: None,
+            live: None,
         }
     }
 }
@@ -69,6 +118,8 @@ pub struct Summary {
     pub bytes: u64,
     /// Records framed.
     pub records: u64,
+    /// Records skipped because an earlier delivery accounted for them (from its checkpoint).
+    pub skipped: u64,
     /// Events accepted by the service.
     pub accepted: u64,
     /// Records sent to the failure sink (rejected by the transform or by the service).
@@ -81,12 +132,33 @@ pub struct Summary {
     pub retried: u64,
     /// Throttling answers.
     pub throttled: u64,
+    /// The largest delay, in seconds, from an accepted event's `eventTime` to its acceptance.
+    pub max_lag_seconds: u64,
+    /// Checkpoints that could not be saved (the load goes on; a redelivery re-sends more).
+    pub checkpoint_errors: u64,
 }
 
 impl Summary {
     /// Whether every record read was accepted or reported as failed.
     pub fn balanced(&self) -> bool {
-        self.records == self.accepted + self.failed
+        self.records == self.skipped + self.accepted + self.failed
+    }
+
+    /// Adds another summary's counts to this one.
+    pub fn add(&mut self, s: &Summary) {
+        self.bytes += s.bytes;
+        self.records += s.records;
+        self.skipped += s.skipped;
+        self.accepted += s.accepted;
+        self.failed += s.failed;
+        self.calls += s.calls;
+        self.retried += s.retried;
+        self.throttled += s.throttled;
+        self.max_lag_seconds = self.max_lag_seconds.max(s.max_lag_seconds);
+        self.checkpoint_errors += s.checkpoint_errors;
+        for (code, n) in &s.failed_by_code {
+            *self.failed_by_code.entry(code.clone()).or_default() += n;
+        }
     }
 
     fn add_failure(&mut self, code: &str) {
@@ -109,32 +181,71 @@ pub enum LoadError {
     /// A failure message could not be stored.
     #[error("writing to the failure queue: {0}")]
     FailureSink(String),
+    /// The load stopped at its deadline; its checkpoint says where to resume.
+    #[error("out of time at byte {offset}; resumes there on redelivery")]
+    OutOfTime {
+        /// Every record below this offset is accounted for.
+        offset: u64,
+        /// What was done before stopping.
+        summary: Box<Summary>,
+    },
 }
 
-/// What the loader keeps about each event in flight: where its record is, and the record itself
-/// for the failure message should the service not accept it.
+/// What the loader keeps about each event in flight: where its record is, the record itself for
+/// the failure message should the service not accept it, and its time for the lag metric.
 struct Tag {
     at: Location,
     raw: Vec<u8>,
+    event_time: i64,
 }
 
-/// Loads the records of `reader` (the object `source`, starting at byte `start`) into `sink`.
-pub async fn load<S, F, R>(
+/// A settled batch: its number and how it ended.
+type Settled = (u64, Sent<Tag>);
+
+/// Which offsets are accounted for: everything below the first record of the oldest unsettled
+/// batch, of the batch being filled, or, when none, below the end of the last record framed.
+#[derive(Debug, Default)]
+struct Watermark {
+    /// Batch number → offset of its first record, for batches made but not settled.
+    pending: BTreeMap<u64, u64>,
+    /// The first record's offset of the batch being filled.
+    open_first: Option<u64>,
+    /// The end of the last record framed.
+    framed_end: u64,
+}
+
+impl Watermark {
+    fn offset(&self) -> u64 {
+        let mut w = self.framed_end;
+        if let Some((_, &first)) = self.pending.first_key_value() {
+            w = w.min(first);
+        }
+        if let Some(first) = self.open_first {
+            w = w.min(first);
+        }
+        w
+    }
+}
+
+/// Loads the records of `reader` (the object `source`) into `dest`, skipping those below
+/// `resume.offset`, and saving progress through `progress`.
+pub async fn load<S, F, R, P>(
     source: &Source,
-    start: u64,
     mut reader: R,
-    sink: Arc<S>,
-    limiter: Arc<RateLimiter>,
-    failures: &F,
+    resume: &Checkpoint,
+    dest: &Destination<'_, S, F>,
+    progress: &P,
     config: &LoadConfig,
 ) -> Result<Summary, LoadError>
 where
     S: AuditSink,
     F: FailureSink,
     R: AsyncRead + Unpin,
+    P: Progress,
 {
     let mut summary = Summary::default();
-    let mut framer = Framer::with_start_offset(start);
+    let live = config.live.as_deref();
+    let mut framer = Framer::new();
     let mut mapper = Mapper::new(&config.account);
     mapper.set_source(source);
     let mut batcher: Batcher<(Tag, OutEvent)> = Batcher::new();
@@ -142,18 +253,34 @@ where
     let mut chunk = vec![0u8; config.chunk_size.max(4096)];
     let mut entry = Vec::new();
     let mut batch_no = 0u64;
+    let mut mark = Watermark {
+        framed_end: resume.offset,
+        ..Watermark::default()
+    };
+    let mut settled_since_save = 0u32;
     // Records rejected by the transform, with their raw bytes, waiting to be reported.
     let mut rejected: Vec<(Location, String, String, Vec<u8>)> = Vec::new();
-    let mut full: Vec<Batch<(Tag, OutEvent)>> = Vec::new();
+    let mut full: Vec<(u64, Batch<(Tag, OutEvent)>)> = Vec::new();
     let mut eof = false;
-    while !eof {
+    let mut out_of_time = false;
+    'read: while !eof {
         let n = reader.read(&mut chunk).await.map_err(|e| LoadError::Read {
             key: source.key.clone(),
             source: e,
         })?;
         summary.bytes += n as u64;
+        if let Some(l) = live {
+            Live::add(&l.bytes, n as u64);
+        }
+        let records_before = summary.records;
         let mut handle = |rec: aztrail_transform::Record<'_>| {
             summary.records += 1;
+            if rec.offset < resume.offset {
+                summary.skipped += 1;
+                return;
+            }
+            let end = rec.offset + rec.bytes.len() as u64;
+            mark.framed_end = mark.framed_end.max(end);
             let at = Location {
                 bucket: source.bucket.clone(),
                 key: source.key.clone(),
@@ -185,10 +312,17 @@ where
                     let tag = Tag {
                         at,
                         raw: rec.bytes.to_vec(),
+                        event_time: ev.event_time.0,
                     };
+                    let first = rec.offset;
                     if let Ok(Some(done)) = batcher.push(&entry, (tag, out)) {
-                        full.push(done);
+                        batch_no += 1;
+                        if let Some(f) = mark.open_first.take() {
+                            mark.pending.insert(batch_no, f);
+                        }
+                        full.push((batch_no, done));
                     }
+                    mark.open_first.get_or_insert(first);
                 }
                 Err(rejection) => rejected.push((
                     at,
@@ -205,47 +339,115 @@ where
             framer.feed(&chunk[..n], &mut handle);
         }
         if eof {
-            full.extend(batcher.take());
+            if let Some(done) = batcher.take() {
+                batch_no += 1;
+                if let Some(f) = mark.open_first.take() {
+                    mark.pending.insert(batch_no, f);
+                }
+                full.push((batch_no, done));
+            }
+        }
+        if let Some(l) = live {
+            Live::add(&l.records, summary.records - records_before);
         }
         for (at, code, message, raw) in rejected.drain(..) {
             summary.add_failure(&code);
-            failures
+            if let Some(l) = live {
+                Live::add(&l.failed, 1);
+            }
+            dest.failures
                 .send(FailureMessage::new(&code, &message, at, 0, &raw))
                 .await
                 .map_err(LoadError::FailureSink)?;
         }
-        for batch in full.drain(..) {
+        let mut batches = full.drain(..);
+        for (no, batch) in batches.by_ref() {
             while in_flight.len() >= config.concurrency.max(1) {
-                if let Some(sent) = in_flight.next().await {
-                    settle(sent, &mut summary, failures).await?;
+                if let Some(done) = in_flight.next().await {
+                    settle(done, &mut summary, &mut mark, dest.failures, live).await?;
+                    settled_since_save += 1;
+                    if settled_since_save >= config.checkpoint_every.max(1) {
+                        settled_since_save = 0;
+                        save(progress, resume, &mark, &mut summary, false).await;
+                    }
                 }
             }
-            batch_no += 1;
-            let sink = Arc::clone(&sink);
-            let limiter = Arc::clone(&limiter);
+            if config.stop_at.is_some_and(|t| Instant::now() >= t) {
+                out_of_time = true;
+                break;
+            }
+            let sink = Arc::clone(dest.sink);
+            let limiter = Arc::clone(dest.limiter);
             let policy = config.policy.clone();
-            let mut backoff = Backoff::new(policy.backoff_base, policy.backoff_cap, batch_no);
+            let mut backoff = Backoff::new(policy.backoff_base, policy.backoff_cap, no);
             let events: Vec<(Tag, OutEvent)> = batch.items.into_iter().map(|(t, _)| t).collect();
             in_flight.push(async move {
-                send_batch(sink.as_ref(), &limiter, &mut backoff, &policy, events).await
+                let sent = send_batch(sink.as_ref(), &limiter, &mut backoff, &policy, events).await;
+                (no, sent)
             });
         }
+        drop(batches);
+        if out_of_time {
+            break 'read;
+        }
     }
-    while let Some(sent) = in_flight.next().await {
-        settle(sent, &mut summary, failures).await?;
+    while let Some(done) = in_flight.next().await {
+        settle(done, &mut summary, &mut mark, dest.failures, live).await?;
+    }
+    if out_of_time {
+        save(progress, resume, &mark, &mut summary, false).await;
+        return Err(LoadError::OutOfTime {
+            offset: mark.offset(),
+            summary: Box::new(summary),
+        });
+    }
+    save(progress, resume, &mark, &mut summary, true).await;
+    if let Some(l) = live {
+        Live::add(&l.objects, 1);
     }
     Ok(summary)
 }
 
-async fn settle<F: FailureSink>(
-    sent: Sent<Tag>,
+async fn save<P: Progress>(
+    progress: &P,
+    resume: &Checkpoint,
+    mark: &Watermark,
     summary: &mut Summary,
+    complete: bool,
+) {
+    let checkpoint = Checkpoint {
+        offset: mark.offset(),
+        complete,
+        accepted: resume.accepted + summary.accepted,
+        failed: resume.failed + summary.failed,
+    };
+    if progress.save(&checkpoint).await.is_err() {
+        summary.checkpoint_errors += 1;
+    }
+}
+
+async fn settle<F: FailureSink>(
+    (no, sent): Settled,
+    summary: &mut Summary,
+    mark: &mut Watermark,
     failures: &F,
+    live: Option<&Live>,
 ) -> Result<(), LoadError> {
     summary.accepted += sent.accepted.len() as u64;
     summary.calls += u64::from(sent.calls);
     summary.retried += u64::from(sent.retried);
     summary.throttled += u64::from(sent.throttled);
+    if let Some(oldest) = sent.accepted.iter().map(|t| t.event_time).min() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let lag = u64::try_from(now.saturating_sub(oldest)).unwrap_or(0);
+        summary.max_lag_seconds = summary.max_lag_seconds.max(lag);
+    }
+    if let Some(l) = live {
+        Live::add(&l.accepted, sent.accepted.len() as u64);
+        Live::add(&l.failed, sent.failed.len() as u64);
+    }
     for f in sent.failed {
         summary.add_failure(&f.code);
         let message = FailureMessage::new(&f.code, &f.message, f.tag.at, f.attempts, &f.tag.raw);
@@ -254,5 +456,110 @@ async fn settle<F: FailureSink>(
             .await
             .map_err(LoadError::FailureSink)?;
     }
+    // Only now, with its failures stored, is the batch accounted for.
+    mark.pending.remove(&no);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{CheckpointStore, MemoryCheckpoints, ObjectProgress};
+    use crate::notification::ObjectRef;
+    use crate::sink::{CallError, PutResult};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Accepts everything after a short delay, remembering every id it was sent.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<String>>);
+
+    impl AuditSink for Recording {
+        async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+            self.0.lock().unwrap().extend(ids.iter().cloned());
+            Ok(PutResult {
+                successful: ids,
+                failed: Vec::new(),
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_load_out_of_time_resumes_from_its_checkpoint_sending_nothing_twice() {
+        let mut object = aztrail_transform::synth::generate(1000, 3).into_bytes();
+        object.extend_from_slice(b"not json\n");
+        object.extend_from_slice(aztrail_transform::synth::generate(50, 4).as_bytes());
+        let sink = Arc::new(Recording::default());
+        let limiter = Arc::new(RateLimiter::new(1000.0));
+        let failures = MemoryFailures::default();
+        let dest = Destination {
+            sink: &sink,
+            limiter: &limiter,
+            failures: &failures,
+        };
+        let store = MemoryCheckpoints::default();
+        let object_ref = ObjectRef {
+            bucket: "b".into(),
+            key: "k".into(),
+            size: None,
+            etag: Some("e".into()),
+            sequencer: None,
+            version_id: None,
+            event_time: None,
+        };
+        let progress = ObjectProgress {
+            store: &store,
+            object: &object_ref,
+        };
+        let source = Source {
+            bucket: Some("b".into()),
+            key: "k".into(),
+        };
+        let mut resume = Checkpoint::default();
+        let mut runs = 0;
+        let mut skipped_total = 0;
+        loop {
+            runs += 1;
+            let config = LoadConfig {
+                concurrency: 2,
+                checkpoint_every: 3,
+                chunk_size: 16 * 1024,
+                stop_at: Some(Instant::now() + Duration::from_millis(12)),
+                ..LoadConfig::default()
+            };
+            match load(&source, &object[..], &resume, &dest, &progress, &config).await {
+                Ok(s) => {
+                    assert!(s.balanced(), "{s:?}");
+                    skipped_total += s.skipped;
+                    break;
+                }
+                Err(LoadError::OutOfTime { offset, summary }) => {
+                    let saved = store.get(&object_ref).await.unwrap().unwrap();
+                    assert_eq!(saved.offset, offset);
+                    assert!(!saved.complete);
+                    assert!(offset > resume.offset, "each run gets further");
+                    skipped_total += summary.skipped;
+                    resume = saved;
+                }
+                Err(e) => panic!("{e}"),
+            }
+            assert!(runs < 100);
+        }
+        assert!(runs > 2, "the deadline cut the load {runs} times");
+        let sent = sink.0.lock().unwrap().clone();
+        let distinct: std::collections::HashSet<_> = sent.iter().collect();
+        assert_eq!(sent.len(), 1050, "every event sent once");
+        assert_eq!(distinct.len(), 1050);
+        assert_eq!(
+            failures.0.lock().unwrap().len(),
+            1,
+            "the bad line reported once"
+        );
+        let last = store.get(&object_ref).await.unwrap().unwrap();
+        assert!(last.complete);
+        assert_eq!((last.accepted, last.failed), (1050, 1));
+        assert!(skipped_total > 0);
+    }
 }

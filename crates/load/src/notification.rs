@@ -26,21 +26,37 @@ pub struct ObjectRef {
     pub sequencer: Option<String>,
     /// Version id, on versioned buckets.
     pub version_id: Option<String>,
+    /// When S3 created the object (the record's `eventTime`).
+    pub event_time: Option<String>,
 }
 
 impl ObjectRef {
-    /// What identifies this PUT of the object: the sequencer, else the ETag (with the version).
-    /// A redelivered message has the same identity; a re-dropped object has a new one.
+    /// What identifies this PUT of the object: S3's sequencer; without one (moto), the ETag and
+    /// the event time, since a re-drop of the same bytes has the same ETag but a new time. The
+    /// version id is added on versioned buckets. A redelivered message has the same identity; a
+    /// re-dropped object has a new one. Only `[A-Za-z0-9._-]` appear, so it fits in an S3 key.
     pub fn put_identity(&self) -> String {
-        let base = self
-            .sequencer
-            .as_deref()
-            .or(self.etag.as_deref())
-            .unwrap_or("unknown");
-        match &self.version_id {
-            Some(v) => format!("{base}.{v}"),
-            None => base.to_string(),
+        let mut id = match (&self.sequencer, &self.etag, &self.event_time) {
+            (Some(seq), _, _) => seq.clone(),
+            (None, etag, time) => format!(
+                "{}.{}",
+                etag.as_deref().unwrap_or("noetag"),
+                time.as_deref().unwrap_or("notime")
+            ),
+        };
+        if let Some(v) = &self.version_id {
+            id.push('.');
+            id.push_str(v);
         }
+        id.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
     }
 }
 
@@ -81,6 +97,8 @@ struct Record {
     event_source: Option<String>,
     #[serde(rename = "eventName")]
     event_name: Option<String>,
+    #[serde(rename = "eventTime")]
+    event_time: Option<String>,
     s3: Option<S3>,
 }
 
@@ -164,6 +182,7 @@ fn parse_value(v: Value, depth: u8) -> Result<Notification, NotificationError> {
             etag: s3.object.etag.map(|e| e.trim_matches('"').to_string()),
             sequencer: s3.object.sequencer,
             version_id: s3.object.version_id,
+            event_time: r.event_time,
         });
     }
     Ok(Notification::Objects { objects, skipped })
@@ -176,11 +195,17 @@ mod tests {
 
     fn record(event: &str, key: &str, sequencer: Option<&str>) -> Value {
         let mut object = json!({"key": key, "size": 1234, "eTag": "\"0123abcd\""});
+        let time = if sequencer.is_some() {
+            "2026-11-27T10:00:00.000Z"
+        } else {
+            "2026-11-27T10:00:01.500Z"
+        };
         if let Some(s) = sequencer {
             object["sequencer"] = json!(s);
         }
         json!({"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-               "eventName": event, "s3": {"bucket": {"name": "staging"}, "object": object}})
+               "eventName": event, "eventTime": time,
+               "s3": {"bucket": {"name": "staging"}, "object": object}})
     }
 
     #[test]
@@ -200,8 +225,8 @@ mod tests {
         assert_eq!(objects[1].etag.as_deref(), Some("0123abcd"));
         assert_eq!(
             objects[1].put_identity(),
-            "0123abcd",
-            "moto: no sequencer, the ETag instead"
+            "0123abcd.2026-11-27T10_00_01.500Z",
+            "moto: no sequencer, the ETag and the time instead"
         );
         assert_eq!(skipped, vec!["ObjectRemoved:Delete".to_string()]);
     }

@@ -4,14 +4,18 @@
 //! accepted or in the failure queue). A message that is not an S3 notification goes to the
 //! failure queue with its reason and is deleted, instead of coming back forever. A message whose
 //! object could not be read is left alone: it returns after its visibility timeout, and after
-//! the queue's maxReceiveCount it reaches the dead-letter queue.
+//! the queue's maxReceiveCount it reaches the dead-letter queue. While a message's objects load,
+//! a heartbeat extends its visibility; each object's checkpoint lets a redelivery skip what an
+//! earlier delivery already accounted for.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aztrail_transform::Source;
 
+use crate::checkpoint::{CheckpointStore, ObjectProgress, STATE_PREFIX};
 use crate::failure::{FailureMessage, Location};
-use crate::loader::{load, FailureSink, LoadConfig, Summary};
+use crate::loader::{load, Destination, FailureSink, LoadConfig, LoadError, Summary};
 use crate::notification::{parse, Notification};
 use crate::rate::RateLimiter;
 use crate::sink::AuditSink;
@@ -56,26 +60,39 @@ pub struct WorkerSummary {
     pub deleted: u64,
     /// Messages that were not S3 notifications (sent to the failure queue, then deleted).
     pub poison: u64,
-    /// Messages left for redelivery (an object could not be read or reported).
+    /// Messages left for redelivery (an object could not be read, reported, or finished in time).
     pub left: u64,
     /// Objects loaded.
     pub objects: u64,
+    /// Objects a checkpoint showed as already loaded (a redelivered message).
+    pub already_loaded: u64,
+    /// Notifications of aztrail's own state objects, ignored.
+    pub ignored: u64,
+    /// Why messages were left (the first few).
+    pub errors: Vec<String>,
     /// The records of all objects.
     pub load: Summary,
 }
 
 impl WorkerSummary {
-    fn add(&mut self, s: &Summary) {
-        let l = &mut self.load;
-        l.bytes += s.bytes;
-        l.records += s.records;
-        l.accepted += s.accepted;
-        l.failed += s.failed;
-        l.calls += s.calls;
-        l.retried += s.retried;
-        l.throttled += s.throttled;
-        for (code, n) in &s.failed_by_code {
-            *l.failed_by_code.entry(code.clone()).or_default() += n;
+    /// Adds another summary's counts to this one.
+    pub fn add(&mut self, other: &WorkerSummary) {
+        self.messages += other.messages;
+        self.deleted += other.deleted;
+        self.poison += other.poison;
+        self.left += other.left;
+        self.objects += other.objects;
+        self.already_loaded += other.already_loaded;
+        self.ignored += other.ignored;
+        for e in &other.errors {
+            self.note_error(e.clone());
+        }
+        self.load.add(&other.load);
+    }
+
+    fn note_error(&mut self, e: String) {
+        if self.errors.len() < 20 {
+            self.errors.push(e);
         }
     }
 }
@@ -93,8 +110,17 @@ pub enum WorkerError {
     },
 }
 
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every object is accounted for (or there was nothing to do): delete the message.
+    Done,
+    /// Leave the message: it comes back after its visibility timeout and resumes.
+    Retry(String),
+}
+
 /// Processes S3 notifications from one queue.
-pub struct Worker<S: AuditSink> {
+pub struct Worker<S: AuditSink, C: CheckpointStore> {
     /// Reads the staged objects.
     pub s3: aws_sdk_s3::Client,
     /// Reads and deletes work messages.
@@ -103,17 +129,28 @@ pub struct Worker<S: AuditSink> {
     pub queue_url: String,
     /// Where failures go.
     pub failures: SqsFailures,
+    /// Where load progress is kept.
+    pub checkpoints: C,
     /// Where events go.
     pub sink: Arc<S>,
     /// The process's rate limit.
     pub limiter: Arc<RateLimiter>,
     /// How to load.
     pub config: LoadConfig,
-    /// Seconds a received message stays invisible to other workers.
+    /// Seconds a received message stays invisible to other workers; the heartbeat renews it.
     pub visibility_timeout: i32,
 }
 
-impl<S: AuditSink> Worker<S> {
+/// Renews a message's visibility until dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
     fn sqs_error(&self, e: impl std::fmt::Display) -> WorkerError {
         WorkerError::Sqs {
             queue_url: self.queue_url.clone(),
@@ -143,12 +180,15 @@ impl<S: AuditSink> Worker<S> {
                 continue;
             }
             for m in messages {
-                total.messages += 1;
-                let body = m.body().unwrap_or_default();
-                let done = self
-                    .handle(m.message_id().unwrap_or("?"), body, &mut total)
+                let outcome = self
+                    .process(
+                        m.message_id().unwrap_or("?"),
+                        m.body().unwrap_or_default(),
+                        m.receipt_handle(),
+                        &mut total,
+                    )
                     .await;
-                if done {
+                if outcome == Outcome::Done {
                     if let Some(receipt) = m.receipt_handle() {
                         self.sqs
                             .delete_message()
@@ -161,17 +201,61 @@ impl<S: AuditSink> Worker<S> {
                             })?;
                         total.deleted += 1;
                     }
-                } else {
-                    total.left += 1;
                 }
             }
         }
     }
 
-    /// Processes one message; true when it may be deleted.
-    async fn handle(&self, message_id: &str, body: &str, total: &mut WorkerSummary) -> bool {
+    /// Keeps the message invisible while it is processed, renewing at half the timeout.
+    fn heartbeat(&self, receipt: &str) -> Heartbeat {
+        let sqs = self.sqs.clone();
+        let queue_url = self.queue_url.clone();
+        let receipt = receipt.to_string();
+        let timeout = self.visibility_timeout.max(2);
+        Heartbeat(tokio::spawn(async move {
+            let period = Duration::from_secs(u64::try_from(timeout / 2).unwrap_or(1));
+            loop {
+                tokio::time::sleep(period).await;
+                // A failed renewal is not fatal: at worst the message is redelivered and resumes
+                // from its checkpoint.
+                let _ = sqs
+                    .change_message_visibility()
+                    .queue_url(&queue_url)
+                    .receipt_handle(&receipt)
+                    .visibility_timeout(timeout)
+                    .send()
+                    .await;
+            }
+        }))
+    }
+
+    /// Processes one message (with `receipt`, under a visibility heartbeat), adding to `total`.
+    /// The caller deletes the message when the outcome is [`Outcome::Done`].
+    pub async fn process(
+        &self,
+        message_id: &str,
+        body: &str,
+        receipt: Option<&str>,
+        total: &mut WorkerSummary,
+    ) -> Outcome {
+        total.messages += 1;
+        let _heartbeat = receipt.map(|r| self.heartbeat(r));
+        let outcome = self.process_body(message_id, body, total).await;
+        if let Outcome::Retry(why) = &outcome {
+            total.left += 1;
+            total.note_error(format!("message {message_id}: {why}"));
+        }
+        outcome
+    }
+
+    async fn process_body(
+        &self,
+        message_id: &str,
+        body: &str,
+        total: &mut WorkerSummary,
+    ) -> Outcome {
         let objects = match parse(body) {
-            Ok(Notification::TestEvent) => return true,
+            Ok(Notification::TestEvent) => return Outcome::Done,
             Ok(Notification::Objects { objects, .. }) => objects,
             Err(reason) => {
                 total.poison += 1;
@@ -188,36 +272,57 @@ impl<S: AuditSink> Worker<S> {
                     0,
                     body.as_bytes(),
                 );
-                return self.failures.send(m).await.is_ok();
+                return match self.failures.send(m).await {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => Outcome::Retry(format!("failure queue: {e}")),
+                };
             }
         };
+        let dest = Destination {
+            sink: &self.sink,
+            limiter: &self.limiter,
+            failures: &self.failures,
+        };
         for object in objects {
+            if object.key.starts_with(STATE_PREFIX) {
+                total.ignored += 1;
+                continue;
+            }
+            let resume = match self.checkpoints.get(&object).await {
+                Ok(Some(c)) if c.complete => {
+                    total.already_loaded += 1;
+                    continue;
+                }
+                Ok(c) => c.unwrap_or_default(),
+                Err(e) => return Outcome::Retry(e.to_string()),
+            };
             let reader = match crate::s3::open(&self.s3, &object.bucket, &object.key).await {
                 Ok(r) => r,
-                Err(_) => return false,
+                Err(e) => return Outcome::Retry(e.to_string()),
             };
             let source = Source {
                 bucket: Some(object.bucket.clone()),
                 key: object.key.clone(),
             };
-            match load(
-                &source,
-                0,
-                reader,
-                Arc::clone(&self.sink),
-                Arc::clone(&self.limiter),
-                &self.failures,
-                &self.config,
-            )
-            .await
-            {
+            let progress = ObjectProgress {
+                store: &self.checkpoints,
+                object: &object,
+            };
+            match load(&source, reader, &resume, &dest, &progress, &self.config).await {
                 Ok(summary) => {
                     total.objects += 1;
-                    total.add(&summary);
+                    total.load.add(&summary);
                 }
-                Err(_) => return false,
+                Err(LoadError::OutOfTime { offset, summary }) => {
+                    total.load.add(&summary);
+                    return Outcome::Retry(format!(
+                        "s3://{}/{}: out of time at byte {offset}",
+                        object.bucket, object.key
+                    ));
+                }
+                Err(e) => return Outcome::Retry(e.to_string()),
             }
         }
-        true
+        Outcome::Done
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use aws_sdk_cloudtraildata::config::retry::RetryConfig;
 use aws_sdk_cloudtraildata::config::{BehaviorVersion, Credentials, Region};
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
-use aztrail_load::loader::{load, LoadConfig, MemoryFailures};
+use aztrail_load::checkpoint::{Checkpoint, NoProgress};
+use aztrail_load::loader::{load, Destination, LoadConfig, MemoryFailures};
 use aztrail_load::rate::RateLimiter;
 use aztrail_load::sender::SendPolicy;
 use aztrail_load::sink::CloudTrailSink;
@@ -70,18 +71,23 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
             ..SendPolicy::default()
         },
         chunk_size: 64 * 1024,
+        ..LoadConfig::default()
     };
     let source = Source {
         bucket: Some("staging".into()),
         key: "obj".into(),
     };
+    let dest = Destination {
+        sink: &sink(&lake),
+        limiter: &Arc::new(RateLimiter::new(90.0)),
+        failures: &failures,
+    };
     let summary = load(
         &source,
-        0,
         &object[..],
-        sink(&lake),
-        Arc::new(RateLimiter::new(90.0)),
-        &failures,
+        &Checkpoint::default(),
+        &dest,
+        &NoProgress,
         &config,
     )
     .await
@@ -130,16 +136,20 @@ async fn events_the_service_refuses_reach_the_failure_sink_with_their_record() {
         account: "123456789012".into(),
         ..LoadConfig::default()
     };
+    let dest = Destination {
+        sink: &sink(&lake),
+        limiter: &Arc::new(RateLimiter::new(100.0)),
+        failures: &failures,
+    };
     let summary = load(
         &Source {
             bucket: None,
             key: "local".into(),
         },
-        0,
         object.as_bytes(),
-        sink(&lake),
-        Arc::new(RateLimiter::new(100.0)),
-        &failures,
+        &Checkpoint::default(),
+        &dest,
+        &NoProgress,
         &config,
     )
     .await

@@ -1,6 +1,9 @@
 //! The worker against moto (S3, SQS, S3→SQS notifications) and the local lake: staged objects go
 //! from notification to lake with every record accounted for, gzip objects are read on the fly,
-//! a poison message reaches the failure queue, and the work queue ends empty.
+//! a poison message reaches the failure queue, and the work queue ends empty; a worker that
+//! crashes mid-object is resumed from its checkpoint on redelivery without re-sending accepted
+//! batches; a redelivered finished message sends nothing; a re-dropped object is loaded again in
+//! full; redrive empties the failure queue, re-reading pointers from S3.
 //!
 //! moto is started here (from `target/venv-test`, which `scripts/test` fills, or `MOTO_SERVER`)
 //! and stopped by PID.
@@ -8,6 +11,7 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,10 +19,14 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
+use aztrail_load::checkpoint::{checkpoint_key, CheckpointStore, S3Checkpoints};
 use aztrail_load::failure::FailureMessage;
 use aztrail_load::loader::LoadConfig;
+use aztrail_load::notification::{parse, Notification};
 use aztrail_load::rate::RateLimiter;
-use aztrail_load::sink::CloudTrailSink;
+use aztrail_load::redrive::Redriver;
+use aztrail_load::sender::SendPolicy;
+use aztrail_load::sink::{AuditSink, CallError, CloudTrailSink, OutEvent, PutResult};
 use aztrail_load::sqs::{SqsFailures, Worker};
 use aztrail_transform::synth;
 
@@ -83,83 +91,101 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn notifications_to_lake_with_every_record_accounted_for() {
-    let moto = Moto::start();
-    let region = aws_sdk_s3::config::Region::new("us-east-1");
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(region.clone())
-            .credentials_provider(creds())
-            .endpoint_url(&moto.url)
-            .force_path_style(true)
-            .build(),
-    );
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .endpoint_url(&moto.url)
-            .build(),
-    );
-    s3.create_bucket().bucket("staging").send().await.unwrap();
-    let work = sqs
-        .create_queue()
-        .queue_name("work")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let failq = sqs
-        .create_queue()
-        .queue_name("failures")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&work)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap();
-    let work_arn = attrs.attributes.unwrap()[&QueueAttributeName::QueueArn].clone();
-    s3.put_bucket_notification_configuration()
-        .bucket("staging")
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(
-                    QueueConfiguration::builder()
-                        .queue_arn(work_arn)
-                        .events(Event::S3ObjectCreated)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+/// moto with a staging bucket whose `staged/` objects notify a work queue, and a failure queue.
+struct Stack {
+    moto: Moto,
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    work: String,
+    failq: String,
+}
 
-    let mut plain = synth::generate(300, 1).into_bytes();
-    plain.extend_from_slice(b"{\"truncated\":\n");
-    let compressed = synth::generate(200, 2);
-    let key_a = "staged/acct/insights-activity-logs/resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=10/m=00/PT1H.json.0-1000";
-    for (key, body) in [
-        (key_a.to_string(), plain.clone()),
-        (
-            "staged/b c/PT1H.json.gz".to_string(),
-            gzip(compressed.as_bytes()),
-        ),
-    ] {
-        s3.put_object()
+impl Stack {
+    async fn start() -> Self {
+        let moto = Moto::start();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .credentials_provider(creds())
+                .endpoint_url(&moto.url)
+                .force_path_style(true)
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .endpoint_url(&moto.url)
+                .build(),
+        );
+        s3.create_bucket().bucket("staging").send().await.unwrap();
+        let mut urls = Vec::new();
+        for name in ["work", "failures"] {
+            urls.push(
+                sqs.create_queue()
+                    .queue_name(name)
+                    .send()
+                    .await
+                    .unwrap()
+                    .queue_url
+                    .unwrap(),
+            );
+        }
+        let failq = urls.pop().unwrap();
+        let work = urls.pop().unwrap();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&work)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap();
+        let work_arn = attrs.attributes.unwrap()[&QueueAttributeName::QueueArn].clone();
+        let filter = aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+            .key(
+                aws_sdk_s3::types::S3KeyFilter::builder()
+                    .filter_rules(
+                        aws_sdk_s3::types::FilterRule::builder()
+                            .name(aws_sdk_s3::types::FilterRuleName::Prefix)
+                            .value("staged/")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        s3.put_bucket_notification_configuration()
+            .bucket("staging")
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .queue_configurations(
+                        QueueConfiguration::builder()
+                            .queue_arn(work_arn)
+                            .events(Event::S3ObjectCreated)
+                            .filter(filter)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        Self {
+            moto,
+            s3,
+            sqs,
+            work,
+            failq,
+        }
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) {
+        self.s3
+            .put_object()
             .bucket("staging")
             .key(key)
             .body(ByteStream::from(body))
@@ -167,22 +193,89 @@ async fn notifications_to_lake_with_every_record_accounted_for() {
             .await
             .unwrap();
     }
-    sqs.send_message()
-        .queue_url(&work)
-        .message_body("this is not an S3 event")
-        .send()
-        .await
-        .unwrap();
 
-    let lake = Lake::start(LakeConfig {
-        faults: FaultConfig {
-            throttle_rate: 0.2,
-            ..FaultConfig::none()
-        },
-        ..LakeConfig::in_memory()
-    })
-    .await
-    .unwrap();
+    fn worker<S: AuditSink>(
+        &self,
+        sink: Arc<S>,
+        visibility_timeout: i32,
+    ) -> Worker<S, S3Checkpoints> {
+        Worker {
+            s3: self.s3.clone(),
+            sqs: self.sqs.clone(),
+            queue_url: self.work.clone(),
+            failures: SqsFailures::new(self.sqs.clone(), self.failq.clone()),
+            checkpoints: S3Checkpoints::new(self.s3.clone(), None),
+            sink,
+            limiter: Arc::new(RateLimiter::new(100.0)),
+            config: LoadConfig {
+                account: LOCAL_ACCOUNT.into(),
+                checkpoint_every: 2,
+                concurrency: 2,
+                ..LoadConfig::default()
+            },
+            visibility_timeout,
+        }
+    }
+
+    /// Every message of `queue`, received and deleted.
+    async fn drain(&self, queue: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let r = self
+                .sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            let msgs = r.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                out.push(m.body().unwrap_or_default().to_string());
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// The bodies of the messages now in `queue`, left there (made visible again at once).
+    async fn peek(&self, queue: &str) -> Vec<String> {
+        let r = self
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(2)
+            .visibility_timeout(30)
+            .send()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for m in r.messages.unwrap_or_default() {
+            out.push(m.body().unwrap_or_default().to_string());
+            self.sqs
+                .change_message_visibility()
+                .queue_url(queue)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .visibility_timeout(0)
+                .send()
+                .await
+                .unwrap();
+        }
+        out
+    }
+}
+
+fn lake_sink(lake: &Lake) -> Arc<CloudTrailSink> {
     let ct = aws_sdk_cloudtraildata::Client::from_conf(
         aws_sdk_cloudtraildata::Config::builder()
             .behavior_version(aws_sdk_cloudtraildata::config::BehaviorVersion::latest())
@@ -194,19 +287,46 @@ async fn notifications_to_lake_with_every_record_accounted_for() {
             .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled())
             .build(),
     );
-    let worker = Worker {
-        s3,
-        sqs: sqs.clone(),
-        queue_url: work.clone(),
-        failures: SqsFailures::new(sqs.clone(), failq.clone()),
-        sink: Arc::new(CloudTrailSink::new(ct, DEFAULT_CHANNEL_ARN)),
-        limiter: Arc::new(RateLimiter::new(100.0)),
-        config: LoadConfig {
-            account: LOCAL_ACCOUNT.into(),
-            ..LoadConfig::default()
+    Arc::new(CloudTrailSink::new(ct, DEFAULT_CHANNEL_ARN))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_to_lake_with_every_record_accounted_for() {
+    let stack = Stack::start().await;
+    let mut plain = synth::generate(300, 1).into_bytes();
+    plain.extend_from_slice(b"{\"truncated\":\n");
+    let compressed = synth::generate(200, 2);
+    let key_a = "staged/acct/insights-activity-logs/resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27/h=10/m=00/PT1H.json.0-1000";
+    stack.put(key_a, plain.clone()).await;
+    stack
+        .put("staged/b c/PT1H.json.gz", gzip(compressed.as_bytes()))
+        .await;
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.work)
+        .message_body("this is not an S3 event")
+        .send()
+        .await
+        .unwrap();
+    // Keep one notification to deliver it again once it is done.
+    let notifications = stack.peek(&stack.work).await;
+    let first = notifications
+        .iter()
+        .find(|b| b.contains("PT1H.json.0-1000"))
+        .expect("the notification of key_a")
+        .clone();
+
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig {
+            throttle_rate: 0.2,
+            ..FaultConfig::none()
         },
-        visibility_timeout: 60,
-    };
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    let worker = stack.worker(lake_sink(&lake), 60);
     let summary = worker.run(true).await.unwrap();
     println!("{}", serde_json::to_string(&summary).unwrap());
     assert_eq!(summary.objects, 2);
@@ -214,29 +334,32 @@ async fn notifications_to_lake_with_every_record_accounted_for() {
     assert_eq!(summary.left, 0);
     assert_eq!(summary.load.records, 501);
     assert_eq!(summary.load.accepted, 500);
-    assert!(summary.load.records == summary.load.accepted + summary.load.failed);
+    assert!(summary.load.balanced());
     assert_eq!(lake.stats().await.unwrap().events, 500);
     assert_eq!(lake.stats().await.unwrap().duplicate_events, 0);
 
+    // Each object's checkpoint says complete; writing it notified nothing (outside staged/).
+    let Ok(Notification::Objects { objects, .. }) = parse(&first) else {
+        panic!("an S3 notification: {first}")
+    };
+    let cp = S3Checkpoints::new(stack.s3.clone(), None)
+        .get(&objects[0])
+        .await
+        .unwrap()
+        .expect("a checkpoint");
+    assert!(
+        cp.complete && cp.accepted == 300 && cp.failed == 1,
+        "{cp:?}"
+    );
+    assert!(checkpoint_key(&objects[0]).starts_with("_aztrail/load/staged/"));
+
     // The failure queue: the truncated record (with its location) and the poison message.
-    let mut failures = Vec::new();
-    loop {
-        let r = sqs
-            .receive_message()
-            .queue_url(&failq)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        let msgs = r.messages.unwrap_or_default();
-        if msgs.is_empty() {
-            break;
-        }
-        for m in msgs {
-            failures.push(serde_json::from_str::<FailureMessage>(m.body().unwrap()).unwrap());
-        }
-    }
+    let mut failures: Vec<FailureMessage> = stack
+        .drain(&stack.failq)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
     failures.sort_by(|a, b| a.error_code.cmp(&b.error_code));
     assert_eq!(failures.len(), 2, "{failures:?}");
     assert_eq!(failures[0].error_code, "InvalidJson");
@@ -251,13 +374,182 @@ async fn notifications_to_lake_with_every_record_accounted_for() {
         Some("this is not an S3 event")
     );
     // Nothing left to do.
-    let left = sqs
-        .receive_message()
-        .queue_url(&work)
-        .wait_time_seconds(1)
+    assert!(stack.drain(&stack.work).await.is_empty());
+
+    // The same notification again (SQS delivers at least once): the checkpoint says done.
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.work)
+        .message_body(&first)
         .send()
         .await
         .unwrap();
-    assert!(left.messages.unwrap_or_default().is_empty());
+    let again = worker.run(true).await.unwrap();
+    assert_eq!(
+        (again.already_loaded, again.objects, again.deleted),
+        (1, 0, 1)
+    );
+    assert_eq!(lake.stats().await.unwrap().events, 500);
+    assert!(
+        stack.drain(&stack.failq).await.is_empty(),
+        "no failure twice"
+    );
+
+    // A re-drop (a new PUT of the same bytes) is loaded again in full.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    stack.put(key_a, plain.clone()).await;
+    let redrop = worker.run(true).await.unwrap();
+    assert_eq!((redrop.objects, redrop.load.skipped), (1, 0));
+    assert_eq!(redrop.load.accepted, 300);
+    let stats = lake.stats().await.unwrap();
+    assert_eq!((stats.events, stats.duplicate_events), (800, 300));
+    lake.stop().await;
+    drop(stack.moto);
+}
+
+/// Passes calls to the lake until `crash_after` calls were made, then never answers again: the
+/// process "dies" with calls in flight.
+struct Crashing {
+    inner: Arc<CloudTrailSink>,
+    calls: AtomicU32,
+    crash_after: u32,
+}
+
+impl AuditSink for Crashing {
+    async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.crash_after {
+            futures::future::pending::<()>().await;
+        }
+        self.inner.put(events).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_message_resumes_after_a_crash_without_resending_accepted_batches() {
+    let stack = Stack::start().await;
+    let records = 3000; // 30 batches of 100
+    let body = synth::generate(records, 9).into_bytes();
+    stack.put("staged/big/PT1H.json.0-x", body).await;
+    let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
+
+    // The first worker dies after 12 calls.
+    let visibility = 3;
+    let crashing = Arc::new(Crashing {
+        inner: lake_sink(&lake),
+        calls: AtomicU32::new(0),
+        crash_after: 12,
+    });
+    let first = stack.worker(Arc::clone(&crashing), visibility);
+    let run = tokio::spawn(async move { first.run(false).await });
+    let started = Instant::now();
+    while crashing.calls.load(Ordering::SeqCst) <= 12 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no crash");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the checkpoint of the calls that were answered be written, then kill the worker.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    run.abort();
+    let _ = run.await;
+    let before = lake.stats().await.unwrap().events;
+    assert!(before > 0 && before < records as u64, "{before}");
+
+    // The message comes back after its visibility timeout; a new worker resumes it.
+    tokio::time::sleep(Duration::from_secs(visibility as u64 + 1)).await;
+    let second = stack.worker(lake_sink(&lake), visibility);
+    let summary = second.run(true).await.unwrap();
+    println!(
+        "first run stored {before}; second: {}",
+        serde_json::to_string(&summary).unwrap()
+    );
+    assert_eq!((summary.objects, summary.left), (1, 0));
+    assert!(summary.load.balanced());
+    let stats = lake.stats().await.unwrap();
+    assert_eq!(stats.distinct_uids, records as u64, "nothing lost");
+    // Skipped: every record below the checkpoint, which trails the accepted batches by at most
+    // the batches in flight and since the last save (concurrency 2 + checkpoint_every 2).
+    assert!(summary.load.skipped > 0 && summary.load.skipped <= before);
+    assert!(
+        before - summary.load.skipped <= 4 * 100,
+        "{before} {}",
+        summary.load.skipped
+    );
+    assert_eq!(stats.duplicate_events, before - summary.load.skipped);
+    assert!(stack.drain(&stack.work).await.is_empty());
+    lake.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_empties_the_failure_queue_reading_pointers_from_s3() {
+    let stack = Stack::start().await;
+    // A record too large for an SQS message: its failure message is a pointer.
+    let big = format!(
+        "{{\"time\":\"2026-11-27T10:00:00Z\",\"operationName\":\"MICROSOFT.X/Y/WRITE\",\"category\":\"Administrative\",\"resourceId\":\"/SUBSCRIPTIONS/S\",\"properties\":{{\"blob\":\"{}\"}}}}\n",
+        "x".repeat(300_000)
+    );
+    let mut body = synth::generate(25, 5).into_bytes();
+    body.extend_from_slice(big.as_bytes());
+    stack.put("staged/r/PT1H.json", body).await;
+    // A lake that fails every event: everything reaches the failure queue.
+    let broken = Lake::start(LakeConfig {
+        faults: FaultConfig {
+            fail_rate: 1.0,
+            ..FaultConfig::none()
+        },
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    let mut worker = stack.worker(lake_sink(&broken), 60);
+    worker.config.policy = SendPolicy {
+        max_attempts: 1,
+        ..SendPolicy::default()
+    };
+    let summary = worker.run(true).await.unwrap();
+    assert_eq!((summary.load.records, summary.load.failed), (26, 26));
+    broken.stop().await;
+
+    let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
+    let redriver = |dry_run| Redriver {
+        s3: stack.s3.clone(),
+        sqs: stack.sqs.clone(),
+        queue_url: stack.failq.clone(),
+        sink: lake_sink(&lake),
+        limiter: Arc::new(RateLimiter::new(100.0)),
+        config: LoadConfig {
+            account: LOCAL_ACCOUNT.into(),
+            ..LoadConfig::default()
+        },
+        visibility_timeout: 60,
+        dry_run,
+    };
+    let dry = redriver(true).run().await.unwrap();
+    assert_eq!((dry.messages, dry.redriven), (26, 26));
+    assert_eq!(
+        lake.stats().await.unwrap().events,
+        0,
+        "a dry run sends nothing"
+    );
+    let attrs = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&stack.failq)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        attrs.attributes.unwrap()[&QueueAttributeName::ApproximateNumberOfMessages],
+        "26",
+        "a dry run deletes nothing and hands every message back"
+    );
+
+    let done = redriver(false).run().await.unwrap();
+    assert_eq!((done.messages, done.redriven), (26, 26), "{done:?}");
+    assert_eq!(done.reread, 1, "the large record was re-read from S3");
+    assert!(done.still_failing.is_empty());
+    let stats = lake.stats().await.unwrap();
+    assert_eq!((stats.events, stats.duplicate_events), (26, 0));
+    assert!(stack.drain(&stack.failq).await.is_empty());
     lake.stop().await;
 }

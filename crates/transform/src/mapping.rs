@@ -91,6 +91,8 @@ pub struct Mapped<'a> {
     pub event_data_escaped: &'a [u8],
     /// Base64 SHA-256 of `event_data`.
     pub checksum: &'a str,
+    /// The event's `eventTime` (for the loader's lag metric).
+    pub event_time: UtcSeconds,
 }
 
 impl Mapped<'_> {
@@ -132,6 +134,7 @@ struct Output {
     uid: String,
     doc: Doc,
     checksum: String,
+    event_time: UtcSeconds,
     tmp: Vec<u8>,
 }
 
@@ -225,6 +228,7 @@ impl Mapper {
             })?,
             event_data_escaped: &out.doc.wire,
             checksum: &out.checksum,
+            event_time: out.event_time,
         })
     }
 }
@@ -615,6 +619,7 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
 
     // eventTime
     let (event_time, time_source) = event_time(&top, &props, ctx.path_hour)?;
+    out.event_time = event_time;
 
     // eventName and eventSource
     let operation =

@@ -6,7 +6,7 @@
 //! civil-calendar arithmetic: no time-zone database, no allocation.
 
 /// A UTC instant with second precision, as seconds since 1970-01-01T00:00:00Z.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct UtcSeconds(pub i64);
 
 /// Seconds from 0001-01-01 to 9999-12-31 (the range CloudTrail's format can express).

@@ -1,0 +1,237 @@
+//! Redrive: sending the failure queue's events again, once whatever failed them is fixed.
+//!
+//! Each failure message carries its raw record, or points to it (bucket, key, offset, length)
+//! when it was too large for SQS; pointers are re-read from S3. The record is mapped again (so it
+//! gets the same UID as before) and sent. A message is deleted only when its event was accepted;
+//! one that fails again stays in the queue and comes back after its visibility timeout. With
+//! `dry_run`, nothing is sent or deleted and every message received is made visible again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aztrail_transform::{Framer, Mapper, Source};
+use tokio::io::AsyncReadExt;
+
+use crate::failure::FailureMessage;
+use crate::loader::LoadConfig;
+use crate::rate::RateLimiter;
+use crate::retry::Backoff;
+use crate::sender::send_batch;
+use crate::sink::{AuditSink, OutEvent};
+
+/// What a redrive did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedriveSummary {
+    /// Messages received from the failure queue.
+    pub messages: u64,
+    /// Events accepted and their messages deleted (with `dry_run`: events that would be sent).
+    pub redriven: u64,
+    /// Records re-read from S3 (their messages were pointers).
+    pub reread: u64,
+    /// Messages left in the queue, by the error code they failed with this time.
+    pub still_failing: BTreeMap<String, u64>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+/// Why a redrive stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    /// ReceiveMessage, DeleteMessage or ChangeMessageVisibility failed.
+    #[error("SQS {queue_url}: {message}")]
+    Sqs {
+        /// The failure queue.
+        queue_url: String,
+        /// What SQS said.
+        message: String,
+    },
+}
+
+/// Re-sends the events of a failure queue.
+pub struct Redriver<S: AuditSink> {
+    /// Reads pointed-to records.
+    pub s3: aws_sdk_s3::Client,
+    /// Reads and deletes failure messages.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The failure queue.
+    pub queue_url: String,
+    /// Where events go.
+    pub sink: Arc<S>,
+    /// The process's rate limit.
+    pub limiter: Arc<RateLimiter>,
+    /// The account and retry policy.
+    pub config: LoadConfig,
+    /// Seconds a received message stays invisible (longer than the whole redrive, so each
+    /// message is seen once per run).
+    pub visibility_timeout: i32,
+    /// Report only.
+    pub dry_run: bool,
+}
+
+impl<S: AuditSink> Redriver<S> {
+    fn sqs_error(&self, e: impl std::fmt::Display) -> RedriveError {
+        RedriveError::Sqs {
+            queue_url: self.queue_url.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Redrives until a receive finds the queue empty.
+    pub async fn run(&self) -> Result<RedriveSummary, RedriveError> {
+        let mut summary = RedriveSummary {
+            dry_run: self.dry_run,
+            ..RedriveSummary::default()
+        };
+        let mut seen_receipts = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .visibility_timeout(self.visibility_timeout)
+                .send()
+                .await
+                .map_err(|e| self.sqs_error(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            let mut batch: Vec<(String, OutEvent)> = Vec::new();
+            for m in &messages {
+                summary.messages += 1;
+                let receipt = m.receipt_handle().unwrap_or_default().to_string();
+                let event = match serde_json::from_str::<FailureMessage>(m.body().unwrap_or("")) {
+                    Ok(f) => {
+                        summary.reread += u64::from(f.is_pointer());
+                        self.event_of(&f).await
+                    }
+                    Err(e) => Err(("NotAFailureMessage".to_string(), e.to_string())),
+                };
+                match event {
+                    Ok(ev) => batch.push((receipt.clone(), ev)),
+                    Err((code, _)) => *summary.still_failing.entry(code).or_default() += 1,
+                }
+                if self.dry_run {
+                    seen_receipts.push(receipt);
+                }
+            }
+            if self.dry_run {
+                summary.redriven += batch.len() as u64;
+                continue;
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let mut backoff = Backoff::new(
+                self.config.policy.backoff_base,
+                self.config.policy.backoff_cap,
+                summary.messages,
+            );
+            let sent = send_batch(
+                self.sink.as_ref(),
+                &self.limiter,
+                &mut backoff,
+                &self.config.policy,
+                batch,
+            )
+            .await;
+            for receipt in sent.accepted {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .map_err(|e| self.sqs_error(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                summary.redriven += 1;
+            }
+            for f in sent.failed {
+                *summary.still_failing.entry(f.code).or_default() += 1;
+            }
+        }
+        // A dry run hands every message back at once.
+        for receipt in seen_receipts {
+            self.sqs
+                .change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .map_err(|e| self.sqs_error(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        }
+        Ok(summary)
+    }
+
+    /// The event of one failure message, or why there is none (error code, message).
+    async fn event_of(&self, f: &FailureMessage) -> Result<OutEvent, (String, String)> {
+        let raw = match f.raw_record() {
+            Some(raw) => raw,
+            None => self.read_pointer(f).await?,
+        };
+        let mut framed = Vec::new();
+        let mut framer = Framer::with_start_offset(f.source.offset);
+        framer.feed(&raw, |r| framed.push((r.offset, r.bytes.to_vec())));
+        framer.finish(|r| framed.push((r.offset, r.bytes.to_vec())));
+        let [(offset, bytes)] = <[_; 1]>::try_from(framed).map_err(|v: Vec<_>| {
+            (
+                "NotOneRecord".to_string(),
+                format!("the stored record frames as {} records", v.len()),
+            )
+        })?;
+        let mut mapper = Mapper::new(&self.config.account);
+        mapper.set_source(&Source {
+            bucket: f.source.bucket.clone(),
+            key: f.source.key.clone(),
+        });
+        let rec = aztrail_transform::Record {
+            offset,
+            bytes: &bytes,
+        };
+        let ev = mapper
+            .map(rec)
+            .map_err(|r| (r.code().to_string(), r.to_string()))?;
+        Ok(OutEvent {
+            id: ev.id.to_string(),
+            event_data: ev.event_data.to_string(),
+            checksum: ev.checksum.to_string(),
+        })
+    }
+
+    /// Re-reads a record that was too large for its failure message from the staging bucket.
+    async fn read_pointer(&self, f: &FailureMessage) -> Result<Vec<u8>, (String, String)> {
+        let unreadable = |m: String| ("SourceUnreadable".to_string(), m);
+        let bucket = f
+            .source
+            .bucket
+            .as_deref()
+            .ok_or_else(|| unreadable(format!("{} is not in S3", f.source.key)))?;
+        let mut reader = crate::s3::open(&self.s3, bucket, &f.source.key)
+            .await
+            .map_err(|e| unreadable(e.to_string()))?;
+        // Offsets count decompressed bytes, so the object is read from its start.
+        let mut skip = (&mut reader).take(f.source.offset);
+        tokio::io::copy(&mut skip, &mut tokio::io::sink())
+            .await
+            .map_err(|e| unreadable(e.to_string()))?;
+        let mut raw = Vec::new();
+        reader
+            .take(f.source.length)
+            .read_to_end(&mut raw)
+            .await
+            .map_err(|e| unreadable(e.to_string()))?;
+        if raw.len() as u64 != f.source.length {
+            return Err(unreadable(format!(
+                "s3://{bucket}/{}: {} bytes at {}, found {}",
+                f.source.key,
+                f.source.length,
+                f.source.offset,
+                raw.len()
+            )));
+        }
+        Ok(raw)
+    }
+}

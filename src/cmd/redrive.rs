@@ -1,0 +1,73 @@
+//! `aztrail redrive`: the failure queue's events sent again.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use aztrail_load::loader::LoadConfig;
+use aztrail_load::rate::RateLimiter;
+use aztrail_load::redrive::Redriver;
+
+use super::aws::{clients, Endpoints};
+use super::{account_of_channel_arn, EXIT_REJECTED};
+
+/// Send the failure queue's events to CloudTrail Lake again.
+///
+/// Run it once the cause of the failures is fixed (a quota raised, a channel restored). Each
+/// message's record is taken from the message, or re-read from the staging bucket when the
+/// message is a pointer (bucket, key, offset, length), mapped again (same UID as before) and
+/// sent. A message is deleted only when its event was accepted; the others stay in the queue.
+/// With --dry-run nothing is sent or deleted, and the summary says what would be redriven.
+///
+/// Exit status: 0 when the queue was emptied (or, with --dry-run, every message is
+/// redrivable); 1 when some messages still fail; 2 on a fatal error.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The failure queue.
+    #[arg(long, env = "AZTRAIL_FAILURE_QUEUE_URL")]
+    failure_queue_url: String,
+    #[command(flatten)]
+    endpoints: Endpoints,
+    /// Report what would be redriven; send and delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Calls per second for this process (the account allows 100 in all).
+    #[arg(long, default_value_t = 25.0)]
+    max_calls_per_second: f64,
+    /// Seconds each received message stays invisible; longer than the redrive takes, so each
+    /// message is tried once per run.
+    #[arg(long, default_value_t = 900)]
+    visibility_timeout: i32,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let account = account_of_channel_arn(&args.endpoints.channel_arn)?;
+    anyhow::ensure!(
+        args.max_calls_per_second > 0.0,
+        "--max-calls-per-second must be positive"
+    );
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let c = clients(&args.endpoints).await;
+        let redriver = Redriver {
+            s3: c.s3,
+            sqs: c.sqs,
+            queue_url: args.failure_queue_url.clone(),
+            sink: c.sink,
+            limiter: Arc::new(RateLimiter::new(args.max_calls_per_second)),
+            config: LoadConfig {
+                account,
+                ..LoadConfig::default()
+            },
+            visibility_timeout: args.visibility_timeout.max(1),
+            dry_run: args.dry_run,
+        };
+        let summary = redriver.run().await?;
+        super::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+        anyhow::Ok(if summary.still_failing.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_REJECTED)
+        })
+    })
+}
