@@ -21,16 +21,29 @@ enum Command {
     Lake(cmd::lake::Args),
     Load(cmd::load::Args),
     Redrive(cmd::redrive::Args),
+    Lambda(cmd::lambda::Args),
+}
+
+/// The arguments: the command line, or, when Lambda starts the binary as `bootstrap` (no
+/// arguments, `AWS_LAMBDA_RUNTIME_API` set), `lambda HANDLER` from the function's handler setting.
+fn arguments() -> Vec<std::ffi::OsString> {
+    let args: Vec<_> = std::env::args_os().collect();
+    if args.len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        let handler = std::env::var("_HANDLER").unwrap_or_else(|_| "load".into());
+        return vec!["aztrail".into(), "lambda".into(), handler.into()];
+    }
+    args
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(arguments());
     let result = match cli.command {
         Command::Transform(args) => cmd::transform::run(args),
         Command::Gen(args) => cmd::gen::run(args),
         Command::Lake(args) => cmd::lake::run(args),
         Command::Load(args) => cmd::load::run(args),
         Command::Redrive(args) => cmd::redrive::run(args),
+        Command::Lambda(args) => cmd::lambda::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod gen;
 pub mod lake;
+pub mod lambda;
 pub mod load;
 pub mod progress;
 pub mod redrive;

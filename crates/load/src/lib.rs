@@ -15,6 +15,7 @@
 //! - [`sender`]: one batch sent until every event is accepted or has failed.
 //! - [`loader`]: one object's bytes, streamed, mapped, batched and sent with bounded concurrency,
 //!   every record accounted for.
+//! - [`lambda`]: the Lambda handler: an SQS batch in, partial batch failures out, deadline-aware.
 //! - [`local`]: files and directories on disk as the source, a failure file as the sink.
 //! - [`metrics`]: CloudWatch embedded-metric-format lines for the Lambda function.
 //! - [`s3`]: staged objects as byte streams (gzip decompressed on the fly).
@@ -22,6 +23,7 @@
 
 pub mod checkpoint;
 pub mod failure;
+pub mod lambda;
 pub mod loader;
 pub mod local;
 pub mod metrics;

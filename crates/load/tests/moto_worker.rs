@@ -553,3 +553,76 @@ async fn redrive_empties_the_failure_queue_reading_pointers_from_s3() {
     assert!(stack.drain(&stack.failq).await.is_empty());
     lake.stop().await;
 }
+
+/// An SQS event as Lambda hands it over, built by hand.
+fn sqs_event(messages: &[(&str, &str)]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({
+                "messageId": id, "receiptHandle": format!("receipt-{id}"), "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work", "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_handler_reports_only_unfinished_messages() {
+    let stack = Stack::start().await;
+    stack
+        .put("staged/l/PT1H.json", synth::generate(150, 21).into_bytes())
+        .await;
+    let bodies = stack.drain(&stack.work).await;
+    let notification = bodies
+        .iter()
+        .find(|b| b.contains("PT1H.json"))
+        .unwrap_or_else(|| panic!("no notification in {bodies:?}"))
+        .clone();
+    let missing = notification.replace("PT1H.json", "gone.json");
+    let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
+    let mut worker = stack.worker(lake_sink(&lake), 60);
+    let event = sqs_event(&[
+        ("m-ok", &notification),
+        ("m-missing", &missing),
+        ("m-poison", "{}"),
+    ]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (response, summary) =
+        aztrail_load::lambda::handle_batch(&mut worker, event, deadline, Duration::from_secs(5))
+            .await;
+    let listed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(listed, ["m-missing"], "{summary:?}");
+    assert_eq!(
+        (summary.objects, summary.poison, summary.load.accepted),
+        (1, 1, 150)
+    );
+    assert!(
+        summary.errors[0].contains("gone.json"),
+        "{:?}",
+        summary.errors
+    );
+    let line = aztrail_load::metrics::load_metrics("aztrail-load", &summary, 0);
+    assert!(line.contains("\"Accepted\":150"), "{line}");
+
+    // Out of time before it starts: every message goes back untouched.
+    let event = sqs_event(&[("a", &notification), ("b", &notification)]);
+    let (response, summary) = aztrail_load::lambda::handle_batch(
+        &mut worker,
+        event,
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(response.batch_item_failures.len(), 2);
+    assert_eq!((summary.left, summary.load.records), (2, 0));
+    assert_eq!(lake.stats().await.unwrap().events, 150);
+    lake.stop().await;
+}

@@ -1,0 +1,56 @@
+//! The load function's handler: an SQS batch of S3 notifications in, partial batch failures out.
+//!
+//! With `ReportBatchItemFailures` on the event source mapping, Lambda deletes the messages the
+//! handler does not list and returns those it lists. A message is listed when any of its objects
+//! could not be finished: unreadable, a failure queue that refused, or the function's time
+//! running out. Before the deadline (the invocation's remaining time less a margin) the loader
+//! stops starting batches, waits for those in flight and saves its checkpoint, so the returned
+//! message resumes where this invocation stopped. Messages not yet started at the deadline are
+//! listed untouched. The runtime loop around this handler lives in the binary.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use tokio::time::Instant;
+
+use crate::checkpoint::CheckpointStore;
+use crate::sink::AuditSink;
+use crate::sqs::{Outcome, Worker, WorkerSummary};
+
+/// Processes one invocation's batch before `deadline`, keeping `margin` in hand to save
+/// checkpoints and answer. Returns the response for Lambda and what was done.
+pub async fn handle_batch<S: AuditSink, C: CheckpointStore>(
+    worker: &mut Worker<S, C>,
+    event: SqsEvent,
+    deadline: Instant,
+    margin: Duration,
+) -> (SqsBatchResponse, WorkerSummary) {
+    let stop_at = deadline.checked_sub(margin).unwrap_or_else(Instant::now);
+    worker.config.stop_at = Some(stop_at);
+    // Retries of batches already started may use half the margin; what is still refused then
+    // goes to the failure queue (redrivable), so the answer is never late.
+    worker.config.policy.deadline = deadline.checked_sub(margin / 2);
+    let mut response = SqsBatchResponse::default();
+    let mut summary = WorkerSummary::default();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        if Instant::now() >= stop_at {
+            summary.messages += 1;
+            summary.left += 1;
+            response.add_failure(id);
+            continue;
+        }
+        let outcome = worker
+            .process(
+                &id,
+                message.body.as_deref().unwrap_or_default(),
+                message.receipt_handle.as_deref(),
+                &mut summary,
+            )
+            .await;
+        if let Outcome::Retry(_) = outcome {
+            response.add_failure(id);
+        }
+    }
+    (response, summary)
+}

@@ -1,0 +1,130 @@
+//! `aztrail lambda load`: the load function's Lambda runtime loop (wiring only; the handler is
+//! `aztrail_load::lambda::handle_batch`).
+//!
+//! One binary serves both functions: deployed as `bootstrap` on `provided.al2023`, it sees
+//! `AWS_LAMBDA_RUNTIME_API` and no arguments, and runs the handler its `_HANDLER` setting names
+//! (see `main.rs`). Settings come from the function's environment.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aztrail_load::checkpoint::S3Checkpoints;
+use aztrail_load::lambda::handle_batch;
+use aztrail_load::loader::LoadConfig;
+use aztrail_load::metrics::load_metrics;
+use aztrail_load::rate::RateLimiter;
+use aztrail_load::sqs::{SqsFailures, Worker};
+use lambda_runtime::{service_fn, LambdaEvent};
+
+use super::account_of_channel_arn;
+use super::aws::{clients, Endpoints};
+
+/// Run a Lambda function's runtime loop (normally started by Lambda itself).
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    function: Function,
+}
+
+#[derive(clap::Subcommand)]
+enum Function {
+    /// The load function: SQS batches of S3 notifications, partial batch failures out.
+    Load(LoadArgs),
+}
+
+/// The load function's settings (environment variables in the deployed function).
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// The work queue (for the visibility heartbeat).
+    #[arg(long, env = "AZTRAIL_QUEUE_URL")]
+    queue_url: String,
+    #[command(flatten)]
+    endpoints: Endpoints,
+    /// The failure queue.
+    #[arg(long, env = "AZTRAIL_FAILURE_QUEUE_URL")]
+    failure_queue_url: String,
+    /// PutAuditEvents calls in flight per invocation.
+    #[arg(long, env = "AZTRAIL_CONCURRENCY", default_value_t = 8)]
+    concurrency: usize,
+    /// Calls per second per instance: 100 divided by the event source mapping's maximum
+    /// concurrency.
+    #[arg(long, env = "AZTRAIL_MAX_CALLS_PER_SECOND", default_value_t = 25.0)]
+    max_calls_per_second: f64,
+    /// The work queue's visibility timeout, renewed by the heartbeat.
+    #[arg(long, env = "AZTRAIL_VISIBILITY_TIMEOUT", default_value_t = 960)]
+    visibility_timeout: i32,
+    /// Seconds kept in hand before the function's deadline to save checkpoints and answer.
+    #[arg(long, env = "AZTRAIL_DEADLINE_MARGIN_SECONDS", default_value_t = 30)]
+    deadline_margin_seconds: u64,
+    /// Bucket for load checkpoints (default: the staging bucket of each object).
+    #[arg(long, env = "AZTRAIL_CHECKPOINT_BUCKET")]
+    checkpoint_bucket: Option<String>,
+    /// The function name in metric lines.
+    #[arg(long, env = "AWS_LAMBDA_FUNCTION_NAME", default_value = "aztrail-load")]
+    function_name: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.function {
+        Function::Load(a) => run_load(a),
+    }
+}
+
+/// Milliseconds since the epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let account = account_of_channel_arn(&args.endpoints.channel_arn)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let c = clients(&args.endpoints).await;
+        let worker = Worker {
+            s3: c.s3.clone(),
+            sqs: c.sqs.clone(),
+            queue_url: args.queue_url.clone(),
+            failures: SqsFailures::new(c.sqs.clone(), &args.failure_queue_url),
+            checkpoints: S3Checkpoints::new(c.s3.clone(), args.checkpoint_bucket.clone()),
+            sink: c.sink,
+            limiter: Arc::new(RateLimiter::new(args.max_calls_per_second)),
+            config: LoadConfig {
+                account,
+                concurrency: args.concurrency.max(1),
+                ..LoadConfig::default()
+            },
+            visibility_timeout: args.visibility_timeout.max(2),
+        };
+        let worker = tokio::sync::Mutex::new(worker);
+        let margin = Duration::from_secs(args.deadline_margin_seconds);
+        let name = args.function_name.clone();
+        let handler = |event: LambdaEvent<SqsEvent>| {
+            let (worker, name) = (&worker, &name);
+            async move {
+                let remaining =
+                    Duration::from_millis(event.context.deadline.saturating_sub(now_ms()));
+                let deadline = tokio::time::Instant::now() + remaining;
+                let mut w = worker.lock().await;
+                let (response, summary) =
+                    handle_batch(&mut w, event.payload, deadline, margin).await;
+                println!("{}", load_metrics(name, &summary, now_ms()));
+                if !summary.errors.is_empty() {
+                    eprintln!(
+                        "{}",
+                        serde_json::json!({"level": "WARN", "errors": summary.errors})
+                    );
+                }
+                Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
+            }
+        };
+        lambda_runtime::run(service_fn(handler))
+            .await
+            .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))?;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
