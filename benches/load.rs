@@ -1,0 +1,181 @@
+//! End-to-end load throughput: staged objects (in memory) through `aztrail_load::loader::load` and
+//! the official SDK into an in-process lake.
+//!
+//! 1. `load/no-quota`: faults off, no quota, 8 calls in flight: what one event costs in CPU,
+//!    loader and lake together on this machine (criterion; also printed as CPU µs per event).
+//! 2. `load/null-sink`: the loader alone (a sink that accepts at once): its own CPU cost.
+//! 3. The account's real limits: the lake answers after 50 ms and throttles beyond 100 calls/s;
+//!    the loader sends under one 100 calls/s limiter. Printed: sustained events/s over a 60,000
+//!    event run (the limiter's initial burst is spent before the clock starts, so the figure is
+//!    the steady state), and how many ThrottlingExceptions the lake answered (target: none).
+//!
+//! Run: `cargo bench --bench load`. Under `cargo test` each part runs once, small.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudtraildata::config::retry::RetryConfig;
+use aws_sdk_cloudtraildata::config::{BehaviorVersion, Credentials, Region};
+use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
+use aztrail_load::checkpoint::{Checkpoint, NoProgress};
+use aztrail_load::loader::{load, Destination, LoadConfig, MemoryFailures, Summary};
+use aztrail_load::rate::RateLimiter;
+use aztrail_load::sink::{AuditSink, CallError, CloudTrailSink, OutEvent, PutResult};
+use aztrail_transform::{synth, Source};
+use criterion::{Criterion, Throughput};
+
+fn sink(lake: &Lake) -> Arc<CloudTrailSink> {
+    let config = aws_sdk_cloudtraildata::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDLOCAL", "secret", None, None, "bench"))
+        .endpoint_url(lake.url())
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Arc::new(CloudTrailSink::new(
+        aws_sdk_cloudtraildata::Client::from_conf(config),
+        DEFAULT_CHANNEL_ARN,
+    ))
+}
+
+/// Accepts every event at once.
+struct NullSink;
+
+impl AuditSink for NullSink {
+    async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
+        Ok(PutResult {
+            successful: events.iter().map(|e| e.id.clone()).collect(),
+            failed: Vec::new(),
+        })
+    }
+}
+
+async fn run<S: AuditSink>(
+    object: &[u8],
+    sink: &Arc<S>,
+    limiter: &Arc<RateLimiter>,
+    concurrency: usize,
+) -> Summary {
+    let failures = MemoryFailures::default();
+    let dest = Destination {
+        sink,
+        limiter,
+        failures: &failures,
+    };
+    let config = LoadConfig {
+        account: LOCAL_ACCOUNT.into(),
+        concurrency,
+        ..LoadConfig::default()
+    };
+    let source = Source {
+        bucket: Some("staging".into()),
+        key: "bench/PT1H.json".into(),
+    };
+    let summary = load(
+        &source,
+        object,
+        &Checkpoint::default(),
+        &dest,
+        &NoProgress,
+        &config,
+    )
+    .await
+    .expect("load");
+    assert!(summary.balanced() && summary.failed == 0, "{summary:?}");
+    summary
+}
+
+/// This process's CPU time (user + system), from /proc (Linux).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+fn cpu_cost(c: &mut Criterion, rt: &tokio::runtime::Runtime, events: usize) {
+    let object = synth::generate(events, 5).into_bytes();
+    let lake = rt
+        .block_on(Lake::start(LakeConfig {
+            faults: FaultConfig::none(),
+            ..LakeConfig::in_memory()
+        }))
+        .expect("lake");
+    let to_lake = sink(&lake);
+    let unlimited = Arc::new(RateLimiter::new(1e9));
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(events as u64));
+    let (cpu0, wall0, done) = (cpu_time(), Instant::now(), AtomicU64::new(0));
+    group.bench_function("no-quota", |b| {
+        b.to_async(rt).iter(|| async {
+            let accepted = run(&object, &to_lake, &unlimited, 8).await.accepted;
+            done.fetch_add(accepted, Ordering::Relaxed);
+        })
+    });
+    let done = done.load(Ordering::Relaxed);
+    if let (Some(a), Some(b)) = (cpu0, cpu_time()) {
+        println!(
+            "load/no-quota: {:.1} CPU µs per event (loader and lake), {:.0} events per wall second",
+            (b - a).as_secs_f64() * 1e6 / done.max(1) as f64,
+            done as f64 / wall0.elapsed().as_secs_f64()
+        );
+    }
+    let null = Arc::new(NullSink);
+    group.bench_function("null-sink", |b| {
+        b.to_async(rt)
+            .iter(|| async { run(&object, &null, &unlimited, 8).await })
+    });
+    group.finish();
+    rt.block_on(lake.stop());
+}
+
+fn with_quota(rt: &tokio::runtime::Runtime, events: usize) {
+    let object = synth::generate(events, 6).into_bytes();
+    let lake = rt
+        .block_on(Lake::start(LakeConfig {
+            faults: FaultConfig {
+                latency: Duration::from_millis(50),
+                tps: 100,
+                ..FaultConfig::none()
+            },
+            ..LakeConfig::in_memory()
+        }))
+        .expect("lake");
+    let to_lake = sink(&lake);
+    let summary = rt.block_on(async {
+        let limiter = Arc::new(RateLimiter::new(100.0));
+        // Spend the limiter's initial one-second burst, so the clock measures the steady state.
+        for _ in 0..100 {
+            limiter.acquire().await;
+        }
+        let started = Instant::now();
+        let summary = run(&object, &to_lake, &limiter, 8).await;
+        (summary, started.elapsed())
+    });
+    let (summary, elapsed) = summary;
+    println!(
+        "load/quota-100-latency-50ms: {} events in {:.2} s = {:.0} events/s sustained, {} calls ({:.1} calls/s), {} throttled",
+        summary.accepted,
+        elapsed.as_secs_f64(),
+        summary.accepted as f64 / elapsed.as_secs_f64(),
+        summary.calls,
+        summary.calls as f64 / elapsed.as_secs_f64(),
+        summary.throttled
+    );
+    rt.block_on(lake.stop());
+}
+
+fn main() {
+    let benching = std::env::args().any(|a| a == "--bench");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut c = Criterion::default().configure_from_args();
+    cpu_cost(&mut c, &rt, if benching { 5000 } else { 300 });
+    with_quota(&rt, if benching { 60_000 } else { 1000 });
+    c.final_summary();
+}
