@@ -3,7 +3,9 @@
 //! a poison message reaches the failure queue, and the work queue ends empty; a worker that
 //! crashes mid-object is resumed from its checkpoint on redelivery without re-sending accepted
 //! batches; a redelivered finished message sends nothing; a re-dropped object is loaded again in
-//! full; redrive empties the failure queue, re-reading pointers from S3.
+//! full; redrive empties the failure queue, re-reading pointers from S3; the visibility heartbeat
+//! keeps a long object's message from other consumers; the Lambda handler lists only unfinished
+//! messages.
 //!
 //! moto is started here (from `target/venv-test`, which `scripts/test` fills, or `MOTO_SERVER`)
 //! and stopped by PID.
@@ -624,5 +626,65 @@ async fn the_lambda_handler_reports_only_unfinished_messages() {
     assert_eq!(response.batch_item_failures.len(), 2);
     assert_eq!((summary.left, summary.load.records), (2, 0));
     assert_eq!(lake.stats().await.unwrap().events, 150);
+    lake.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_keeps_a_long_object_invisible() {
+    let stack = Stack::start().await;
+    stack
+        .put(
+            "staged/slow/PT1H.json",
+            synth::generate(1200, 8).into_bytes(),
+        )
+        .await;
+    // 12 calls one at a time, 400 ms each: about 5 s of work against a 2 s visibility timeout.
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig {
+            latency: Duration::from_millis(400),
+            ..FaultConfig::none()
+        },
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    let mut worker = stack.worker(lake_sink(&lake), 2);
+    worker.config.concurrency = 1;
+    let run = tokio::spawn(async move { worker.run(true).await });
+    // Once the worker has the message (its first batch is stored), another consumer polls: it
+    // must never see the object's message again.
+    let started = Instant::now();
+    while lake.stats().await.unwrap().events == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut stolen = 0;
+    while !run.is_finished() {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        let r = stack
+            .sqs
+            .receive_message()
+            .queue_url(&stack.work)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        stolen += r
+            .messages
+            .unwrap_or_default()
+            .iter()
+            .filter(|m| m.body().unwrap_or_default().contains("PT1H.json"))
+            .count();
+    }
+    let summary = run.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() > Duration::from_secs(4),
+        "the work outlasted the timeout"
+    );
+    assert_eq!(stolen, 0, "the message stayed invisible while it loaded");
+    assert_eq!((summary.objects, summary.load.accepted), (1, 1200));
+    assert_eq!(lake.stats().await.unwrap().duplicate_events, 0);
     lake.stop().await;
 }
