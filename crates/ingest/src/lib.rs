@@ -1,5 +1,20 @@
 //! aztrail-ingest: finds new bytes of Azure `PT1H.json` append blobs and stages them in S3.
 //!
 //! Each run copies only the bytes it has not copied before (from the committed length up to the
-//! last complete line) as a new object in the staging bucket, and remembers per blob how far it got.
-//! Not built yet: see the open issue "crates/ingest".
+//! last complete line) as a new object in the staging bucket, and remembers per blob how far it
+//! got, in a checkpoint in the same bucket written with conditional PUTs.
+//!
+//! - [`layout`]: Azure's blob layout and the staged keys (pure).
+//! - [`auth`]: SAS, service principal and account-key credentials; [`sas`] mints SAS from a key.
+//! - [`azure`]: one container through Microsoft's SDK, list calls counted.
+//! - [`checkpoint`]: per-blob progress in the staging bucket, claimed and committed conditionally.
+//! - [`stage`]: one staged object, streamed, single or multipart, created only if absent.
+//! - [`run`]: one pass over the containers.
+
+pub mod auth;
+pub mod azure;
+pub mod checkpoint;
+pub mod layout;
+pub mod run;
+pub mod sas;
+pub mod stage;

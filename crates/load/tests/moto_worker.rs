@@ -7,12 +7,9 @@
 //! keeps a long object's message from other consumers; the Lambda handler lists only unfinished
 //! messages.
 //!
-//! moto is started here (from `target/venv-test`, which `scripts/test` fills, or `MOTO_SERVER`)
-//! and stopped by PID.
+//! moto is started here (`aztrail-testkit`) and stopped by PID.
 
 use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,58 +27,8 @@ use aztrail_load::redrive::Redriver;
 use aztrail_load::sender::SendPolicy;
 use aztrail_load::sink::{AuditSink, CallError, CloudTrailSink, OutEvent, PutResult};
 use aztrail_load::sqs::{SqsFailures, Worker};
+use aztrail_testkit::Moto;
 use aztrail_transform::synth;
-
-/// A moto server on a free port, killed when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Self {
-        let bin = std::env::var("MOTO_SERVER").unwrap_or_else(|_| {
-            format!(
-                "{}/../../target/venv-test/bin/moto_server",
-                env!("CARGO_MANIFEST_DIR")
-            )
-        });
-        assert!(
-            std::path::Path::new(&bin).exists(),
-            "moto_server not found at {bin}: run ./scripts/test once (it installs moto[server] into target/venv-test) or set MOTO_SERVER"
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn creds() -> aws_sdk_s3::config::Credentials {
     aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test")

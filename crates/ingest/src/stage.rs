@@ -1,0 +1,264 @@
+//! Writing one staged object: a byte stream of known length into S3, created only if absent.
+//!
+//! Up to `part_size` the bytes go in one PutObject; above, in a multipart upload of `part_size`
+//! parts, so memory holds one part whatever the range's size. Both are conditional
+//! (`If-None-Match: *`): when a retried run writes a key that exists, S3 refuses, nothing is
+//! replaced and no second notification is sent; that is reported as [`Staged::Existed`].
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+
+use crate::checkpoint::is_precondition_failed;
+
+/// How a staged write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staged {
+    /// The object was created.
+    Created,
+    /// An object with this key already existed (a retried copy); it was left as is.
+    Existed,
+}
+
+/// Why a staged write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// The source stream failed.
+    #[error("reading the source of {key}: {message}")]
+    Source {
+        /// The staged key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// The source ended early or ran long.
+    #[error("the source of {key} gave {got} bytes, {expected} expected")]
+    Length {
+        /// The staged key.
+        key: String,
+        /// Bytes expected.
+        expected: u64,
+        /// Bytes read.
+        got: u64,
+    },
+    /// S3 failed.
+    #[error("writing s3://{bucket}/{key}: {message}")]
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// What S3 said.
+        message: String,
+    },
+}
+
+/// Metadata stored on the staged object.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMeta {
+    /// The source blob's ETag.
+    pub etag: String,
+    /// `start-end` of the source blob.
+    pub range: String,
+    /// The source blob's last-modified time.
+    pub last_modified: Option<String>,
+}
+
+/// Where and how to write.
+#[derive(Debug, Clone)]
+pub struct Stager {
+    /// The client.
+    pub s3: aws_sdk_s3::Client,
+    /// The staging bucket.
+    pub bucket: String,
+    /// Bytes per PutObject or multipart part (at least 5 MiB for multipart).
+    pub part_size: usize,
+}
+
+impl Stager {
+    fn s3_error(&self, key: &str, e: impl std::fmt::Display) -> StageError {
+        StageError::S3 {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Writes `len` bytes from `source` to `key`, unless `key` exists.
+    pub async fn write<S, E>(
+        &self,
+        key: &str,
+        len: u64,
+        meta: &SourceMeta,
+        mut source: S,
+    ) -> Result<Staged, StageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let part_size = self.part_size.max(5 * 1024 * 1024);
+        let mut read = 0u64;
+        let next_part = |buf: &mut BytesMut| {
+            let take = buf.len().min(part_size);
+            buf.split_to(take).freeze()
+        };
+        let mut buf = BytesMut::new();
+        // Fill the first part; a range that fits goes in one PutObject.
+        while buf.len() < part_size + 1 {
+            match source.next().await {
+                Some(Ok(chunk)) => {
+                    read += chunk.len() as u64;
+                    buf.extend_from_slice(&chunk);
+                }
+                Some(Err(e)) => {
+                    return Err(StageError::Source {
+                        key: key.into(),
+                        message: e.to_string(),
+                    })
+                }
+                None => break,
+            }
+        }
+        if (buf.len() as u64) <= part_size as u64 && read == len {
+            return self.put_one(key, meta, buf.freeze()).await;
+        }
+        if read >= len && buf.len() <= part_size {
+            return Err(StageError::Length {
+                key: key.into(),
+                expected: len,
+                got: read,
+            });
+        }
+        let upload = self
+            .s3
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_metadata(Some(metadata(meta)))
+            .send()
+            .await
+            .map_err(|e| self.s3_error(key, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        let upload_id = upload.upload_id.unwrap_or_default();
+        let result = async {
+            let mut parts = Vec::new();
+            let mut ended = false;
+            loop {
+                while !ended && buf.len() < part_size {
+                    match source.next().await {
+                        Some(Ok(chunk)) => {
+                            read += chunk.len() as u64;
+                            buf.extend_from_slice(&chunk);
+                        }
+                        Some(Err(e)) => {
+                            return Err(StageError::Source {
+                                key: key.into(),
+                                message: e.to_string(),
+                            })
+                        }
+                        None => ended = true,
+                    }
+                }
+                if buf.is_empty() {
+                    break;
+                }
+                let body = next_part(&mut buf);
+                let number = parts.len() as i32 + 1;
+                let out = self
+                    .s3
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                    .map_err(|e| self.s3_error(key, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag)
+                        .build(),
+                );
+            }
+            if read != len {
+                return Err(StageError::Length {
+                    key: key.into(),
+                    expected: len,
+                    got: read,
+                });
+            }
+            let done = self
+                .s3
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .if_none_match("*")
+                .send()
+                .await;
+            match done {
+                Ok(_) => Ok(Staged::Created),
+                Err(e) if is_precondition_failed(&e) => Ok(Staged::Existed),
+                Err(e) => Err(self.s3_error(key, aws_sdk_s3::error::DisplayErrorContext(e))),
+            }
+        }
+        .await;
+        if !matches!(result, Ok(Staged::Created)) {
+            // Leave no parts behind (they are billed); a failed abort is only logged by S3's
+            // lifecycle rule for incomplete uploads.
+            let _ = self
+                .s3
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn put_one(
+        &self,
+        key: &str,
+        meta: &SourceMeta,
+        body: Bytes,
+    ) -> Result<Staged, StageError> {
+        let sent = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_metadata(Some(metadata(meta)))
+            .content_type("application/x-ndjson")
+            .body(ByteStream::from(body))
+            .if_none_match("*")
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Staged::Created),
+            Err(e) if is_precondition_failed(&e) => Ok(Staged::Existed),
+            Err(e) => Err(self.s3_error(key, aws_sdk_s3::error::DisplayErrorContext(e))),
+        }
+    }
+}
+
+fn metadata(meta: &SourceMeta) -> std::collections::HashMap<String, String> {
+    let mut m = std::collections::HashMap::new();
+    m.insert(
+        "source-etag".to_string(),
+        meta.etag.trim_matches('"').to_string(),
+    );
+    m.insert("source-range".to_string(), meta.range.clone());
+    if let Some(t) = &meta.last_modified {
+        m.insert("source-last-modified".to_string(), t.clone());
+    }
+    m
+}
