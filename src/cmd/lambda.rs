@@ -1,5 +1,5 @@
-//! `aztrail lambda load`: the load function's Lambda runtime loop (wiring only; the handler is
-//! `aztrail_load::lambda::handle_batch`).
+//! `aztrail lambda load` and `aztrail lambda ingest`: the functions' Lambda runtime loops (wiring
+//! only; the handlers are `aztrail_load::lambda::handle_batch` and `aztrail_ingest::run::ingest`).
 //!
 //! One binary serves both functions: deployed as `bootstrap` on `provided.al2023`, it sees
 //! `AWS_LAMBDA_RUNTIME_API` and no arguments, and runs the handler its `_HANDLER` setting names
@@ -33,6 +33,43 @@ pub struct Args {
 enum Function {
     /// The load function: SQS batches of S3 notifications, partial batch failures out.
     Load(LoadArgs),
+    /// The ingest function: one pass per scheduled invocation.
+    Ingest(IngestArgs),
+}
+
+/// The ingest function's settings (environment variables in the deployed function).
+#[derive(clap::Args)]
+struct IngestArgs {
+    /// Containers to read, comma-separated.
+    #[arg(
+        long,
+        env = "AZTRAIL_CONTAINERS",
+        value_delimiter = ',',
+        required = true
+    )]
+    containers: Vec<String>,
+    /// The S3 staging bucket.
+    #[arg(long, env = "AZTRAIL_STAGING_BUCKET")]
+    staging_bucket: String,
+    /// Key prefix of staged objects.
+    #[arg(long, env = "AZTRAIL_STAGING_PREFIX", default_value = "staged/")]
+    staging_prefix: String,
+    /// The Secrets Manager secret with the Azure credentials.
+    #[arg(long, env = "AZTRAIL_AZURE_SECRET_ARN")]
+    azure_secret_arn: String,
+    /// How far back to look (s, m, h or d).
+    #[arg(long, env = "AZTRAIL_LOOKBACK", default_value = "48h", value_parser = super::parse_duration)]
+    lookback: Duration,
+    /// Copy an hour's blob only once it stopped growing.
+    #[arg(long, env = "AZTRAIL_SETTLE")]
+    settle: bool,
+    /// The function name in metric lines.
+    #[arg(
+        long,
+        env = "AWS_LAMBDA_FUNCTION_NAME",
+        default_value = "aztrail-ingest"
+    )]
+    function_name: String,
 }
 
 /// The load function's settings (environment variables in the deployed function).
@@ -70,6 +107,7 @@ struct LoadArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.function {
         Function::Load(a) => run_load(a),
+        Function::Ingest(a) => run_ingest(a),
     }
 }
 
@@ -121,6 +159,43 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
                 }
                 Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
             }
+        };
+        lambda_runtime::run(service_fn(handler))
+            .await
+            .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))?;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shared = aws_config::load_from_env().await;
+        let s3 = super::ingest::s3_client(&shared, false);
+        let args = &args;
+        let (shared, s3) = (&shared, &s3);
+        let handler = |event: LambdaEvent<serde_json::Value>| async move {
+            // Credentials are read at every run, so a rotated secret is picked up.
+            let auth = super::ingest::azure_auth(shared, Some(&args.azure_secret_arn)).await?;
+            let config = aztrail_ingest::run::IngestConfig {
+                containers: args.containers.clone(),
+                bucket: args.staging_bucket.clone(),
+                staging_prefix: args.staging_prefix.clone(),
+                lookback_seconds: args.lookback.as_secs() as i64,
+                settle: args.settle,
+                run_id: event.context.request_id.clone(),
+                ..aztrail_ingest::run::IngestConfig::default()
+            };
+            let summary =
+                aztrail_ingest::run::ingest(&auth, s3, &config, super::ingest::now()).await?;
+            println!(
+                "{}",
+                aztrail_ingest::run::metrics_line(&args.function_name, &summary, now_ms())
+            );
+            for w in &summary.warnings {
+                eprintln!("{}", serde_json::json!({"level": "WARN", "message": w}));
+            }
+            Ok::<_, lambda_runtime::Error>(serde_json::to_value(&summary)?)
         };
         lambda_runtime::run(service_fn(handler))
             .await

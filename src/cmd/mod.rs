@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod gen;
+pub mod ingest;
 pub mod lake;
 pub mod lambda;
 pub mod load;
@@ -34,6 +35,26 @@ pub fn account_of_channel_arn(arn: &str) -> anyhow::Result<String> {
     }
 }
 
+/// A duration such as `90s`, `30m`, `48h` or `2d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (like 90s, 30m, 48h, 2d)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 /// A 12-digit AWS account id.
 pub fn check_account_id(id: &str) -> anyhow::Result<String> {
     anyhow::ensure!(
@@ -57,5 +78,8 @@ mod tests {
         assert!(account_of_channel_arn("arn:aws:s3:::bucket").is_err());
         assert!(account_of_channel_arn("arn:aws:cloudtrail:eu-west-1:1234:channel/abc").is_err());
         assert!(check_account_id("12345678901a").is_err());
+        assert_eq!(parse_duration("48h").unwrap().as_secs(), 172_800);
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert!(parse_duration("3w").is_err() && parse_duration("h").is_err());
     }
 }

@@ -9,7 +9,8 @@
 //! - [`azure`]: one container through Microsoft's SDK, list calls counted.
 //! - [`checkpoint`]: per-blob progress in the staging bucket, claimed and committed conditionally.
 //! - [`stage`]: one staged object, streamed, single or multipart, created only if absent.
-//! - [`run`]: one pass over the containers.
+//! - [`run`]: one pass over the containers, and its metrics line.
+//! - [`secrets`]: the credentials from AWS Secrets Manager.
 
 pub mod auth;
 pub mod azure;
@@ -17,4 +18,5 @@ pub mod checkpoint;
 pub mod layout;
 pub mod run;
 pub mod sas;
+pub mod secrets;
 pub mod stage;

@@ -54,6 +54,19 @@ pub struct IngestConfig {
     pub run_id: String,
     /// Stop after copying, before committing, as if the process died there (crash tests).
     pub stop_before_commit: bool,
+    /// Counters for a progress display.
+    pub live: Option<Arc<IngestLive>>,
+}
+
+/// Counters a progress display reads while a pass runs.
+#[derive(Debug, Default)]
+pub struct IngestLive {
+    /// Azure list requests so far.
+    pub list_calls: Arc<AtomicU64>,
+    /// Blobs found so far.
+    pub blobs: AtomicU64,
+    /// Bytes staged so far.
+    pub bytes: AtomicU64,
 }
 
 impl Default for IngestConfig {
@@ -71,6 +84,7 @@ impl Default for IngestConfig {
             part_size: 8 * 1024 * 1024,
             run_id: "run".into(),
             stop_before_commit: false,
+            live: None,
         }
     }
 }
@@ -123,7 +137,11 @@ pub async fn ingest(
     now: i64,
 ) -> Result<IngestSummary, IngestError> {
     let mut summary = IngestSummary::default();
-    let list_calls = Arc::new(AtomicU64::new(0));
+    let list_calls = config.live.as_ref().map_or_else(
+        || Arc::new(AtomicU64::new(0)),
+        |l| Arc::clone(&l.list_calls),
+    );
+    let before = list_calls.load(Ordering::Relaxed);
     let account = auth.account_name();
     let store = CheckpointStore {
         s3: s3.clone(),
@@ -157,7 +175,7 @@ pub async fn ingest(
             Err(e) => return Err(e),
         }
     }
-    summary.list_calls = list_calls.load(Ordering::Relaxed);
+    summary.list_calls = list_calls.load(Ordering::Relaxed) - before;
     Ok(summary)
 }
 
@@ -197,6 +215,9 @@ impl Pass<'_> {
         }
         let blobs = self.discover(&mut cp).await?;
         summary.blobs_seen += blobs.len() as u64;
+        if let Some(l) = &self.config.live {
+            l.blobs.fetch_add(blobs.len() as u64, Ordering::Relaxed);
+        }
         for blob in &blobs {
             if pending.iter().any(|p| p.blob == blob.name) {
                 continue;
@@ -341,6 +362,9 @@ impl Pass<'_> {
             Staged::Created => {
                 summary.objects_written += 1;
                 summary.new_bytes += end - range.start;
+                if let Some(l) = &self.config.live {
+                    l.bytes.fetch_add(end - range.start, Ordering::Relaxed);
+                }
             }
             Staged::Existed => summary.objects_existing += 1,
         }
@@ -368,4 +392,24 @@ impl Pass<'_> {
         }
         Ok(range.start)
     }
+}
+
+/// The ingest function's metrics for one pass, as an embedded-metric-format line.
+pub fn metrics_line(function: &str, s: &IngestSummary, timestamp_ms: u64) -> String {
+    aztrail_transform::emf::emf_line(
+        aztrail_transform::emf::NAMESPACE,
+        ("Function", function),
+        &[
+            ("Containers", "Count", s.containers as f64),
+            ("BlobsSeen", "Count", s.blobs_seen as f64),
+            ("NewBytes", "Bytes", s.new_bytes as f64),
+            ("ObjectsWritten", "Count", s.objects_written as f64),
+            ("ObjectsExisting", "Count", s.objects_existing as f64),
+            ("Skipped", "Count", s.skipped as f64),
+            ("Replaced", "Count", s.replaced as f64),
+            ("Contended", "Count", s.contended as f64),
+            ("ListCalls", "Count", s.list_calls as f64),
+        ],
+        timestamp_ms,
+    )
 }

@@ -13,73 +13,18 @@ use std::collections::BTreeMap;
 
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
-use aztrail_ingest::auth::{AzureAuth, AZURITE_KEY};
+use aztrail_ingest::auth::AzureAuth;
 use aztrail_ingest::layout::{day_prefixes, range_of_key};
 use aztrail_ingest::run::{ingest, IngestConfig, IngestSummary};
-use aztrail_testkit::{Azurite, Moto, AZURITE_ACCOUNT};
+use aztrail_testkit::{
+    azurite_account_sas as account_sas, hour_path, now, Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY,
+};
 use aztrail_transform::synth;
 use azure_core::http::{RequestContent, Url};
 use azure_storage_blob::BlobContainerClient;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 const ACTIVITY: &str = "insights-activity-logs";
 const ENTRA: &str = "insights-logs-auditlogs";
-
-/// An account SAS with `permissions` (`racwdl` for the test's own writes, `rl` for ingest).
-fn account_sas(permissions: &str) -> String {
-    let now = now();
-    let (st, se) = (
-        aztrail_ingest::layout::iso(now - 600),
-        aztrail_ingest::layout::iso(now + 7200),
-    );
-    let to_sign =
-        format!("{AZURITE_ACCOUNT}\n{permissions}\nb\nsco\n{st}\n{se}\n\n\n2022-11-02\n\n");
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(AZURITE_KEY)
-        .unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
-    mac.update(to_sign.as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    format!(
-        "sv=2022-11-02&ss=b&srt=sco&sp={permissions}&st={}&se={}&sig={}",
-        enc(&st),
-        enc(&se),
-        enc(&sig)
-    )
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// The blob path of `root` at the hour `hours_ago` before now.
-fn hour_path(root: &str, hours_ago: i64) -> String {
-    let t = now() - hours_ago * 3600;
-    let iso = aztrail_ingest::layout::iso(t);
-    format!(
-        "{root}y={}/m={}/d={}/h={}/m=00/PT1H.json",
-        &iso[0..4],
-        &iso[5..7],
-        &iso[8..10],
-        &iso[11..13]
-    )
-}
 
 struct Env {
     _azurite: Azurite,

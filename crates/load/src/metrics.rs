@@ -4,41 +4,9 @@
 //! those values as CloudWatch metrics without a PutMetricData call: no extra permission, no extra
 //! latency. The load function prints one line per invocation from its [`WorkerSummary`].
 
-use serde_json::{json, Map, Value};
+use aztrail_transform::emf::{emf_line, NAMESPACE};
 
 use crate::sqs::WorkerSummary;
-
-/// The CloudWatch namespace of aztrail's metrics.
-pub const NAMESPACE: &str = "aztrail";
-
-/// One EMF line: `values` (name, unit, value) under `namespace`, with one dimension.
-pub fn emf_line(
-    namespace: &str,
-    dimension: (&str, &str),
-    values: &[(&str, &str, f64)],
-    timestamp_ms: u64,
-) -> String {
-    let mut root = Map::new();
-    root.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [[dimension.0]],
-                "Metrics": values
-                    .iter()
-                    .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
-                    .collect::<Vec<_>>(),
-            }],
-        }),
-    );
-    root.insert(dimension.0.into(), Value::from(dimension.1));
-    for (name, _, v) in values {
-        root.insert((*name).into(), json!(v));
-    }
-    Value::Object(root).to_string()
-}
 
 /// The load function's metrics for one invocation.
 pub fn load_metrics(function: &str, s: &WorkerSummary, timestamp_ms: u64) -> String {
@@ -66,6 +34,7 @@ pub fn load_metrics(function: &str, s: &WorkerSummary, timestamp_ms: u64) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn emf_lines_declare_every_value_they_carry() {

@@ -141,3 +141,94 @@ impl Drop for Azurite {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `seconds` as `2026-11-27T10:00:00Z`.
+pub fn iso(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The Azure log blob path under `root` for the hour `hours_ago` before now:
+/// `{root}y=2026/m=11/d=27/h=10/m=00/PT1H.json`.
+pub fn hour_path(root: &str, hours_ago: i64) -> String {
+    let iso = iso(now() - hours_ago * 3600);
+    format!(
+        "{root}y={}/m={}/d={}/h={}/m=00/PT1H.json",
+        &iso[0..4],
+        &iso[5..7],
+        &iso[8..10],
+        &iso[11..13]
+    )
+}
+
+/// Azurite's well-known development key (public; it opens nothing but the local emulator).
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// An Azurite account SAS with `permissions` (`racwdl` for a test's own writes, `rl` to read),
+/// valid for two hours: Azure's account SAS signature (version 2020-12-06 and later).
+pub fn azurite_account_sas(permissions: &str) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let t = now();
+    let (st, se) = (iso(t - 600), iso(t + 7200));
+    let to_sign =
+        format!("{AZURITE_ACCOUNT}\n{permissions}\nb\nsco\n{st}\n{se}\n\n\n2022-11-02\n\n");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64.decode(AZURITE_KEY).expect("the Azurite key is base64");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+    mac.update(to_sign.as_bytes());
+    let sig = b64.encode(mac.finalize().into_bytes());
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    format!(
+        "sv=2022-11-02&ss=b&srt=sco&sp={permissions}&st={}&se={}&sig={}",
+        enc(&st),
+        enc(&se),
+        enc(&sig)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_times() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(1_796_076_000), "2026-11-30T22:00:00Z");
+        assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

@@ -9,10 +9,12 @@
 //! - [`batch`] packs events into PutAuditEvents request bodies under the API's limits.
 //! - [`limits`], [`time`], [`ip`], [`json`] and [`fields`] are the pieces those are built from;
 //!   [`form`] decodes form-encoded S3 keys and query values for the crates above.
+//! - [`emf`] formats CloudWatch embedded-metric-format lines for the Lambda functions.
 //! - [`synth`] generates realistic records, deterministically, for tests and benchmarks.
 
 pub mod batch;
 pub mod channel;
+pub mod emf;
 pub mod fields;
 pub mod form;
 pub mod framing;

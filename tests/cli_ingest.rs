@@ -1,0 +1,125 @@
+//! `aztrail ingest` as an operator runs it: credentials from a Secrets Manager secret (moto), blobs
+//! in Azurite, staged objects in moto's S3; a JSON summary, and a clear error without credentials.
+
+use std::process::Command;
+
+use aztrail_testkit::{
+    azurite_account_sas, hour_path, Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY,
+};
+use aztrail_transform::synth;
+use azure_core::http::{RequestContent, Url};
+use azure_storage_blob::BlobContainerClient;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_with_credentials_from_secrets_manager() {
+    let azurite = Azurite::start();
+    let moto = Moto::start();
+    let sas = azurite_account_sas("racwdl");
+    let container = BlobContainerClient::new(
+        Url::parse(&format!(
+            "{}/insights-activity-logs?{sas}",
+            azurite.account_url
+        ))
+        .unwrap(),
+        None,
+        None,
+    )
+    .unwrap();
+    container.create(None).await.unwrap();
+    let blob = hour_path("resourceId=/SUBSCRIPTIONS/S/", 0);
+    let body = synth::generate(40, 3).into_bytes();
+    let append = container.blob_client(&blob).append_blob_client();
+    append.create(None).await.unwrap();
+    append
+        .append_block(RequestContent::from(body.clone()), body.len() as u64, None)
+        .await
+        .unwrap();
+
+    let shared = aws_config::from_env()
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "t", "t", None, None, "t",
+        ))
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket("staging").send().await.unwrap();
+    let secret = aws_sdk_secretsmanager::Client::new(&shared)
+        .create_secret()
+        .name("aztrail/azure")
+        .secret_string(
+            serde_json::json!({"connectionString": format!(
+                "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={};",
+                azurite.account_url
+            )})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_aztrail"))
+            .args([
+                "ingest",
+                "--container",
+                "insights-activity-logs",
+                "--staging-bucket",
+                "staging",
+                "--s3-path-style",
+            ])
+            .args(extra)
+            .env("AWS_ENDPOINT_URL", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "t")
+            .env("AWS_SECRET_ACCESS_KEY", "t")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AZTRAIL_AZURE_CREDENTIALS")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--azure-secret-arn", secret.arn().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["objectsWritten"], 1);
+    assert_eq!(summary["newBytes"], body.len() as u64);
+    let key = format!(
+        "staged/{AZURITE_ACCOUNT}/insights-activity-logs/{blob}.0-{}",
+        body.len()
+    );
+    let staged = s3
+        .get_object()
+        .bucket("staging")
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        staged.metadata().unwrap()["source-range"],
+        format!("0-{}", body.len())
+    );
+    assert_eq!(staged.body.collect().await.unwrap().into_bytes(), body);
+    // A second pass finds nothing new.
+    let out = run(&["--azure-secret-arn", secret.arn().unwrap()]);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            summary["objectsWritten"].as_u64(),
+            summary["skipped"].as_u64()
+        ),
+        (Some(0), Some(1))
+    );
+
+    // Without credentials: exit 2 and a message that says what to do.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--azure-secret-arn"));
+}
