@@ -100,16 +100,13 @@ impl Container {
                 client_id,
                 client_secret,
                 ..
-            } => {
-                let c = azure_identity::ClientSecretCredential::new(
-                    tenant_id,
-                    client_id.clone(),
-                    Secret::new(client_secret.clone()),
-                    None,
-                )
-                .map_err(|e| err(e.to_string()))?;
-                (None, Some(c as Arc<dyn TokenCredential>))
-            }
+            } => (
+                None,
+                Some(
+                    service_principal(tenant_id, client_id, client_secret, None)
+                        .map_err(|e| err(e.to_string()))?,
+                ),
+            ),
         };
         let full = match &query {
             Some(q) => format!("{url}?{q}"),
@@ -199,7 +196,7 @@ impl Container {
             request.insert_header("x-ms-version", LIST_VERSION);
             if let Some(c) = &self.credential {
                 let token = c
-                    .get_token(&["https://storage.azure.com/.default"], None)
+                    .get_token(&[STORAGE_SCOPE], None)
                     .await
                     .map_err(|e| self.request_error(what(), e))?;
                 request.insert_header("authorization", format!("Bearer {}", token.token.secret()));
@@ -257,6 +254,26 @@ impl Container {
     }
 }
 
+/// An Entra ID client-credentials token source for Azure Storage (`options` sets the HTTP
+/// transport or cloud; `None` for Azure's public cloud).
+pub fn service_principal(
+    tenant_id: &str,
+    client_id: &str,
+    client_secret: &str,
+    options: Option<azure_identity::ClientSecretCredentialOptions>,
+) -> azure_core::Result<Arc<dyn TokenCredential>> {
+    let c = azure_identity::ClientSecretCredential::new(
+        tenant_id,
+        client_id.to_string(),
+        Secret::new(client_secret.to_string()),
+        options,
+    )?;
+    Ok(c)
+}
+
+/// The scope of Azure Storage tokens.
+pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+
 /// The text of every `<inner>` inside an `<outer>` element of `xml`, entity-decoded. Enough for
 /// the List Blobs answer, whose names are the only text that needs decoding.
 fn xml_values(xml: &str, outer: &str, inner: &str) -> Vec<String> {
@@ -311,5 +328,75 @@ mod tests {
         );
         let last = r#"<EnumerationResults><Blobs></Blobs><NextMarker /></EnumerationResults>"#;
         assert!(xml_values(last, "EnumerationResults", "NextMarker").is_empty());
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+    use azure_core::http::{
+        AsyncRawResponse, Body, ClientOptions, HttpClient, StatusCode, Transport,
+    };
+    use std::sync::Mutex;
+
+    /// Answers every request with a token, remembering what was asked.
+    #[derive(Debug, Default)]
+    struct EntraStandIn(Mutex<Vec<(String, String)>>);
+
+    #[async_trait::async_trait]
+    impl HttpClient for EntraStandIn {
+        async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+            let body = match request.body() {
+                Body::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            };
+            self.0
+                .lock()
+                .unwrap()
+                .push((request.url().to_string(), body));
+            Ok(AsyncRawResponse::from_bytes(
+                StatusCode::Ok,
+                Default::default(),
+                r#"{"token_type":"Bearer","expires_in":3599,"ext_expires_in":3599,"access_token":"tok-123"}"#,
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_principal_asks_entra_for_a_storage_token() {
+        let entra = Arc::new(EntraStandIn::default());
+        let options = azure_identity::ClientSecretCredentialOptions {
+            client_options: ClientOptions {
+                transport: Some(Transport::new(entra.clone())),
+                ..Default::default()
+            },
+        };
+        let credential = service_principal(
+            "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "app-id",
+            "s3cret/+=",
+            Some(options),
+        )
+        .unwrap();
+        let token = credential.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        assert_eq!(token.token.secret(), "tok-123");
+        let asked = entra.0.lock().unwrap().clone();
+        assert_eq!(asked.len(), 1);
+        let (url, body) = &asked[0];
+        assert_eq!(
+            url,
+            "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
+        );
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(body.as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(form["grant_type"], "client_credentials");
+        assert_eq!(form["client_id"], "app-id");
+        assert_eq!(form["client_secret"], "s3cret/+=");
+        assert_eq!(form["scope"], STORAGE_SCOPE);
+        // The token is cached: a second ask sends nothing.
+        credential.get_token(&[STORAGE_SCOPE], None).await.unwrap();
+        assert_eq!(entra.0.lock().unwrap().len(), 1);
     }
 }
