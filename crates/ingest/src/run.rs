@@ -255,7 +255,7 @@ impl Pass<'_> {
         }
         if pending.is_empty() {
             cp.claim = None;
-            cp.prune(self.now - self.config.lookback_seconds);
+            self.prune(&mut cp);
             self.store.put(self.key, &cp, etag.as_deref()).await?;
             return Ok(());
         }
@@ -278,9 +278,17 @@ impl Pass<'_> {
             return Ok(());
         }
         cp.claim = None;
-        cp.prune(self.now - self.config.lookback_seconds);
+        self.prune(&mut cp);
         self.store.put(self.key, &cp, etag.as_deref()).await?;
         Ok(())
+    }
+
+    /// Drops entries older than the window (not after a full scan, whose entries are the
+    /// backfill's record until the next windowed run).
+    fn prune(&self, cp: &mut ContainerCheckpoint) {
+        if !self.config.full_scan {
+            cp.prune(self.now - self.config.lookback_seconds);
+        }
     }
 
     /// The blobs of the window (or of the whole container with `full_scan`).

@@ -436,3 +436,37 @@ async fn a_crash_before_the_commit_stages_nothing_twice_and_a_replaced_blob_star
     assert_eq!(restarted.len(), 2, "the old object from 0 and the new one");
     assert!(restarted.iter().any(|(_, _, b)| *b == replacement));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settle_waits_for_whole_hours_and_full_scan_sees_all_history() {
+    let env = Env::start().await;
+    let auth = env.connection_string();
+    let root = "resourceId=/SUBSCRIPTIONS/S3/";
+    let (current, finished, ancient) = (
+        hour_path(root, 0),
+        hour_path(root, 3),
+        hour_path(root, 24 * 20),
+    );
+    for blob in [&current, &finished, &ancient] {
+        env.append(ACTIVITY, blob, synth::generate(5, 1).as_bytes())
+            .await;
+    }
+    let mut settle = env.config("settle");
+    settle.settle = true;
+    // First sight: nothing has been seen unchanged yet.
+    let s = env.run(&auth, &settle).await;
+    assert_eq!((s.objects_written, s.skipped), (0, 2));
+    // Unchanged since: the finished hour is copied whole, the current hour still waits.
+    let s = env.run(&auth, &settle).await;
+    assert_eq!((s.objects_written, s.skipped), (1, 1));
+    let staged = env.staged().await;
+    assert!(staged.keys().any(|k| k.ends_with(&finished)));
+    assert!(!staged.keys().any(|k| k.ends_with(&current)));
+
+    // A full scan (a backfill) finds the blob from 20 days ago too.
+    let mut full = env.config("full");
+    full.full_scan = true;
+    let s = env.run(&auth, &full).await;
+    assert_eq!(s.blobs_seen, 3);
+    assert!(env.staged().await.keys().any(|k| k.ends_with(&ancient)));
+}
