@@ -11,12 +11,15 @@
 //! - [`stage`]: one staged object, streamed, single or multipart, created only if absent.
 //! - [`run`]: one pass over the containers, and its metrics line.
 //! - [`secrets`]: the credentials from AWS Secrets Manager.
+//! - [`source`]: the pass's two sides as traits; [`local`]: directories standing in for both.
 
 pub mod auth;
 pub mod azure;
 pub mod checkpoint;
 pub mod layout;
+pub mod local;
 pub mod run;
 pub mod sas;
 pub mod secrets;
+pub mod source;
 pub mod stage;

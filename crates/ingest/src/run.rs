@@ -25,6 +25,7 @@ use crate::checkpoint::{
     checkpoint_key, CheckpointError, CheckpointStore, Claim, ContainerCheckpoint, PendingRange,
 };
 use crate::layout::{complete_prefix, day_prefixes, is_date_dir, root_of, staged_key};
+use crate::source::{BlobSource, S3Staging, Staging};
 use crate::stage::{SourceMeta, StageError, Staged, Stager};
 
 /// How to ingest.
@@ -129,39 +130,58 @@ pub enum IngestError {
     Stage(#[from] StageError),
 }
 
-/// Runs one pass at `now` (seconds since the epoch).
+/// Runs one pass at `now` (seconds since the epoch) over Azure and the S3 staging bucket.
 pub async fn ingest(
     auth: &AzureAuth,
     s3: &aws_sdk_s3::Client,
     config: &IngestConfig,
     now: i64,
 ) -> Result<IngestSummary, IngestError> {
-    let mut summary = IngestSummary::default();
     let list_calls = config.live.as_ref().map_or_else(
         || Arc::new(AtomicU64::new(0)),
         |l| Arc::clone(&l.list_calls),
     );
     let before = list_calls.load(Ordering::Relaxed);
-    let account = auth.account_name();
-    let store = CheckpointStore {
-        s3: s3.clone(),
-        bucket: config.bucket.clone(),
+    let containers = config
+        .containers
+        .iter()
+        .map(|name| Container::new(auth, name, now, 3600, Arc::clone(&list_calls)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let staging = S3Staging {
+        checkpoints: CheckpointStore {
+            s3: s3.clone(),
+            bucket: config.bucket.clone(),
+        },
+        stager: Stager {
+            s3: s3.clone(),
+            bucket: config.bucket.clone(),
+            part_size: config.part_size,
+        },
     };
-    let stager = Stager {
-        s3: s3.clone(),
-        bucket: config.bucket.clone(),
-        part_size: config.part_size,
-    };
-    for name in &config.containers {
-        let container = Container::new(auth, name, now, 3600, Arc::clone(&list_calls))?;
-        let key = checkpoint_key(&account, name);
+    let mut summary = ingest_with(&containers, &staging, &auth.account_name(), config, now).await?;
+    summary.list_calls = list_calls.load(Ordering::Relaxed) - before;
+    Ok(summary)
+}
+
+/// Runs one pass at `now` over `sources` (the containers of storage account `account`) into
+/// `staging`.
+pub async fn ingest_with<B: BlobSource, T: Staging>(
+    sources: &[B],
+    staging: &T,
+    account: &str,
+    config: &IngestConfig,
+    now: i64,
+) -> Result<IngestSummary, IngestError> {
+    let mut summary = IngestSummary::default();
+    for container in sources {
+        let name = container.name();
+        let key = checkpoint_key(account, name);
         let pass = Pass {
-            container: &container,
-            account: &account,
+            container,
+            account,
             config,
             now,
-            store: &store,
-            stager: &stager,
+            staging,
             key: &key,
         };
         match pass.run(&mut summary).await {
@@ -175,24 +195,22 @@ pub async fn ingest(
             Err(e) => return Err(e),
         }
     }
-    summary.list_calls = list_calls.load(Ordering::Relaxed) - before;
     Ok(summary)
 }
 
-struct Pass<'a> {
-    container: &'a Container,
+struct Pass<'a, B, T> {
+    container: &'a B,
     account: &'a str,
     config: &'a IngestConfig,
     now: i64,
-    store: &'a CheckpointStore,
-    stager: &'a Stager,
+    staging: &'a T,
     key: &'a str,
 }
 
-impl Pass<'_> {
+impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
     async fn run(&self, summary: &mut IngestSummary) -> Result<(), IngestError> {
         let name = self.container.name();
-        let (mut cp, mut etag) = self.store.get(self.key).await?;
+        let (mut cp, mut etag) = self.staging.get_checkpoint(self.key).await?;
         let mut pending: Vec<PendingRange> = Vec::new();
         if let Some(claim) = &cp.claim {
             if claim.run_id != self.config.run_id
@@ -256,7 +274,9 @@ impl Pass<'_> {
         if pending.is_empty() {
             cp.claim = None;
             self.prune(&mut cp);
-            self.store.put(self.key, &cp, etag.as_deref()).await?;
+            self.staging
+                .put_checkpoint(self.key, &cp, etag.as_deref())
+                .await?;
             return Ok(());
         }
         // Claim, so that no other run copies these ranges.
@@ -265,7 +285,11 @@ impl Pass<'_> {
             at: self.now,
             ranges: pending.clone(),
         });
-        etag = Some(self.store.put(self.key, &cp, etag.as_deref()).await?);
+        etag = Some(
+            self.staging
+                .put_checkpoint(self.key, &cp, etag.as_deref())
+                .await?,
+        );
         for range in &pending {
             let end = self.copy(range, summary).await?;
             let state = cp.blobs.entry(range.blob.clone()).or_default();
@@ -279,7 +303,9 @@ impl Pass<'_> {
         }
         cp.claim = None;
         self.prune(&mut cp);
-        self.store.put(self.key, &cp, etag.as_deref()).await?;
+        self.staging
+            .put_checkpoint(self.key, &cp, etag.as_deref())
+            .await?;
         Ok(())
     }
 
@@ -363,7 +389,7 @@ impl Pass<'_> {
             .read_range(&range.blob, range.start, end)
             .await?;
         match self
-            .stager
+            .staging
             .write(&key, end - range.start, &meta, source)
             .await?
         {

@@ -1,0 +1,366 @@
+//! Local stand-ins for the embedded default (`aztrail run` on one machine): a directory laid out
+//! like an Azure container as the source, and a directory as the staging bucket whose new objects
+//! are announced on an in-process queue, as S3 notifications would be.
+//!
+//! They keep the guarantees the real parts give ingest: an object is created only if absent (a
+//! hard link onto the final name fails if it exists), and the checkpoint is replaced only if it is
+//! still the version read (its ETag is a hash of its content, compared under a process-wide lock).
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use sha2::Digest;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::{mpsc, Mutex};
+
+use crate::azure::{AzureError, BlobInfo};
+use crate::checkpoint::{CheckpointError, ContainerCheckpoint};
+use crate::source::{BlobSource, Staging};
+use crate::stage::{SourceMeta, StageError, Staged};
+
+/// A directory as an Azure container: `{root}/{blob path}`.
+#[derive(Debug, Clone)]
+pub struct LocalContainer {
+    name: String,
+    dir: PathBuf,
+}
+
+impl LocalContainer {
+    /// The container `name` in directory `account_dir/name`.
+    pub fn new(account_dir: &Path, name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            dir: account_dir.join(name),
+        }
+    }
+
+    fn err(&self, what: String, e: impl std::fmt::Display) -> AzureError {
+        AzureError::Request {
+            container: self.name.clone(),
+            what,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::fs::Metadata)>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = format!("{rel}{name}");
+        let meta = e.metadata()?;
+        if meta.is_dir() {
+            walk(&e.path(), &format!("{path}/"), out)?;
+        } else {
+            out.push((path, meta));
+        }
+    }
+    Ok(())
+}
+
+impl BlobSource for LocalContainer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobInfo>, AzureError> {
+        // The deepest directory the prefix names fully, walked and filtered.
+        let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..=i]);
+        let start = self.dir.join(dir_part);
+        let mut found = Vec::new();
+        if start.is_dir() {
+            walk(&start, dir_part, &mut found)
+                .map_err(|e| self.err(format!("list {prefix}"), e))?;
+        }
+        Ok(found
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, meta)| {
+                let mtime = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                BlobInfo {
+                    name,
+                    length: meta.len(),
+                    etag: format!("\"{:x}-{:x}\"", meta.len(), mtime),
+                    last_modified: Some(mtime.to_string()),
+                }
+            })
+            .collect())
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, AzureError> {
+        let dir = self.dir.join(prefix);
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(|e| self.err(format!("list {prefix}"), e))? {
+            let e = e.map_err(|e| self.err(format!("list {prefix}"), e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && e.path().is_dir() {
+                out.push(format!("{prefix}{name}/"));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn read_range(
+        &self,
+        blob: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<BoxStream<'_, Result<Bytes, AzureError>>, AzureError> {
+        let what = format!("read {blob} [{start}, {end})");
+        let mut file = tokio::fs::File::open(self.dir.join(blob))
+            .await
+            .map_err(|e| self.err(what.clone(), e))?;
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| self.err(what.clone(), e))?;
+        let reader = file.take(end.saturating_sub(start));
+        let stream = futures::stream::unfold(Some(reader), move |reader| {
+            let what = what.clone();
+            async move {
+                let mut reader = reader?;
+                let mut buf = vec![0u8; 1 << 20];
+                match reader.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok(Bytes::from(buf)), Some(reader)))
+                    }
+                    Err(e) => Some((Err(self.err(what, e)), None)),
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+}
+
+/// A directory as the staging bucket. New objects are announced on `notify` (the in-process
+/// queue), as S3 would notify SQS; checkpoints live under `_aztrail/` beside them.
+#[derive(Debug)]
+pub struct LocalStaging {
+    dir: PathBuf,
+    notify: Option<mpsc::UnboundedSender<String>>,
+    /// Serializes checkpoint compare-and-swap within the process.
+    lock: Mutex<()>,
+}
+
+impl LocalStaging {
+    /// Stages into `dir`, announcing each new key on `notify`.
+    pub fn new(dir: &Path, notify: Option<mpsc::UnboundedSender<String>>) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            notify,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The file of `key`.
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(key)
+    }
+}
+
+fn etag_of(bytes: &[u8]) -> String {
+    let d = sha2::Sha256::digest(bytes);
+    d.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+impl Staging for LocalStaging {
+    async fn get_checkpoint(
+        &self,
+        key: &str,
+    ) -> Result<(ContainerCheckpoint, Option<String>), CheckpointError> {
+        let path = self.path(key);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => {
+                let cp = serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
+                    key: key.to_string(),
+                    message: e.to_string(),
+                })?;
+                Ok((cp, Some(etag_of(&bytes))))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok((ContainerCheckpoint::default(), None))
+            }
+            Err(e) => Err(CheckpointError::Store {
+                key: key.to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    async fn put_checkpoint(
+        &self,
+        key: &str,
+        cp: &ContainerCheckpoint,
+        etag: Option<&str>,
+    ) -> Result<String, CheckpointError> {
+        let store = |e: std::io::Error| CheckpointError::Store {
+            key: key.to_string(),
+            message: e.to_string(),
+        };
+        let _held = self.lock.lock().await;
+        let current = self.get_checkpoint(key).await?.1;
+        if current.as_deref() != etag {
+            return Err(CheckpointError::Conflict {
+                key: key.to_string(),
+            });
+        }
+        let bytes = serde_json::to_vec(cp).map_err(|e| CheckpointError::Corrupt {
+            key: key.to_string(),
+            message: e.to_string(),
+        })?;
+        let path = self.path(key);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(store)?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        tokio::fs::write(&tmp, &bytes).await.map_err(store)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(store)?;
+        Ok(etag_of(&bytes))
+    }
+
+    async fn write(
+        &self,
+        key: &str,
+        len: u64,
+        _meta: &SourceMeta,
+        mut source: BoxStream<'_, Result<Bytes, AzureError>>,
+    ) -> Result<Staged, StageError> {
+        let io = |e: std::io::Error| StageError::S3 {
+            bucket: self.dir.display().to_string(),
+            key: key.to_string(),
+            message: e.to_string(),
+        };
+        let path = self.path(key);
+        if path.exists() {
+            return Ok(Staged::Existed);
+        }
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        let tmp = self.dir.join(format!(
+            ".partial-{}-{}",
+            std::process::id(),
+            etag_of(key.as_bytes())
+        ));
+        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let mut written = 0u64;
+        while let Some(chunk) = source.next().await {
+            let chunk = chunk.map_err(|e| StageError::Source {
+                key: key.to_string(),
+                message: e.to_string(),
+            })?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+                .await
+                .map_err(io)?;
+            written += chunk.len() as u64;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(io)?;
+        drop(file);
+        if written != len {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(StageError::Length {
+                key: key.to_string(),
+                expected: len,
+                got: written,
+            });
+        }
+        // Created only if absent: a hard link fails when the name exists.
+        let linked = tokio::fs::hard_link(&tmp, &path).await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        match linked {
+            Ok(()) => {
+                if let Some(n) = &self.notify {
+                    // A closed queue means nobody loads in this process; the object stays staged.
+                    let _ = n.send(key.to_string());
+                }
+                Ok(Staged::Created)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Staged::Existed),
+            Err(e) => Err(io(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{ingest_with, IngestConfig};
+    use std::io::Write;
+
+    #[tokio::test]
+    async fn a_local_container_is_staged_once_and_announced() {
+        let base =
+            std::env::temp_dir().join(format!("aztrail-local-ingest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let now = 1_796_076_000 + 1800; // 2026-11-30T22:30:00Z
+        let blob = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=30/h=22/m=00/PT1H.json";
+        let path = base.join("source/insights-activity-logs").join(blob);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"{\"a\":1}\n{\"b\":").unwrap();
+        let sources = [LocalContainer::new(
+            &base.join("source"),
+            "insights-activity-logs",
+        )];
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let staging = LocalStaging::new(&base.join("staging"), Some(tx));
+        let config = IngestConfig {
+            containers: vec!["insights-activity-logs".into()],
+            ..IngestConfig::default()
+        };
+        let s = ingest_with(&sources, &staging, "local", &config, now)
+            .await
+            .unwrap();
+        assert_eq!((s.objects_written, s.new_bytes), (1, 8));
+        let key = rx.try_recv().unwrap();
+        assert!(key.ends_with("PT1H.json.0-8"), "{key}");
+        assert_eq!(std::fs::read(staging.path(&key)).unwrap(), b"{\"a\":1}\n");
+        // The partial line completes; the next pass stages only the new bytes.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"2}\n")
+            .unwrap();
+        let s = ingest_with(&sources, &staging, "local", &config, now)
+            .await
+            .unwrap();
+        assert_eq!((s.objects_written, s.new_bytes), (1, 8));
+        assert!(rx.try_recv().unwrap().ends_with("PT1H.json.8-16"));
+        let s = ingest_with(&sources, &staging, "local", &config, now)
+            .await
+            .unwrap();
+        assert_eq!(s.objects_written, 0);
+        assert!(rx.try_recv().is_err());
+        // A stale version of the checkpoint cannot be written.
+        let key = crate::checkpoint::checkpoint_key("local", "insights-activity-logs");
+        let (mut cp, etag) = staging.get_checkpoint(&key).await.unwrap();
+        cp.roots_at += 1;
+        staging
+            .put_checkpoint(&key, &cp, etag.as_deref())
+            .await
+            .unwrap();
+        cp.roots_at += 1;
+        assert!(matches!(
+            staging.put_checkpoint(&key, &cp, etag.as_deref()).await,
+            Err(CheckpointError::Conflict { .. })
+        ));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -1,0 +1,119 @@
+//! The two sides of a pass, as traits: where blobs are read ([`BlobSource`]: an Azure container,
+//! or a local directory laid out like one) and where they are staged ([`Staging`]: the S3 staging
+//! bucket, or a local directory with an in-process queue). The pass in [`crate::run`] is written
+//! once against them, so the embedded default runs the same code as the deployed pipeline.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::azure::{AzureError, BlobInfo, Container};
+use crate::checkpoint::{CheckpointError, CheckpointStore, ContainerCheckpoint};
+use crate::stage::{SourceMeta, StageError, Staged, Stager};
+
+/// A container of log blobs.
+pub trait BlobSource: Send + Sync {
+    /// The container's name.
+    fn name(&self) -> &str;
+    /// Every blob whose name starts with `prefix`.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<BlobInfo>, AzureError>> + Send;
+    /// The directory levels directly under `prefix` (names ending in `/`).
+    fn list_dirs(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AzureError>> + Send;
+    /// Bytes `[start, end)` of `blob`, as a stream of chunks.
+    fn read_range(
+        &self,
+        blob: &str,
+        start: u64,
+        end: u64,
+    ) -> impl Future<Output = Result<BoxStream<'_, Result<Bytes, AzureError>>, AzureError>> + Send;
+}
+
+/// Where staged objects and checkpoints go.
+pub trait Staging: Send + Sync {
+    /// The checkpoint at `key` and its ETag (none yet: default and `None`).
+    fn get_checkpoint(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<(ContainerCheckpoint, Option<String>), CheckpointError>> + Send;
+    /// Writes the checkpoint if it is still version `etag` (`None`: if there is none); returns
+    /// the new ETag, or [`CheckpointError::Conflict`].
+    fn put_checkpoint(
+        &self,
+        key: &str,
+        cp: &ContainerCheckpoint,
+        etag: Option<&str>,
+    ) -> impl Future<Output = Result<String, CheckpointError>> + Send;
+    /// Writes `len` bytes from `source` as `key`, unless `key` exists.
+    fn write(
+        &self,
+        key: &str,
+        len: u64,
+        meta: &SourceMeta,
+        source: BoxStream<'_, Result<Bytes, AzureError>>,
+    ) -> impl Future<Output = Result<Staged, StageError>> + Send;
+}
+
+impl BlobSource for Container {
+    fn name(&self) -> &str {
+        Container::name(self)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobInfo>, AzureError> {
+        Container::list(self, prefix).await
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, AzureError> {
+        Container::list_dirs(self, prefix).await
+    }
+
+    async fn read_range(
+        &self,
+        blob: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<BoxStream<'_, Result<Bytes, AzureError>>, AzureError> {
+        use futures::StreamExt;
+        Ok(Container::read_range(self, blob, start, end).await?.boxed())
+    }
+}
+
+/// The S3 staging bucket: checkpoints and staged objects.
+#[derive(Debug, Clone)]
+pub struct S3Staging {
+    /// Checkpoints.
+    pub checkpoints: CheckpointStore,
+    /// Staged objects.
+    pub stager: Stager,
+}
+
+impl Staging for S3Staging {
+    async fn get_checkpoint(
+        &self,
+        key: &str,
+    ) -> Result<(ContainerCheckpoint, Option<String>), CheckpointError> {
+        self.checkpoints.get(key).await
+    }
+
+    async fn put_checkpoint(
+        &self,
+        key: &str,
+        cp: &ContainerCheckpoint,
+        etag: Option<&str>,
+    ) -> Result<String, CheckpointError> {
+        self.checkpoints.put(key, cp, etag).await
+    }
+
+    async fn write(
+        &self,
+        key: &str,
+        len: u64,
+        meta: &SourceMeta,
+        source: BoxStream<'_, Result<Bytes, AzureError>>,
+    ) -> Result<Staged, StageError> {
+        self.stager.write(key, len, meta, source).await
+    }
+}
