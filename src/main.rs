@@ -16,6 +16,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Run(cmd::run::Args),
     Transform(cmd::transform::Args),
     Gen(cmd::gen::Args),
     Lake(cmd::lake::Args),
@@ -39,6 +40,7 @@ fn arguments() -> Vec<std::ffi::OsString> {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse_from(arguments());
     let result = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
         Command::Transform(args) => cmd::transform::run(args),
         Command::Gen(args) => cmd::gen::run(args),
         Command::Lake(args) => cmd::lake::run(args),

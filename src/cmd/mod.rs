@@ -8,6 +8,7 @@ pub mod lambda;
 pub mod load;
 pub mod progress;
 pub mod redrive;
+pub mod run;
 pub mod transform;
 
 /// Exit status for a fatal error (unreadable input, bad arguments).

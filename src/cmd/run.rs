@@ -1,0 +1,406 @@
+//! `aztrail run`: the whole pipeline, ingest → stage → notify → load → lake, in one command.
+//!
+//! By default every part is a local stand-in: a directory laid out like an Azure storage account
+//! (generated on first run), a staging directory whose new objects are announced on an in-process
+//! queue, and the local lake in a SQLite file. Flags swap in the real parts one by one.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use aws_sdk_cloudtraildata::config::{Credentials, Region};
+use aztrail_ingest::azure::Container;
+use aztrail_ingest::checkpoint::CheckpointStore;
+use aztrail_ingest::local::{LocalContainer, LocalStaging};
+use aztrail_ingest::run::{ingest_with, IngestConfig, IngestSummary};
+use aztrail_ingest::source::S3Staging;
+use aztrail_ingest::stage::Stager;
+use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN};
+use aztrail_load::checkpoint::{Checkpoint, NoProgress, S3Checkpoints};
+use aztrail_load::loader::{load, Destination, Live, LoadConfig, Summary};
+use aztrail_load::local::{open_file, FileFailures};
+use aztrail_load::rate::RateLimiter;
+use aztrail_load::sink::CloudTrailSink;
+use aztrail_load::sqs::{SqsFailures, Worker, WorkerSummary};
+use aztrail_transform::synth;
+use aztrail_transform::Source;
+
+use super::progress::ProgressLine;
+use super::{account_of_channel_arn, parse_duration, EXIT_REJECTED};
+
+/// Run the whole pipeline once: Azure logs → staging → queue → loader → CloudTrail Lake.
+///
+/// With no flags everything runs on this machine, under --dir (default ./aztrail-run):
+///
+///   source/     a directory laid out like an Azure storage account (one directory per
+///               container, Azure's resourceId=/…/y=/m=/d=/h=/m=00/PT1H.json paths inside);
+///               an example of generated records is written there on first run
+///   staging/    the staged objects (and _aztrail/ checkpoints); each new one is announced on an
+///               in-process queue, as S3 would notify SQS
+///   lake.db     the local CloudTrail Lake, queried at the end
+///   failures.jsonl   records that could not be loaded, one JSON line each, with the reason
+///
+/// Running it again loads only what is new: append to a source blob and run again.
+///
+/// Swap in real parts with: --source DIR (your own container tree); --azure-secret-arn ARN or
+/// --azure (credentials from AZTRAIL_AZURE_CREDENTIALS) for Azure Storage; --staging-bucket with
+/// --queue-url and --failure-queue-url for S3 + SQS (the bucket must notify the queue); and
+/// --channel-arn (with --cloudtrail-endpoint for a stand-in) for CloudTrail Lake.
+///
+/// Prints progress on a terminal, then a JSON summary: what ingest staged, what load did
+/// (records = accepted + failed), the lake's counts by UID and the validation query's rows.
+/// Exit status 0 when everything was loaded; 1 when some records failed; 2 on a fatal error.
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Working directory of the embedded default.
+    #[arg(long, default_value = "aztrail-run")]
+    dir: PathBuf,
+    /// A local directory laid out like an Azure storage account (default: DIR/source).
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// Containers to read (repeatable).
+    #[arg(
+        long = "container",
+        value_delimiter = ',',
+        default_values_t = ["insights-activity-logs".to_string(), "insights-logs-auditlogs".to_string()]
+    )]
+    containers: Vec<String>,
+    /// Read Azure Storage with the credentials in this Secrets Manager secret.
+    #[arg(long)]
+    azure_secret_arn: Option<String>,
+    /// Read Azure Storage with the credentials in AZTRAIL_AZURE_CREDENTIALS.
+    #[arg(long)]
+    azure: bool,
+    /// Stage into this S3 bucket (needs --queue-url and --failure-queue-url).
+    #[arg(long, requires_all = ["queue_url", "failure_queue_url"])]
+    staging_bucket: Option<String>,
+    /// The SQS queue the staging bucket notifies.
+    #[arg(long)]
+    queue_url: Option<String>,
+    /// The SQS queue for records that could not be loaded.
+    #[arg(long)]
+    failure_queue_url: Option<String>,
+    /// Send to this CloudTrail Lake channel instead of the local lake.
+    #[arg(long)]
+    channel_arn: Option<String>,
+    /// With --channel-arn: send PutAuditEvents here (a stand-in) instead of AWS.
+    #[arg(long)]
+    cloudtrail_endpoint: Option<String>,
+    /// Address S3 with path-style URLs (for S3 emulators such as moto).
+    #[arg(long)]
+    s3_path_style: bool,
+    /// How far back ingest looks (s, m, h or d).
+    #[arg(long, default_value = "48h", value_parser = parse_duration)]
+    lookback: Duration,
+    /// Records per blob in the generated example.
+    #[arg(long, default_value_t = 1000)]
+    example_records: usize,
+    /// PutAuditEvents calls per second (the account allows 100).
+    #[arg(long, default_value_t = 100.0)]
+    max_calls_per_second: f64,
+    /// PutAuditEvents calls in flight at most.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// The validation query run on the local lake at the end.
+    #[arg(
+        long,
+        default_value = "SELECT eventData.eventSource, eventData.eventName, COUNT(*) AS events FROM aztrail GROUP BY eventData.eventSource, eventData.eventName ORDER BY events DESC LIMIT 10"
+    )]
+    query: String,
+}
+
+/// Seconds since the epoch.
+fn now() -> i64 {
+    super::ingest::now()
+}
+
+/// Writes an example storage account under `dir`: for each container, two sources (a
+/// subscription, a tenant) with a blob for each of the last three hours.
+fn write_example(dir: &Path, containers: &[String], records: usize) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for (ci, container) in containers.iter().enumerate() {
+        let root = if container.contains("auditlogs") || container.contains("signin") {
+            "tenantId=72f988bf-86f1-41af-91ab-2d7cd011db47/".to_string()
+        } else {
+            "resourceId=/SUBSCRIPTIONS/6B1A0F9E-2C4D-4E8F-9A1B-3C5D7E9F1A2B/".to_string()
+        };
+        for hours_ago in 0..3i64 {
+            let iso = aztrail_transform::time::UtcSeconds(now() - hours_ago * 3600).to_iso();
+            let blob = format!(
+                "{root}y={}/m={}/d={}/h={}/m=00/PT1H.json",
+                &iso[0..4],
+                &iso[5..7],
+                &iso[8..10],
+                &iso[11..13]
+            );
+            let path = dir.join(container).join(&blob);
+            std::fs::create_dir_all(path.parent().context("a blob path has a parent")?)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let seed = (ci as u64) * 100 + hours_ago as u64;
+            std::fs::write(&path, synth::generate(records, seed))
+                .with_context(|| format!("writing {}", path.display()))?;
+            total += records as u64;
+        }
+    }
+    Ok(total)
+}
+
+/// Where blobs come from.
+enum Sources {
+    Local(Vec<LocalContainer>),
+    Azure(Vec<Container>, String),
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.max_calls_per_second > 0.0,
+        "--max-calls-per-second must be positive"
+    );
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(pipeline(args))
+}
+
+async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let shared = aws_config::load_from_env().await;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let say = |line: String| eprintln!("aztrail run: {line}");
+
+    // Source.
+    let sources = if args.azure || args.azure_secret_arn.is_some() {
+        let auth = super::ingest::azure_auth(&shared, args.azure_secret_arn.as_deref()).await?;
+        let list_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let containers = args
+            .containers
+            .iter()
+            .map(|c| Container::new(&auth, c, now(), 3600, Arc::clone(&list_calls)))
+            .collect::<Result<Vec<_>, _>>()?;
+        say(format!("source: Azure Storage {}", auth.account_url()));
+        Sources::Azure(containers, auth.account_name())
+    } else {
+        let dir = args
+            .source
+            .clone()
+            .unwrap_or_else(|| args.dir.join("source"));
+        if args.source.is_none() && !dir.exists() {
+            let n = write_example(&dir, &args.containers, args.example_records)?;
+            say(format!(
+                "wrote an example storage account of {n} generated records to {}",
+                dir.display()
+            ));
+        }
+        anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
+        say(format!("source: local directory {}", dir.display()));
+        Sources::Local(
+            args.containers
+                .iter()
+                .map(|c| LocalContainer::new(&dir, c))
+                .collect(),
+        )
+    };
+
+    // Lake.
+    let (lake, channel_arn, endpoint) = match &args.channel_arn {
+        Some(arn) => (None, arn.clone(), args.cloudtrail_endpoint.clone()),
+        None => {
+            let db = args.dir.join("lake.db");
+            let lake = Lake::start(LakeConfig {
+                faults: FaultConfig::default(),
+                ..LakeConfig::with_file(&db)
+            })
+            .await
+            .with_context(|| format!("starting the local lake on {}", db.display()))?;
+            say(format!("lake: {} (store {})", lake.url(), db.display()));
+            let url = lake.url();
+            (Some(lake), DEFAULT_CHANNEL_ARN.to_string(), Some(url))
+        }
+    };
+    let account = account_of_channel_arn(&channel_arn)?;
+    let mut ct = aws_sdk_cloudtraildata::config::Builder::from(&shared)
+        .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled());
+    if let Some(url) = &endpoint {
+        ct = ct.endpoint_url(url);
+    }
+    if lake.is_some() {
+        // The local lake checks the signature's form only; no AWS account is needed.
+        ct = ct
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("local", "local", None, None, "aztrail"));
+    }
+    let sink = Arc::new(CloudTrailSink::new(
+        aws_sdk_cloudtraildata::Client::from_conf(ct.build()),
+        &channel_arn,
+    ));
+    let limiter = Arc::new(RateLimiter::new(args.max_calls_per_second));
+    let live = Arc::new(Live::default());
+    let load_config = LoadConfig {
+        account,
+        concurrency: args.concurrency.max(1),
+        live: Some(Arc::clone(&live)),
+        ..LoadConfig::default()
+    };
+    let ingest_config = IngestConfig {
+        containers: args.containers.clone(),
+        bucket: args.staging_bucket.clone().unwrap_or_default(),
+        lookback_seconds: args.lookback.as_secs() as i64,
+        run_id: format!("run-{}-{}", std::process::id(), now()),
+        ..IngestConfig::default()
+    };
+    let progress = ProgressLine::start(&live);
+
+    // Ingest, stage, notify, load.
+    let (ingest, load_summary, left) = match &args.staging_bucket {
+        None => {
+            let staging_dir = args.dir.join("staging");
+            let failures_path = args.dir.join("failures.jsonl");
+            let failures = FileFailures::create(&failures_path)?;
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let staging = LocalStaging::new(&staging_dir, Some(tx));
+            let ingest_side = async move {
+                let s = match &sources {
+                    Sources::Local(v) => {
+                        ingest_with(v, &staging, "local", &ingest_config, now()).await
+                    }
+                    Sources::Azure(v, acct) => {
+                        ingest_with(v, &staging, acct, &ingest_config, now()).await
+                    }
+                };
+                drop(staging); // closes the queue: the loader ends once it is drained
+                s
+            };
+            let dest = Destination {
+                sink: &sink,
+                limiter: &limiter,
+                failures: &failures,
+            };
+            let load_side = async {
+                let mut total = Summary::default();
+                while let Some(key) = rx.recv().await {
+                    let path = staging_dir.join(&key);
+                    let reader = open_file(&path).await?;
+                    let source = Source {
+                        bucket: None,
+                        key: key.clone(),
+                    };
+                    let s = load(
+                        &source,
+                        reader,
+                        &Checkpoint::default(),
+                        &dest,
+                        &NoProgress,
+                        &load_config,
+                    )
+                    .await
+                    .with_context(|| format!("loading {key}"))?;
+                    total.add(&s);
+                }
+                anyhow::Ok(total)
+            };
+            let (i, l) = tokio::join!(ingest_side, load_side);
+            (i?, l?, 0)
+        }
+        Some(bucket) => {
+            let s3 = super::ingest::s3_client(&shared, args.s3_path_style);
+            let sqs = aws_sdk_sqs::Client::new(&shared);
+            let staging = S3Staging {
+                checkpoints: CheckpointStore {
+                    s3: s3.clone(),
+                    bucket: bucket.clone(),
+                },
+                stager: Stager {
+                    s3: s3.clone(),
+                    bucket: bucket.clone(),
+                    part_size: 8 * 1024 * 1024,
+                },
+            };
+            let i = match &sources {
+                Sources::Local(v) => ingest_with(v, &staging, "local", &ingest_config, now()).await,
+                Sources::Azure(v, acct) => {
+                    ingest_with(v, &staging, acct, &ingest_config, now()).await
+                }
+            }?;
+            let worker = Worker {
+                s3: s3.clone(),
+                sqs: sqs.clone(),
+                queue_url: args.queue_url.clone().context("--queue-url")?,
+                failures: SqsFailures::new(
+                    sqs.clone(),
+                    args.failure_queue_url
+                        .clone()
+                        .context("--failure-queue-url")?,
+                ),
+                checkpoints: S3Checkpoints::new(s3, None),
+                sink: Arc::clone(&sink),
+                limiter: Arc::clone(&limiter),
+                config: load_config.clone(),
+                visibility_timeout: 120,
+            };
+            let w: WorkerSummary = worker.run(true).await?;
+            (i, w.load, w.left)
+        }
+    };
+    drop(progress);
+    report(&args, ingest, load_summary, left, lake, started).await
+}
+
+/// Prints the summary (and the validation query on the local lake) and picks the exit status.
+async fn report(
+    args: &Args,
+    ingest: IngestSummary,
+    load: Summary,
+    left: u64,
+    lake: Option<Lake>,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    for w in &ingest.warnings {
+        eprintln!("aztrail run: warning: {w}");
+    }
+    let mut out = serde_json::json!({
+        "ingest": ingest,
+        "load": load,
+        "balanced": load.balanced(),
+        "messagesLeft": left,
+        "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    });
+    if let Some(lake) = lake {
+        let stats = lake.stats().await?;
+        let rows = lake
+            .query(&args.query)
+            .await
+            .with_context(|| format!("the validation query {:?}", args.query))?;
+        eprintln!(
+            "aztrail run: staged {} new bytes in {} objects; loaded {} of {} records ({} failed{}); the lake holds {} events, {} distinct UIDs, {} duplicates ({:.1} s)",
+            ingest.new_bytes,
+            ingest.objects_written,
+            load.accepted,
+            load.records,
+            load.failed,
+            if load.failed > 0 {
+                format!(", see {}", args.dir.join("failures.jsonl").display())
+            } else {
+                String::new()
+            },
+            stats.events,
+            stats.distinct_uids,
+            stats.duplicate_events,
+            started.elapsed().as_secs_f64()
+        );
+        out["lake"] = serde_json::json!({
+            "events": stats.events,
+            "distinctUids": stats.distinct_uids,
+            "duplicateEvents": stats.duplicate_events,
+        });
+        out["validation"] = serde_json::json!({"query": args.query, "result": rows});
+        lake.stop().await;
+    }
+    super::emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
+    Ok(if load.failed > 0 || left > 0 {
+        ExitCode::from(EXIT_REJECTED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
