@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use aztrail_load::checkpoint::{Checkpoint, NoProgress, S3Checkpoints};
-use aztrail_load::failure::FailureMessage;
-use aztrail_load::loader::{load, Destination, FailureSink, Live, LoadConfig, Summary};
+use aztrail_load::failure::{FailureMessage, Location};
+use aztrail_load::loader::{load, Destination, FailureSink, Live, LoadConfig, LoadError, Summary};
 use aztrail_load::local::{list_files, open_file, FileFailures};
 use aztrail_load::rate::RateLimiter;
 use aztrail_load::sqs::{SqsFailures, Worker};
@@ -109,6 +109,53 @@ impl FailureSink for Failures {
     }
 }
 
+/// Loads one object from its start, with no checkpoint. A read error (a corrupt gzip trailer,
+/// say) does not stop the run: what was read is accounted for, the unread rest is reported to
+/// the failure sink as `UnreadableObject`, and the error is returned beside the summary.
+pub async fn load_one<S, F, R>(
+    source: &Source,
+    reader: R,
+    dest: &Destination<'_, S, F>,
+    config: &LoadConfig,
+) -> anyhow::Result<(Summary, Option<String>)>
+where
+    S: aztrail_load::sink::AuditSink,
+    F: FailureSink,
+    R: tokio::io::AsyncRead + Unpin,
+{
+    match load(
+        source,
+        reader,
+        &Checkpoint::default(),
+        dest,
+        &NoProgress,
+        config,
+    )
+    .await
+    {
+        Ok(s) => Ok((s, None)),
+        Err(LoadError::Read {
+            source: e,
+            offset,
+            summary,
+            ..
+        }) => {
+            let at = Location {
+                bucket: source.bucket.clone(),
+                key: source.key.clone(),
+                offset,
+                length: summary.bytes.saturating_sub(offset),
+            };
+            dest.failures
+                .send(FailureMessage::unreadable(at, &e.to_string()))
+                .await
+                .map_err(|e| anyhow::anyhow!("writing a failure: {e}"))?;
+            Ok((*summary, Some(e.to_string())))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn parse_s3_uri(uri: &str) -> anyhow::Result<(String, String)> {
     let rest = uri
         .strip_prefix("s3://")
@@ -201,6 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             failures: &failures,
         };
         let mut total = Summary::default();
+        let mut unreadable = 0u64;
         let direct = !items.is_empty();
         for item in items {
             let (source, reader, name) = match item {
@@ -229,23 +277,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     )
                 }
             };
-            let summary = load(
-                &source,
-                reader,
-                &Checkpoint::default(),
-                &dest,
-                &NoProgress,
-                &config,
-            )
-            .await
-            .with_context(|| format!("loading {name}"))?;
+            let (summary, error) = load_one(&source, reader, &dest, &config)
+                .await
+                .with_context(|| format!("loading {name}"))?;
+            unreadable += u64::from(error.is_some());
             total.add(&summary);
-            let line = serde_json::json!({"object": name, "summary": summary});
+            let line = serde_json::json!({"object": name, "summary": summary, "unreadable": error});
             super::emit(&(serde_json::to_string(&line)? + "\n"))?;
         }
         if direct {
-            failed += total.failed;
-            let line = serde_json::json!({"total": total, "balanced": total.balanced()});
+            failed += total.failed + unreadable;
+            let line = serde_json::json!({
+                "total": total,
+                "balanced": total.balanced(),
+                "unreadableObjects": unreadable,
+            });
             super::emit(&(serde_json::to_string_pretty(&line)? + "\n"))?;
         }
         anyhow::Ok(if failed > 0 {

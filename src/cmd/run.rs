@@ -18,8 +18,8 @@ use aztrail_ingest::run::{ingest_with, IngestConfig, IngestSummary};
 use aztrail_ingest::source::S3Staging;
 use aztrail_ingest::stage::Stager;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN};
-use aztrail_load::checkpoint::{Checkpoint, NoProgress, S3Checkpoints};
-use aztrail_load::loader::{load, Destination, Live, LoadConfig, Summary};
+use aztrail_load::checkpoint::S3Checkpoints;
+use aztrail_load::loader::{Destination, Live, LoadConfig, Summary};
 use aztrail_load::local::{open_file, FileFailures};
 use aztrail_load::rate::RateLimiter;
 use aztrail_load::sink::CloudTrailSink;
@@ -279,6 +279,7 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
             };
             let load_side = async {
                 let mut total = Summary::default();
+                let mut unreadable = 0u64;
                 while let Some(key) = rx.recv().await {
                     let path = staging_dir.join(&key);
                     let reader = open_file(&path).await?;
@@ -286,22 +287,17 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
                         bucket: None,
                         key: key.clone(),
                     };
-                    let s = load(
-                        &source,
-                        reader,
-                        &Checkpoint::default(),
-                        &dest,
-                        &NoProgress,
-                        &load_config,
-                    )
-                    .await
-                    .with_context(|| format!("loading {key}"))?;
+                    let (s, error) = super::load::load_one(&source, reader, &dest, &load_config)
+                        .await
+                        .with_context(|| format!("loading {key}"))?;
                     total.add(&s);
+                    unreadable += u64::from(error.is_some());
                 }
-                anyhow::Ok(total)
+                anyhow::Ok((total, unreadable))
             };
             let (i, l) = tokio::join!(ingest_side, load_side);
-            (i?, l?, 0)
+            let (l, unreadable) = l?;
+            (i?, l, unreadable)
         }
         Some(bucket) => {
             let s3 = super::ingest::s3_client(&shared, args.s3_path_style);
@@ -352,6 +348,7 @@ async fn report(
     args: &Args,
     ingest: IngestSummary,
     load: Summary,
+    // Messages left in the queue, or objects that could not be read to their end.
     left: u64,
     lake: Option<Lake>,
     started: Instant,
@@ -363,7 +360,7 @@ async fn report(
         "ingest": ingest,
         "load": load,
         "balanced": load.balanced(),
-        "messagesLeft": left,
+        "unfinished": left,
         "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
     });
     if let Some(lake) = lake {

@@ -74,6 +74,20 @@ impl FailureMessage {
         m
     }
 
+    /// The failure of bytes that could not be read as records: from the end of the last complete
+    /// record (`at.offset`) to where reading failed (`at.offset + at.length`); a pointer, since
+    /// the bytes are not in hand.
+    pub fn unreadable(at: Location, error: &str) -> Self {
+        Self {
+            error_code: "UnreadableObject".into(),
+            error_message: error.chars().take(4096).collect(),
+            source: at,
+            attempts: 0,
+            record: None,
+            record_base64: None,
+        }
+    }
+
     /// Whether the raw record must be re-read from `source`.
     pub fn is_pointer(&self) -> bool {
         self.record.is_none() && self.record_base64.is_none()

@@ -171,12 +171,17 @@ impl Summary {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The object could not be read.
-    #[error("reading {key}: {source}")]
+    #[error("reading {key} at byte {offset}: {source}")]
     Read {
         /// The object.
         key: String,
         /// Why.
         source: std::io::Error,
+        /// Every record below this offset is accounted for; the bytes from here to where reading
+        /// failed (`summary.bytes`) were not framed.
+        offset: u64,
+        /// What was done with the records read before the error (all accounted for).
+        summary: Box<Summary>,
     },
     /// A failure message could not be stored.
     #[error("writing to the failure queue: {0}")]
@@ -263,11 +268,17 @@ where
     let mut full: Vec<(u64, Batch<(Tag, OutEvent)>)> = Vec::new();
     let mut eof = false;
     let mut out_of_time = false;
+    let mut read_error: Option<std::io::Error> = None;
     'read: while !eof {
-        let n = reader.read(&mut chunk).await.map_err(|e| LoadError::Read {
-            key: source.key.clone(),
-            source: e,
-        })?;
+        // A read error ends the input like its end would (the records before it are sent and
+        // accounted for), then is returned with the summary.
+        let n = match reader.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(e) => {
+                read_error = Some(e);
+                0
+            }
+        };
         summary.bytes += n as u64;
         if let Some(l) = live {
             Live::add(&l.bytes, n as u64);
@@ -333,7 +344,11 @@ where
             }
         };
         if n == 0 {
-            framer.finish(&mut handle);
+            // After a read error the bytes since the last complete record are not a record:
+            // they are reported by the caller (from `offset`), or re-read on redelivery.
+            if read_error.is_none() {
+                framer.finish(&mut handle);
+            }
             eof = true;
         } else {
             framer.feed(&chunk[..n], &mut handle);
@@ -398,6 +413,16 @@ where
         save(progress, resume, &mark, &mut summary, false).await;
         return Err(LoadError::OutOfTime {
             offset: mark.offset(),
+            summary: Box::new(summary),
+        });
+    }
+    if let Some(e) = read_error {
+        // Not complete: a redelivery reads the object again (the checkpoint skips what is done).
+        save(progress, resume, &mark, &mut summary, false).await;
+        return Err(LoadError::Read {
+            key: source.key.clone(),
+            source: e,
+            offset: mark.framed_end,
             summary: Box::new(summary),
         });
     }
