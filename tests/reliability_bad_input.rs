@@ -84,7 +84,12 @@ async fn bad_input_is_reported_and_good_records_load() {
     let mut gz = gz.finish().unwrap();
     let n = gz.len();
     gz[n - 8] ^= 0xff; // the CRC
-    put("08-bad-trailer.json.gz", gz, 30, &[records.trim_end().len() as u64]);
+    put(
+        "08-bad-trailer.json.gz",
+        gz,
+        30,
+        &[records.trim_end().len() as u64],
+    );
 
     let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
     let failures = dir.join("failures.jsonl");
