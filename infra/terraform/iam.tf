@@ -1,0 +1,193 @@
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+# --- ingest: read the Azure secret, write staged objects and its checkpoints, log.
+
+resource "aws_iam_role" "ingest" {
+  name               = "${var.name}-ingest"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "ingest" {
+  statement {
+    sid       = "ReadAzureCredentials"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.azure_secret_arn]
+  }
+
+  statement {
+    sid       = "StageObjects"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.staging.arn}/${local.staging_prefix}*"]
+  }
+
+  statement {
+    sid       = "Checkpoints"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.staging.arn}/_aztrail/ingest/*"]
+  }
+
+  # Without ListBucket a missing checkpoint reads as AccessDenied instead of NoSuchKey.
+  statement {
+    sid       = "FindCheckpoints"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.staging.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["_aztrail/ingest/*"]
+    }
+  }
+
+  statement {
+    sid       = "EncryptStaged"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = compact([local.kms_key_arn, var.azure_secret_kms_key_arn])
+  }
+
+  statement {
+    sid       = "FailedInvocations"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.ingest.arn}:*"]
+  }
+
+  statement {
+    sid       = "Traces"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"] # X-Ray has no resource-level permissions for these actions
+  }
+}
+
+resource "aws_iam_role_policy" "ingest" {
+  name   = "ingest"
+  role   = aws_iam_role.ingest.id
+  policy = data.aws_iam_policy_document.ingest.json
+}
+
+# --- load: consume the work queue, read staged objects, keep checkpoints, put events, report.
+
+resource "aws_iam_role" "load" {
+  name               = "${var.name}-load"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "load" {
+  statement {
+    sid = "ConsumeWork"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [aws_sqs_queue.work.arn]
+  }
+
+  statement {
+    sid       = "ReportFailures"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.failures.arn]
+  }
+
+  statement {
+    sid       = "ReadStaged"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.staging.arn}/${local.staging_prefix}*"]
+  }
+
+  statement {
+    sid       = "Checkpoints"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.staging.arn}/_aztrail/load/*"]
+  }
+
+  statement {
+    sid       = "FindCheckpoints"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.staging.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["_aztrail/load/*"]
+    }
+  }
+
+  statement {
+    sid       = "Decrypt"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [local.kms_key_arn]
+  }
+
+  statement {
+    sid       = "PutEvents"
+    actions   = ["cloudtrail-data:PutAuditEvents"]
+    resources = [awscc_cloudtrail_channel.this.channel_arn]
+  }
+
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.load.arn}:*"]
+  }
+
+  statement {
+    sid       = "Traces"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"] # X-Ray has no resource-level permissions for these actions
+  }
+}
+
+resource "aws_iam_role_policy" "load" {
+  name   = "load"
+  role   = aws_iam_role.load.id
+  policy = data.aws_iam_policy_document.load.json
+}
+
+# --- the scheduler: invoke the ingest function, nothing else.
+
+resource "aws_iam_role" "scheduler" {
+  name = "${var.name}-scheduler"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "scheduler.amazonaws.com" }
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
+    }]
+  })
+  tags = local.tags
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name = "invoke-ingest"
+  role = aws_iam_role.scheduler.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = "lambda:InvokeFunction"
+      Resource = [aws_lambda_function.ingest.arn]
+    }]
+  })
+}

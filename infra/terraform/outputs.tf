@@ -1,0 +1,49 @@
+output "event_data_store_arn" {
+  description = "The event data store receiving the events."
+  value       = local.event_data_store_arn
+}
+
+output "event_data_store_id" {
+  description = "The event data store's id (what CloudTrail Lake queries name in FROM)."
+  value       = element(split("/", local.event_data_store_arn), length(split("/", local.event_data_store_arn)) - 1)
+}
+
+output "channel_arn" {
+  description = "The CloudTrail Lake channel the load function sends to."
+  value       = awscc_cloudtrail_channel.this.channel_arn
+}
+
+output "staging_bucket" {
+  description = "The S3 staging bucket."
+  value       = aws_s3_bucket.staging.id
+}
+
+output "work_queue_url" {
+  description = "The queue of S3 notifications the load function consumes."
+  value       = aws_sqs_queue.work.id
+}
+
+output "dead_letter_queue_url" {
+  description = "Work messages that failed max_receive_count times."
+  value       = aws_sqs_queue.dead_letter.id
+}
+
+output "failure_queue_url" {
+  description = "Events that could not be loaded (for aztrail redrive)."
+  value       = aws_sqs_queue.failures.id
+}
+
+output "ingest_function_name" {
+  description = "The ingest Lambda function."
+  value       = aws_lambda_function.ingest.function_name
+}
+
+output "load_function_name" {
+  description = "The load Lambda function."
+  value       = aws_lambda_function.load.function_name
+}
+
+output "kms_key_arn" {
+  description = "The KMS key of the bucket, queues and logs."
+  value       = local.kms_key_arn
+}
