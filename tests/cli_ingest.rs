@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use aztrail_testkit::{
-    azurite_account_sas, hour_path, Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY,
+    azurite_account_sas, hour_path, Azurite, Moto, Staging, AZURITE_ACCOUNT, AZURITE_KEY,
 };
 use aztrail_transform::synth;
 use azure_core::http::{RequestContent, Url};
@@ -36,21 +36,9 @@ async fn a_pass_with_credentials_from_secrets_manager() {
         .await
         .unwrap();
 
-    let shared = aws_config::from_env()
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto.url)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "t", "t", None, None, "t",
-        ))
-        .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket("staging").send().await.unwrap();
-    let secret = aws_sdk_secretsmanager::Client::new(&shared)
+    let staging = Staging::create(&moto).await;
+    let (shared, s3) = (&staging.config, &staging.s3);
+    let secret = aws_sdk_secretsmanager::Client::new(shared)
         .create_secret()
         .name("aztrail/azure")
         .secret_string(

@@ -9,10 +9,8 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-use aws_sdk_sqs::types::QueueAttributeName;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN};
-use aztrail_testkit::Moto;
+use aztrail_testkit::{Moto, Staging};
 use aztrail_transform::synth::{self, Rng};
 use serde_json::Value;
 
@@ -87,72 +85,11 @@ async fn faults_lose_and_duplicate_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_loaders_lose_nothing_after_redelivery() {
     let moto = Moto::start();
-    let shared = aws_config::from_env()
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto.url)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "t", "t", None, None, "t",
-        ))
-        .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(true)
-            .build(),
+    let staging = Staging::create(&moto).await;
+    let (s3, urls) = (
+        &staging.s3,
+        [staging.work.clone(), staging.failures.clone()],
     );
-    let sqs = aws_sdk_sqs::Client::new(&shared);
-    s3.create_bucket().bucket("staging").send().await.unwrap();
-    let mut urls = Vec::new();
-    for q in ["work", "failures"] {
-        urls.push(
-            sqs.create_queue()
-                .queue_name(q)
-                .send()
-                .await
-                .unwrap()
-                .queue_url
-                .unwrap(),
-        );
-    }
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&urls[0])
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let filter = aws_sdk_s3::types::NotificationConfigurationFilter::builder()
-        .key(
-            aws_sdk_s3::types::S3KeyFilter::builder()
-                .filter_rules(
-                    aws_sdk_s3::types::FilterRule::builder()
-                        .name(aws_sdk_s3::types::FilterRuleName::Prefix)
-                        .value("staged/")
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
-    s3.put_bucket_notification_configuration()
-        .bucket("staging")
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(
-                    QueueConfiguration::builder()
-                        .queue_arn(arn)
-                        .events(Event::S3ObjectCreated)
-                        .filter(filter)
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
     let lake = Lake::start(LakeConfig {
         faults: FaultConfig {
             latency: Duration::from_millis(30),

@@ -1,29 +1,23 @@
 # Something needs a person: messages that could not be loaded after every retry, events the
 # service refused, a function failing.
 
-resource "aws_cloudwatch_metric_alarm" "dead_letter" {
-  alarm_name          = "${var.name}-dead-letter-queue"
-  alarm_description   = "Work messages whose objects could not be loaded after ${var.max_receive_count} deliveries: inspect, then redrive the queue."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dead_letter.name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanThreshold"
-  threshold           = 0
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = var.alarm_actions
-  ok_actions          = var.alarm_actions
-  tags                = local.tags
-}
+resource "aws_cloudwatch_metric_alarm" "queue_depth" {
+  for_each = {
+    dead-letter-queue = {
+      queue = aws_sqs_queue.dead_letter.name
+      about = "Work messages whose objects could not be loaded after ${var.max_receive_count} deliveries: inspect, then redrive the queue."
+    }
+    failure-queue = {
+      queue = aws_sqs_queue.failures.name
+      about = "Events that could not be loaded: read their errorCode, fix, then `aztrail redrive`."
+    }
+  }
 
-resource "aws_cloudwatch_metric_alarm" "failures" {
-  alarm_name          = "${var.name}-failure-queue"
-  alarm_description   = "Events that could not be loaded: read their errorCode, fix, then `aztrail redrive`."
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.about
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.failures.name }
+  dimensions          = { QueueName = each.value.queue }
   statistic           = "Maximum"
   period              = 300
   evaluation_periods  = 1

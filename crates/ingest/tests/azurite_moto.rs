@@ -11,13 +11,12 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-use aws_sdk_sqs::types::QueueAttributeName;
 use aztrail_ingest::auth::AzureAuth;
 use aztrail_ingest::layout::{day_prefixes, range_of_key};
 use aztrail_ingest::run::{ingest, IngestConfig, IngestSummary};
 use aztrail_testkit::{
-    azurite_account_sas as account_sas, hour_path, now, Azurite, Moto, AZURITE_ACCOUNT, AZURITE_KEY,
+    azurite_account_sas as account_sas, hour_path, now, Azurite, Moto, Staging, AZURITE_ACCOUNT,
+    AZURITE_KEY,
 };
 use aztrail_transform::synth;
 use azure_core::http::{RequestContent, Url};
@@ -40,83 +39,14 @@ impl Env {
     async fn start() -> Self {
         let azurite = Azurite::start();
         let moto = Moto::start();
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .region(aws_sdk_s3::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .endpoint_url(&moto.url)
-                .force_path_style(true)
-                .build(),
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::Config::builder()
-                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .endpoint_url(&moto.url)
-                .build(),
-        );
-        s3.create_bucket().bucket("staging").send().await.unwrap();
-        let queue = sqs
-            .create_queue()
-            .queue_name("work")
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap()[&QueueAttributeName::QueueArn]
-            .clone();
-        s3.put_bucket_notification_configuration()
-            .bucket("staging")
-            .notification_configuration(
-                NotificationConfiguration::builder()
-                    .queue_configurations(
-                        QueueConfiguration::builder()
-                            .queue_arn(arn)
-                            .events(Event::S3ObjectCreated)
-                            .filter(
-                                aws_sdk_s3::types::NotificationConfigurationFilter::builder()
-                                    .key(
-                                        aws_sdk_s3::types::S3KeyFilter::builder()
-                                            .filter_rules(
-                                                aws_sdk_s3::types::FilterRule::builder()
-                                                    .name(aws_sdk_s3::types::FilterRuleName::Prefix)
-                                                    .value("staged/")
-                                                    .build(),
-                                            )
-                                            .build(),
-                                    )
-                                    .build(),
-                            )
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let staging = Staging::create(&moto).await;
         let env = Self {
             azurite_url: azurite.account_url.clone(),
             _azurite: azurite,
             _moto: moto,
-            s3,
-            sqs,
-            queue,
+            s3: staging.s3,
+            sqs: staging.sqs,
+            queue: staging.work,
             writer_sas: account_sas("racwdl"),
         };
         for c in [ACTIVITY, ENTRA] {

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
 use aztrail_load::checkpoint::{checkpoint_key, CheckpointStore, S3Checkpoints};
@@ -27,12 +26,8 @@ use aztrail_load::redrive::Redriver;
 use aztrail_load::sender::SendPolicy;
 use aztrail_load::sink::{AuditSink, CallError, CloudTrailSink, OutEvent, PutResult};
 use aztrail_load::sqs::{SqsFailures, Worker};
-use aztrail_testkit::Moto;
+use aztrail_testkit::{Moto, Staging};
 use aztrail_transform::synth;
-
-fn creds() -> aws_sdk_s3::config::Credentials {
-    aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "test")
-}
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -52,83 +47,13 @@ struct Stack {
 impl Stack {
     async fn start() -> Self {
         let moto = Moto::start();
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .region(aws_sdk_s3::config::Region::new("us-east-1"))
-                .credentials_provider(creds())
-                .endpoint_url(&moto.url)
-                .force_path_style(true)
-                .build(),
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::Config::builder()
-                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .endpoint_url(&moto.url)
-                .build(),
-        );
-        s3.create_bucket().bucket("staging").send().await.unwrap();
-        let mut urls = Vec::new();
-        for name in ["work", "failures"] {
-            urls.push(
-                sqs.create_queue()
-                    .queue_name(name)
-                    .send()
-                    .await
-                    .unwrap()
-                    .queue_url
-                    .unwrap(),
-            );
-        }
-        let failq = urls.pop().unwrap();
-        let work = urls.pop().unwrap();
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&work)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap();
-        let work_arn = attrs.attributes.unwrap()[&QueueAttributeName::QueueArn].clone();
-        let filter = aws_sdk_s3::types::NotificationConfigurationFilter::builder()
-            .key(
-                aws_sdk_s3::types::S3KeyFilter::builder()
-                    .filter_rules(
-                        aws_sdk_s3::types::FilterRule::builder()
-                            .name(aws_sdk_s3::types::FilterRuleName::Prefix)
-                            .value("staged/")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build();
-        s3.put_bucket_notification_configuration()
-            .bucket("staging")
-            .notification_configuration(
-                NotificationConfiguration::builder()
-                    .queue_configurations(
-                        QueueConfiguration::builder()
-                            .queue_arn(work_arn)
-                            .events(Event::S3ObjectCreated)
-                            .filter(filter)
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let staging = Staging::create(&moto).await;
         Self {
             moto,
-            s3,
-            sqs,
-            work,
-            failq,
+            s3: staging.s3,
+            sqs: staging.sqs,
+            work: staging.work,
+            failq: staging.failures,
         }
     }
 

@@ -221,6 +221,110 @@ pub fn azurite_account_sas(permissions: &str) -> String {
     )
 }
 
+/// The pipeline's AWS side on moto: a `staging` bucket whose `staged/` objects notify a `work`
+/// queue (S3 → SQS, as deployed), and a `failures` queue.
+pub struct Staging {
+    /// The AWS settings pointing at moto (region us-east-1, test credentials).
+    pub config: aws_config::SdkConfig,
+    /// S3, path-style.
+    pub s3: aws_sdk_s3::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The staging bucket's name.
+    pub bucket: String,
+    /// The work queue's URL.
+    pub work: String,
+    /// The failure queue's URL.
+    pub failures: String,
+}
+
+impl Staging {
+    /// Creates the bucket, the queues and the notification on `moto`.
+    pub async fn create(moto: &Moto) -> Self {
+        use aws_sdk_s3::types::{
+            Event, FilterRule, FilterRuleName, NotificationConfiguration,
+            NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+        };
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&moto.url)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "testkit",
+            ))
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config)
+                .force_path_style(true)
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let bucket = "staging".to_string();
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket");
+        let mut urls = Vec::new();
+        for name in ["work", "failures"] {
+            let q = sqs
+                .create_queue()
+                .queue_name(name)
+                .send()
+                .await
+                .expect("queue");
+            urls.push(q.queue_url.expect("queue url"));
+        }
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&urls[0])
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes");
+        let arn = attrs.attributes.expect("attributes")[&QueueAttributeName::QueueArn].clone();
+        let staged_only = NotificationConfigurationFilter::builder()
+            .key(
+                S3KeyFilter::builder()
+                    .filter_rules(
+                        FilterRule::builder()
+                            .name(FilterRuleName::Prefix)
+                            .value("staged/")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let queue = QueueConfiguration::builder()
+            .queue_arn(arn)
+            .events(Event::S3ObjectCreated)
+            .filter(staged_only)
+            .build()
+            .expect("queue configuration");
+        s3.put_bucket_notification_configuration()
+            .bucket(&bucket)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .queue_configurations(queue)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("notification");
+        let failures = urls.pop().expect("two queues");
+        let work = urls.pop().expect("two queues");
+        Self {
+            config,
+            s3,
+            sqs,
+            bucket,
+            work,
+            failures,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
