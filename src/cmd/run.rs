@@ -166,8 +166,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let shared = aws_config::load_from_env().await;
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
+    // The working directory holds the local stand-ins: not needed when every part is real.
+    if args.staging_bucket.is_none() || args.channel_arn.is_none() {
+        std::fs::create_dir_all(&args.dir)
+            .with_context(|| format!("creating {}", args.dir.display()))?;
+    }
     let say = |line: String| eprintln!("aztrail run: {line}");
 
     // Source.
