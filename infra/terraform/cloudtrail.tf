@@ -5,6 +5,7 @@ resource "aws_cloudtrail_event_data_store" "this" {
 
   name                           = "${var.name}-azure"
   retention_period               = var.retention_days
+  billing_mode                   = var.billing_mode
   multi_region_enabled           = false
   organization_enabled           = false
   termination_protection_enabled = true

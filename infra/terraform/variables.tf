@@ -21,13 +21,24 @@ variable "event_data_store_arn" {
 }
 
 variable "retention_days" {
-  description = "Retention of the created event data store, in days (CloudTrail Lake allows 7 to 2557)."
+  description = "Retention of the created event data store, in days (7 to 2557). With the default one-year extendable pricing the first 366 days are included in the ingestion price."
   type        = number
-  default     = 2557
+  default     = 366
 
   validation {
     condition     = var.retention_days >= 7 && var.retention_days <= 2557 && floor(var.retention_days) == var.retention_days
     error_message = "retention_days must be a whole number from 7 to 2557."
+  }
+}
+
+variable "billing_mode" {
+  description = "Pricing of the created event data store: EXTENDABLE_RETENTION_PRICING (one year included, recommended for events from outside AWS) or FIXED_RETENTION_PRICING (seven years included)."
+  type        = string
+  default     = "EXTENDABLE_RETENTION_PRICING"
+
+  validation {
+    condition     = contains(["EXTENDABLE_RETENTION_PRICING", "FIXED_RETENTION_PRICING"], var.billing_mode)
+    error_message = "billing_mode must be EXTENDABLE_RETENTION_PRICING or FIXED_RETENTION_PRICING."
   }
 }
 

@@ -43,7 +43,7 @@ module "aztrail" {
   source = "../.."
 
   name                 = "aztrail"
-  retention_days       = 2557
+  retention_days       = 366
   azure_containers     = ["insights-activity-logs", "insights-logs-auditlogs", "insights-logs-signinlogs"]
   azure_secret_arn     = var.azure_secret_arn
   schedule_expression  = "rate(5 minutes)"
