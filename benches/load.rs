@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudtraildata::config::retry::RetryConfig;
-use aws_sdk_cloudtraildata::config::{BehaviorVersion, Credentials, Region};
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
 use aztrail_load::checkpoint::{Checkpoint, NoProgress};
 use aztrail_load::loader::{load, Destination, LoadConfig, MemoryFailures, Summary};
@@ -26,15 +24,8 @@ use aztrail_transform::{synth, Source};
 use criterion::{Criterion, Throughput};
 
 fn sink(lake: &Lake) -> Arc<CloudTrailSink> {
-    let config = aws_sdk_cloudtraildata::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDLOCAL", "secret", None, None, "bench"))
-        .endpoint_url(lake.url())
-        .retry_config(RetryConfig::disabled())
-        .build();
-    Arc::new(CloudTrailSink::new(
-        aws_sdk_cloudtraildata::Client::from_conf(config),
+    Arc::new(CloudTrailSink::for_endpoint(
+        &lake.url(),
         DEFAULT_CHANNEL_ARN,
     ))
 }

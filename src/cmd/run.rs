@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aws_sdk_cloudtraildata::config::{Credentials, Region};
 use aztrail_ingest::azure::Container;
 use aztrail_ingest::checkpoint::CheckpointStore;
 use aztrail_ingest::local::{LocalContainer, LocalStaging};
@@ -223,21 +222,21 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let account = account_of_channel_arn(&channel_arn)?;
-    let mut ct = aws_sdk_cloudtraildata::config::Builder::from(&shared)
-        .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled());
-    if let Some(url) = &endpoint {
-        ct = ct.endpoint_url(url);
-    }
-    if lake.is_some() {
+    let sink = Arc::new(match (&lake, &endpoint) {
         // The local lake checks the signature's form only; no AWS account is needed.
-        ct = ct
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("local", "local", None, None, "aztrail"));
-    }
-    let sink = Arc::new(CloudTrailSink::new(
-        aws_sdk_cloudtraildata::Client::from_conf(ct.build()),
-        &channel_arn,
-    ));
+        (Some(_), Some(url)) => CloudTrailSink::for_endpoint(url, &channel_arn),
+        _ => {
+            let mut ct = aws_sdk_cloudtraildata::config::Builder::from(&shared)
+                .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled());
+            if let Some(url) = &endpoint {
+                ct = ct.endpoint_url(url);
+            }
+            CloudTrailSink::new(
+                aws_sdk_cloudtraildata::Client::from_conf(ct.build()),
+                &channel_arn,
+            )
+        }
+    });
     let limiter = Arc::new(RateLimiter::new(args.max_calls_per_second));
     let live = Arc::new(Live::default());
     let load_config = LoadConfig {

@@ -105,21 +105,7 @@ impl Stager {
         };
         let mut buf = BytesMut::new();
         // Fill the first part; a range that fits goes in one PutObject.
-        while buf.len() < part_size + 1 {
-            match source.next().await {
-                Some(Ok(chunk)) => {
-                    read += chunk.len() as u64;
-                    buf.extend_from_slice(&chunk);
-                }
-                Some(Err(e)) => {
-                    return Err(StageError::Source {
-                        key: key.into(),
-                        message: e.to_string(),
-                    })
-                }
-                None => break,
-            }
-        }
+        let mut ended = fill(&mut source, &mut buf, part_size + 1, &mut read, key).await?;
         if (buf.len() as u64) <= part_size as u64 && read == len {
             return self.put_one(key, meta, buf.freeze()).await;
         }
@@ -142,22 +128,9 @@ impl Stager {
         let upload_id = upload.upload_id.unwrap_or_default();
         let result = async {
             let mut parts = Vec::new();
-            let mut ended = false;
             loop {
-                while !ended && buf.len() < part_size {
-                    match source.next().await {
-                        Some(Ok(chunk)) => {
-                            read += chunk.len() as u64;
-                            buf.extend_from_slice(&chunk);
-                        }
-                        Some(Err(e)) => {
-                            return Err(StageError::Source {
-                                key: key.into(),
-                                message: e.to_string(),
-                            })
-                        }
-                        None => ended = true,
-                    }
+                if !ended {
+                    ended = fill(&mut source, &mut buf, part_size, &mut read, key).await?;
                 }
                 if buf.is_empty() {
                     break;
@@ -248,6 +221,37 @@ impl Stager {
             Err(e) => Err(self.s3_error(key, aws_sdk_s3::error::DisplayErrorContext(e))),
         }
     }
+}
+
+/// Reads `source` into `buf` until it holds `target` bytes or the source ends (then true),
+/// counting what was read.
+async fn fill<S, E>(
+    source: &mut S,
+    buf: &mut BytesMut,
+    target: usize,
+    read: &mut u64,
+    key: &str,
+) -> Result<bool, StageError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    while buf.len() < target {
+        match source.next().await {
+            Some(Ok(chunk)) => {
+                *read += chunk.len() as u64;
+                buf.extend_from_slice(&chunk);
+            }
+            Some(Err(e)) => {
+                return Err(StageError::Source {
+                    key: key.into(),
+                    message: e.to_string(),
+                })
+            }
+            None => return Ok(true),
+        }
+    }
+    Ok(false)
 }
 
 fn metadata(meta: &SourceMeta) -> std::collections::HashMap<String, String> {

@@ -162,34 +162,11 @@ impl Env {
 
     /// Messages in the work queue (S3 notifications of staged objects), drained.
     async fn notifications(&self) -> usize {
-        let mut n = 0;
-        loop {
-            let r = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
-            let msgs = r.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                return n;
-            }
-            for m in msgs {
-                if m.body().unwrap_or_default().contains("ObjectCreated") {
-                    n += 1;
-                }
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        aztrail_testkit::drain(&self.sqs, &self.queue)
+            .await
+            .iter()
+            .filter(|b| b.contains("ObjectCreated"))
+            .count()
     }
 }
 
@@ -399,4 +376,48 @@ async fn settle_waits_for_whole_hours_and_full_scan_sees_all_history() {
     let s = env.run(&auth, &full).await;
     assert_eq!(s.blobs_seen, 3);
     assert!(env.staged().await.keys().any(|k| k.ends_with(&ancient)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_larger_than_a_part_is_staged_in_parts() {
+    let env = Env::start().await;
+    let auth = env.connection_string();
+    let blob = hour_path("resourceId=/SUBSCRIPTIONS/BIG/", 0);
+    // About 11 MB: three 5 MiB parts, the last one short.
+    let body = synth::generate(5000, 77).into_bytes();
+    assert!(body.len() > 10 * 1024 * 1024);
+    for chunk in body.chunks(4 * 1024 * 1024) {
+        env.append(ACTIVITY, &blob, chunk).await;
+    }
+    let s = env.run(&auth, &env.config("parts")).await;
+    assert_eq!((s.objects_written, s.new_bytes), (1, body.len() as u64));
+    let staged = env.staged().await;
+    let key = format!("staged/{AZURITE_ACCOUNT}/{ACTIVITY}/{blob}");
+    assert_eq!(concatenated(&staged[&key]), body);
+    let head = env
+        .s3
+        .head_object()
+        .bucket("staging")
+        .key(format!("{key}.0-{}", body.len()))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        head.e_tag().unwrap_or_default().ends_with("-3\""),
+        "a three-part upload: {:?}",
+        head.e_tag()
+    );
+    // Retried (the checkpoint lost), the same range is not created twice.
+    let s3 = &env.s3;
+    s3.delete_object()
+        .bucket("staging")
+        .key(aztrail_ingest::checkpoint::checkpoint_key(
+            AZURITE_ACCOUNT,
+            ACTIVITY,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let s = env.run(&auth, &env.config("again")).await;
+    assert_eq!((s.objects_written, s.objects_existing), (0, 1));
 }

@@ -62,6 +62,34 @@ impl CloudTrailSink {
     }
 }
 
+impl CloudTrailSink {
+    /// Sends to `channel_arn` at a stand-in's `endpoint` (the local lake): region us-east-1,
+    /// placeholder credentials (a stand-in checks the signature's form only), and no SDK retries,
+    /// since the sender retries with its own accounting.
+    pub fn for_endpoint(endpoint: &str, channel_arn: impl Into<String>) -> Self {
+        use aws_sdk_cloudtraildata::config::{
+            retry::RetryConfig, BehaviorVersion, Credentials, Region,
+        };
+        let config = aws_sdk_cloudtraildata::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                "AKIDLOCAL",
+                "local",
+                None,
+                None,
+                "aztrail",
+            ))
+            .endpoint_url(endpoint)
+            .retry_config(RetryConfig::disabled())
+            .build();
+        Self::new(
+            aws_sdk_cloudtraildata::Client::from_conf(config),
+            channel_arn,
+        )
+    }
+}
+
 impl AuditSink for CloudTrailSink {
     async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
         let mut audit_events = Vec::with_capacity(events.len());

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_cloudtraildata::config::retry::RetryConfig;
-use aws_sdk_cloudtraildata::config::{BehaviorVersion, Credentials, Region};
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
 use aztrail_load::checkpoint::{Checkpoint, NoProgress};
 use aztrail_load::loader::{load, Destination, LoadConfig, MemoryFailures};
@@ -16,16 +14,8 @@ use aztrail_load::sink::CloudTrailSink;
 use aztrail_transform::{synth, Source};
 
 fn sink(lake: &Lake) -> Arc<CloudTrailSink> {
-    let config = aws_sdk_cloudtraildata::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDLOCAL", "secret", None, None, "test"))
-        .endpoint_url(lake.url())
-        // The loader retries, with its own accounting; the SDK must not retry behind its back.
-        .retry_config(RetryConfig::disabled())
-        .build();
-    Arc::new(CloudTrailSink::new(
-        aws_sdk_cloudtraildata::Client::from_conf(config),
+    Arc::new(CloudTrailSink::for_endpoint(
+        &lake.url(),
         DEFAULT_CHANNEL_ARN,
     ))
 }

@@ -93,32 +93,7 @@ impl Stack {
 
     /// Every message of `queue`, received and deleted.
     async fn drain(&self, queue: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        loop {
-            let r = self
-                .sqs
-                .receive_message()
-                .queue_url(queue)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
-            let msgs = r.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                return out;
-            }
-            for m in msgs {
-                out.push(m.body().unwrap_or_default().to_string());
-                self.sqs
-                    .delete_message()
-                    .queue_url(queue)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        aztrail_testkit::drain(&self.sqs, queue).await
     }
 
     /// The bodies of the messages now in `queue`, left there (made visible again at once).
@@ -150,18 +125,10 @@ impl Stack {
 }
 
 fn lake_sink(lake: &Lake) -> Arc<CloudTrailSink> {
-    let ct = aws_sdk_cloudtraildata::Client::from_conf(
-        aws_sdk_cloudtraildata::Config::builder()
-            .behavior_version(aws_sdk_cloudtraildata::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudtraildata::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_cloudtraildata::config::Credentials::new(
-                "a", "b", None, None, "t",
-            ))
-            .endpoint_url(lake.url())
-            .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled())
-            .build(),
-    );
-    Arc::new(CloudTrailSink::new(ct, DEFAULT_CHANNEL_ARN))
+    Arc::new(CloudTrailSink::for_endpoint(
+        &lake.url(),
+        DEFAULT_CHANNEL_ARN,
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

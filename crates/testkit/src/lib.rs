@@ -323,6 +323,41 @@ impl Staging {
             failures,
         }
     }
+
+    /// The bodies of every message in `queue`, received and deleted until a poll finds none.
+    pub async fn drain(&self, queue: &str) -> Vec<String> {
+        drain(&self.sqs, queue).await
+    }
+}
+
+/// The bodies of every message in `queue`, received and deleted until a poll finds none.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return out;
+        }
+        for m in messages {
+            out.push(m.body().unwrap_or_default().to_string());
+            if let Some(receipt) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
