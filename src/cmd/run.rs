@@ -14,7 +14,7 @@ use aztrail_ingest::azure::Container;
 use aztrail_ingest::checkpoint::CheckpointStore;
 use aztrail_ingest::local::{LocalContainer, LocalStaging};
 use aztrail_ingest::run::{ingest_with, IngestConfig, IngestSummary};
-use aztrail_ingest::source::S3Staging;
+use aztrail_ingest::source::{S3Staging, Staging};
 use aztrail_ingest::stage::Stager;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN};
 use aztrail_load::checkpoint::S3Checkpoints;
@@ -153,6 +153,20 @@ enum Sources {
     Azure(Vec<Container>, String),
 }
 
+impl Sources {
+    /// One ingest pass over these sources into `staging`.
+    async fn ingest<T: Staging>(
+        &self,
+        staging: &T,
+        config: &IngestConfig,
+    ) -> Result<IngestSummary, aztrail_ingest::run::IngestError> {
+        match self {
+            Sources::Local(v) => ingest_with(v, staging, "local", config, now()).await,
+            Sources::Azure(v, account) => ingest_with(v, staging, account, config, now()).await,
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         args.max_calls_per_second > 0.0,
@@ -263,14 +277,7 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
             let staging = LocalStaging::new(&staging_dir, Some(tx));
             let ingest_side = async move {
-                let s = match &sources {
-                    Sources::Local(v) => {
-                        ingest_with(v, &staging, "local", &ingest_config, now()).await
-                    }
-                    Sources::Azure(v, acct) => {
-                        ingest_with(v, &staging, acct, &ingest_config, now()).await
-                    }
-                };
+                let s = sources.ingest(&staging, &ingest_config).await;
                 drop(staging); // closes the queue: the loader ends once it is drained
                 s
             };
@@ -315,12 +322,7 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
                     part_size: 8 * 1024 * 1024,
                 },
             };
-            let i = match &sources {
-                Sources::Local(v) => ingest_with(v, &staging, "local", &ingest_config, now()).await,
-                Sources::Azure(v, acct) => {
-                    ingest_with(v, &staging, acct, &ingest_config, now()).await
-                }
-            }?;
+            let i = sources.ingest(&staging, &ingest_config).await?;
             let worker = Worker {
                 s3: s3.clone(),
                 sqs: sqs.clone(),
