@@ -1,6 +1,8 @@
 //! `aztrail load` on local files and directories as a user runs it, into the local lake: every
 //! record accepted or in the failure file, the summary balanced, the exit status documented.
 
+mod common;
+
 use std::process::Command;
 
 use aztrail_lake::{Lake, LakeConfig, DEFAULT_CHANNEL_ARN};
@@ -25,22 +27,7 @@ async fn a_directory_loads_with_every_record_accounted_for() {
     let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
     let failures = dir.join("failures.jsonl");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_aztrail"))
-        .args([
-            "load",
-            "--channel-arn",
-            DEFAULT_CHANNEL_ARN,
-            "--cloudtrail-endpoint",
-        ])
-        .arg(lake.url())
-        .arg("--failure-file")
-        .arg(&failures)
-        .arg(dir.join("container"))
-        .env("AWS_ACCESS_KEY_ID", "a")
-        .env("AWS_SECRET_ACCESS_KEY", "b")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .unwrap();
+    let out = common::load_into_lake(&lake.url(), &failures, &dir.join("container"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "one record failed: {stdout}");
     // One line per file, then the total.

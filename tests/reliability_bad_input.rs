@@ -3,10 +3,11 @@
 //! a bad trailer, loaded by `aztrail load` into the local lake: no panic, every bad record in the
 //! failure file with its reason and location, every good record loaded.
 
-use std::io::Write;
-use std::process::Command;
+mod common;
 
-use aztrail_lake::{Lake, LakeConfig, DEFAULT_CHANNEL_ARN};
+use std::io::Write;
+
+use aztrail_lake::{Lake, LakeConfig};
 use aztrail_transform::synth;
 use serde_json::Value;
 
@@ -93,22 +94,7 @@ async fn bad_input_is_reported_and_good_records_load() {
 
     let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
     let failures = dir.join("failures.jsonl");
-    let out = Command::new(env!("CARGO_BIN_EXE_aztrail"))
-        .args([
-            "load",
-            "--channel-arn",
-            DEFAULT_CHANNEL_ARN,
-            "--cloudtrail-endpoint",
-        ])
-        .arg(lake.url())
-        .arg("--failure-file")
-        .arg(&failures)
-        .arg(&src)
-        .env("AWS_ACCESS_KEY_ID", "a")
-        .env("AWS_SECRET_ACCESS_KEY", "b")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .unwrap();
+    let out = common::load_into_lake(&lake.url(), &failures, &src);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
