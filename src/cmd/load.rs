@@ -80,6 +80,10 @@ pub struct Args {
     /// this many batches plus those in flight are sent again.
     #[arg(long, default_value_t = 10)]
     checkpoint_every: u32,
+    /// Records longer than this many bytes are passed over unread and reported as
+    /// RecordTooLarge (with their offset and length), so memory stays bounded.
+    #[arg(long, env = "AZTRAIL_MAX_RECORD_BYTES", default_value_t = aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN)]
+    max_record_bytes: usize,
 }
 
 /// Failure messages as JSON lines on standard error (when no failure queue or file is given).
@@ -214,6 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             concurrency: args.concurrency.max(1),
             checkpoint_every: args.checkpoint_every.max(1),
             live: Some(Arc::clone(&live)),
+            max_record_len: args.max_record_bytes.max(1),
             ..LoadConfig::default()
         };
         let failures = match (&args.failure_queue_url, &args.failure_file) {

@@ -39,6 +39,10 @@ pub struct Args {
     /// Name this bucket as the records' source in additionalEventData (with the file path as key).
     #[arg(long)]
     source_bucket: Option<String>,
+    /// Records longer than this many bytes are passed over unread and reported (RecordTooLarge),
+    /// so memory stays bounded whatever the input.
+    #[arg(long, env = "AZTRAIL_MAX_RECORD_BYTES", default_value_t = aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN)]
+    max_record_bytes: usize,
     /// Print no summary on a terminal.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -95,7 +99,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 name.clone()
             },
         });
-        if let Err(e) = convert(reader, &name, &mut mapper, &mut out, &mut err, &mut totals) {
+        let framer = Framer::new().with_max_record_len(args.max_record_bytes);
+        if let Err(e) = convert(
+            reader,
+            framer,
+            &name,
+            &mut mapper,
+            &mut out,
+            &mut err,
+            &mut totals,
+        ) {
             if e.downcast_ref::<OutputError>().is_some() {
                 return Err(e);
             }
@@ -129,13 +142,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn convert(
     mut reader: impl Read,
+    mut framer: Framer,
     name: &str,
     mapper: &mut Mapper,
     out: &mut impl Write,
     err: &mut impl Write,
     totals: &mut Totals,
 ) -> anyhow::Result<()> {
-    let mut framer = Framer::new();
     let mut chunk = vec![0u8; CHUNK];
     let mut line = Vec::with_capacity(16 * 1024);
     let io_error = std::cell::RefCell::new(None);
@@ -157,7 +170,7 @@ fn convert(
                 let report = serde_json::json!({
                     "file": name,
                     "offset": rec.offset,
-                    "length": rec.bytes.len(),
+                    "length": rec.len(),
                     "code": rejection.code(),
                     "reason": rejection.to_string(),
                 });

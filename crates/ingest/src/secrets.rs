@@ -21,7 +21,7 @@ pub enum SecretError {
         arn: String,
     },
     /// The secret's text is not credentials.
-    #[error("Secrets Manager {arn}: {source}")]
+    #[error("Secrets Manager {arn}")]
     Shape {
         /// The secret.
         arn: String,

@@ -40,7 +40,7 @@ pub const DEFAULT_CHANNEL_ARN: &str =
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
     /// The store could not be opened.
-    #[error("opening the event store {path}: {source}")]
+    #[error("opening the event store {path}")]
     Store {
         /// Where.
         path: String,
@@ -59,7 +59,7 @@ pub enum LakeError {
     )]
     BadChannel(String),
     /// The listening socket could not be opened.
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}")]
     Listen {
         /// The address asked for.
         addr: SocketAddr,

@@ -35,3 +35,20 @@ pub mod s3;
 pub mod sender;
 pub mod sink;
 pub mod sqs;
+
+/// An error and its causes on one line (`what: why: deeper why`), for messages that leave the
+/// process as text (a retry reason, a failure message).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // Some errors repeat their cause in their own text: say it once.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}

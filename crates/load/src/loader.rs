@@ -94,6 +94,8 @@ pub struct LoadConfig {
     pub stop_at: Option<Instant>,
     /// Counters for a progress display.
     pub live: Option<Arc<Live>>,
+    /// Records longer than this are passed over unread and reported as `RecordTooLarge`.
+    pub max_record_len: usize,
 }
 
 impl Default for LoadConfig {
@@ -106,6 +108,7 @@ impl Default for LoadConfig {
             checkpoint_every: 10,
             stop_at: None,
             live: None,
+            max_record_len: aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN,
         }
     }
 }
@@ -171,7 +174,7 @@ impl Summary {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The object could not be read.
-    #[error("reading {key} at byte {offset}: {source}")]
+    #[error("reading {key} at byte {offset}")]
     Read {
         /// The object.
         key: String,
@@ -250,7 +253,7 @@ where
 {
     let mut summary = Summary::default();
     let live = config.live.as_deref();
-    let mut framer = Framer::new();
+    let mut framer = Framer::new().with_max_record_len(config.max_record_len);
     let mut mapper = Mapper::new(&config.account);
     mapper.set_source(source);
     let mut batcher: Batcher<(Tag, OutEvent)> = Batcher::new();
@@ -290,13 +293,13 @@ where
                 summary.skipped += 1;
                 return;
             }
-            let end = rec.offset + rec.bytes.len() as u64;
+            let end = rec.offset + rec.len();
             mark.framed_end = mark.framed_end.max(end);
             let at = Location {
                 bucket: source.bucket.clone(),
                 key: source.key.clone(),
                 offset: rec.offset,
-                length: rec.bytes.len() as u64,
+                length: rec.len(),
             };
             match mapper.map(rec) {
                 Ok(ev) => {
@@ -326,7 +329,8 @@ where
                         event_time: ev.event_time.0,
                     };
                     let first = rec.offset;
-                    if let Ok(Some(done)) = batcher.push(&entry, (tag, out)) {
+                    let id = out.id.clone();
+                    if let Ok(Some(done)) = batcher.push_unique(&id, &entry, (tag, out)) {
                         batch_no += 1;
                         if let Some(f) = mark.open_first.take() {
                             mark.pending.insert(batch_no, f);

@@ -10,15 +10,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use async_compression::tokio::bufread::GzipDecoder;
-use tokio::io::{AsyncRead, BufReader};
+use tokio::io::AsyncRead;
 
 use crate::failure::FailureMessage;
 use crate::loader::FailureSink;
 
 /// Why local files could not be listed or opened.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+#[error("{}", path.display())]
 pub struct LocalError {
     /// The file or directory.
     pub path: PathBuf,
@@ -59,11 +58,7 @@ pub async fn open_file(path: &Path) -> Result<Box<dyn AsyncRead + Send + Unpin>,
             path: path.to_path_buf(),
             source,
         })?;
-    Ok(if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(GzipDecoder::new(BufReader::new(file)))
-    } else {
-        Box::new(file)
-    })
+    Ok(crate::s3::decompressed(&path.to_string_lossy(), file))
 }
 
 /// Failure messages appended to a file as JSON lines.

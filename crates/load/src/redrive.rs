@@ -173,10 +173,13 @@ impl<S: AuditSink> Redriver<S> {
             None => self.read_pointer(f).await?,
         };
         let mut framed = Vec::new();
-        let mut framer = Framer::with_start_offset(f.source.offset);
-        framer.feed(&raw, |r| framed.push((r.offset, r.bytes.to_vec())));
-        framer.finish(|r| framed.push((r.offset, r.bytes.to_vec())));
-        let [(offset, bytes)] = <[_; 1]>::try_from(framed).map_err(|v: Vec<_>| {
+        let mut framer = Framer::with_start_offset(f.source.offset)
+            .with_max_record_len(self.config.max_record_len);
+        framer.feed(&raw, |r| {
+            framed.push((r.offset, r.bytes.to_vec(), r.oversize))
+        });
+        framer.finish(|r| framed.push((r.offset, r.bytes.to_vec(), r.oversize)));
+        let [(offset, bytes, oversize)] = <[_; 1]>::try_from(framed).map_err(|v: Vec<_>| {
             (
                 "NotOneRecord".to_string(),
                 format!("the stored record frames as {} records", v.len()),
@@ -190,6 +193,7 @@ impl<S: AuditSink> Redriver<S> {
         let rec = aztrail_transform::Record {
             offset,
             bytes: &bytes,
+            oversize,
         };
         let ev = mapper
             .map(rec)
@@ -204,6 +208,16 @@ impl<S: AuditSink> Redriver<S> {
     /// Re-reads a record that was too large for its failure message from the staging bucket.
     async fn read_pointer(&self, f: &FailureMessage) -> Result<Vec<u8>, (String, String)> {
         let unreadable = |m: String| ("SourceUnreadable".to_string(), m);
+        if f.source.length > self.config.max_record_len as u64 {
+            // Never read a record the loader would not hold.
+            return Err((
+                "RecordTooLarge".to_string(),
+                format!(
+                    "the record is {} bytes long, over the maximum record length of {}",
+                    f.source.length, self.config.max_record_len
+                ),
+            ));
+        }
         let bucket = f
             .source
             .bucket

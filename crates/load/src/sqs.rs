@@ -320,7 +320,7 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
                         object.bucket, object.key
                     ));
                 }
-                Err(e) => return Outcome::Retry(e.to_string()),
+                Err(e) => return Outcome::Retry(crate::error_chain(&e)),
             }
         }
         Outcome::Done

@@ -153,3 +153,66 @@ async fn events_the_service_refuses_reach_the_failure_sink_with_their_record() {
     assert!(failed.iter().all(|f| f.attempts == 1 && f.record.is_some()));
     lake.stop().await;
 }
+
+/// Unlucky inputs that once lost records silently: a leading empty array, a record repeated
+/// within one call's reach (the whole call used to fail with DuplicatedAuditEventId), and a
+/// record over the maximum length. Every record ends accepted or reported.
+#[tokio::test]
+async fn repeated_and_oversized_records_and_a_leading_empty_array_lose_nothing() {
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig::none(),
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    let records = synth::generate(40, 9);
+    let mut object = b"[]\n".to_vec();
+    object.extend_from_slice(records.as_bytes());
+    object.extend_from_slice(records.as_bytes()); // every record twice
+    let big_at = object.len() as u64;
+    object.extend_from_slice(b"{\"pad\":\"");
+    object.extend(std::iter::repeat_n(b'x', 300_000));
+    object.extend_from_slice(b"\"}\n");
+    object.extend_from_slice(synth::generate(3, 10).as_bytes());
+    let failures = MemoryFailures::default();
+    let config = LoadConfig {
+        account: LOCAL_ACCOUNT.into(),
+        max_record_len: 100_000,
+        ..LoadConfig::default()
+    };
+    let dest = Destination {
+        sink: &sink(&lake),
+        limiter: &Arc::new(RateLimiter::new(1000.0)),
+        failures: &failures,
+    };
+    let source = Source {
+        bucket: Some("staging".into()),
+        key: "obj".into(),
+    };
+    let summary = load(
+        &source,
+        &object[..],
+        &Checkpoint::default(),
+        &dest,
+        &NoProgress,
+        &config,
+    )
+    .await
+    .unwrap();
+    assert!(summary.balanced(), "{summary:?}");
+    assert_eq!(
+        (summary.records, summary.accepted, summary.failed),
+        (84, 83, 1),
+        "{summary:?}"
+    );
+    let failed = failures.0.lock().unwrap().clone();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error_code, "RecordTooLarge");
+    assert_eq!(
+        (failed[0].source.offset, failed[0].source.length),
+        (big_at, 300_010)
+    );
+    let stats = lake.stats().await.unwrap();
+    assert_eq!((stats.events, stats.distinct_uids), (83, 43));
+    lake.stop().await;
+}

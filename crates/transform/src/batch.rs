@@ -52,6 +52,8 @@ pub struct Batcher<T> {
     max_events: usize,
     max_bytes: usize,
     current: Batch<T>,
+    /// Hashes of the ids in the current body (for [`Batcher::push_unique`]).
+    ids: Vec<u64>,
 }
 
 impl<T> Default for Batcher<T> {
@@ -72,6 +74,7 @@ impl<T> Batcher<T> {
             max_events: max_events.clamp(1, MAX_EVENTS_PER_CALL),
             max_bytes: max_bytes.clamp(HEAD.len() + TAIL.len() + 2, MAX_REQUEST_BYTES),
             current: Self::empty(),
+            ids: Vec::new(),
         }
     }
 
@@ -111,8 +114,37 @@ impl<T> Batcher<T> {
         Ok(done)
     }
 
+    /// Like [`Batcher::push`], but keeps `id` unique within a body, as the API requires (a call
+    /// with the same id twice fails whole, with `DuplicatedAuditEventId`): an event whose id the
+    /// current body holds already closes it and opens the next. The same record twice in one
+    /// object (a writer that repeated a line) so goes in two calls, both accepted.
+    pub fn push_unique(
+        &mut self,
+        id: &str,
+        entry: &[u8],
+        tag: T,
+    ) -> Result<Option<Batch<T>>, EntryTooLarge> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        let key = h.finish();
+        // A hash collision only closes a body early: one more call, never a wrong one.
+        let done = if self.ids.contains(&key) {
+            self.take()
+        } else {
+            None
+        };
+        let full = self.push(entry, tag)?;
+        if full.is_some() {
+            self.ids.clear();
+        }
+        self.ids.push(key);
+        Ok(done.or(full))
+    }
+
     /// Closes and returns the current body, if it holds any event.
     pub fn take(&mut self) -> Option<Batch<T>> {
+        self.ids.clear();
         if self.current.items.is_empty() {
             return None;
         }
@@ -175,5 +207,22 @@ mod tests {
         assert_eq!(done.body.len(), max);
         assert_eq!(done.entry(1), Some(&small[..]));
         assert!(b.push(&entry(max, b'q'), 3).is_err());
+    }
+
+    #[test]
+    fn an_id_seen_in_the_body_closes_it() {
+        let mut b = Batcher::new();
+        let mut batches = Vec::new();
+        for (i, id) in ["a", "b", "a", "c", "c", "d"].iter().enumerate() {
+            if let Some(done) = b.push_unique(id, &entry(10, b'a'), i).unwrap() {
+                batches.push(done);
+            }
+        }
+        batches.extend(b.take());
+        let tags: Vec<Vec<usize>> = batches
+            .iter()
+            .map(|b| b.items.iter().map(|(t, _)| *t).collect())
+            .collect();
+        assert_eq!(tags, vec![vec![0, 1], vec![2, 3], vec![4, 5]]);
     }
 }

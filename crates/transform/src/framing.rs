@@ -10,18 +10,53 @@
 //! JSON Lines are split on the byte `\n` only: JSON forbids a raw line feed inside a string, and
 //! U+2028, U+0085 and `\r` are never treated as line breaks, so a record is never split inside a
 //! string. A UTF-8 byte-order mark at offset 0, CRLF endings, surrounding blanks and blank lines are
-//! skipped.
+//! skipped. When an array (or a `{"records":[...]}` document) closes, framing goes on with whatever
+//! follows it, whatever its layout: data after a document is framed, never discarded.
+//!
+//! Every byte is scanned once, and memory is bounded: a record longer than the maximum record
+//! length ([`DEFAULT_MAX_RECORD_LEN`] unless set) is never buffered whole. It is passed over to its
+//! end (the next line feed, or the end of its JSON value) and handed out as an oversized
+//! [`Record`] with its offset and length and no bytes, so the caller can report it.
 
 use memchr::{memchr, memchr2};
+
+/// The default maximum length of one record: far above any record Azure writes (diagnostic
+/// settings deliver at most about 1 MB per record), small enough to bound a reader's memory.
+pub const DEFAULT_MAX_RECORD_LEN: usize = 8 << 20;
 
 /// One complete record: its raw bytes (trimmed of surrounding blanks and the line ending) and the
 /// byte offset of its first byte in the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
-    /// Offset of `bytes[0]` from the start of the stream (as given to [`Framer::with_start_offset`]).
+    /// Offset of the record's first byte from the start of the stream (as given to
+    /// [`Framer::with_start_offset`]).
     pub offset: u64,
-    /// The record's bytes, as they were in the input.
+    /// The record's bytes, as they were in the input (empty when `oversize` is set).
     pub bytes: &'a [u8],
+    /// Set when the record was longer than the framer's maximum record length: its length in the
+    /// stream. Its bytes were passed over, not kept.
+    pub oversize: Option<u64>,
+}
+
+impl<'a> Record<'a> {
+    /// A record of `bytes` starting at stream offset `offset`.
+    pub fn new(offset: u64, bytes: &'a [u8]) -> Self {
+        Self {
+            offset,
+            bytes,
+            oversize: None,
+        }
+    }
+
+    /// How many bytes of the stream the record spans.
+    pub fn len(&self) -> u64 {
+        self.oversize.unwrap_or(self.bytes.len() as u64)
+    }
+
+    /// Whether the record spans no bytes (never true of a record handed out by the framer).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The layout of the input, found from its first bytes.
@@ -52,7 +87,8 @@ const DETECT_WINDOW: usize = 4096;
 /// ```
 #[derive(Debug)]
 pub struct Framer {
-    /// Bytes received but not yet handed out.
+    /// Bytes received but not yet handed out (at most one pending record, or the first bytes while
+    /// the layout is not known).
     buf: Vec<u8>,
     /// Stream offset of `buf[0]`.
     buf_offset: u64,
@@ -64,10 +100,28 @@ struct Scanner {
     layout: Option<Layout>,
     /// Whether the stream starts at offset 0 (a BOM is only looked for there).
     at_stream_start: bool,
-    /// Array layout: the closing `]` was seen; everything after it is ignored.
-    array_done: bool,
-    /// Progress through the value that starts at the beginning of the unconsumed bytes.
+    /// The current array is the `records` member of a `{"records":[...]}` document.
+    wrapped: bool,
+    /// A wrapped array just closed: the document's `}` is expected next.
+    close_wrapper: bool,
+    /// Progress through the value being scanned (array and document layouts).
     value: ValueScan,
+    /// How many bytes of the pending record (at the start of the unconsumed bytes) were scanned
+    /// already, so that no byte is scanned twice.
+    scanned: usize,
+    /// An oversized record being passed over.
+    skip: Option<Skip>,
+    /// Records longer than this are passed over.
+    max_record: usize,
+}
+
+/// An oversized record being passed over: where it started, how long it is so far, and whether
+/// it holds anything but blanks (a long run of blanks is not a record).
+#[derive(Debug, Clone, Copy)]
+struct Skip {
+    offset: u64,
+    len: u64,
+    nonblank: bool,
 }
 
 impl Default for Framer {
@@ -96,10 +150,21 @@ impl Framer {
                     Some(Layout::Lines)
                 },
                 at_stream_start: offset == 0,
-                array_done: false,
+                wrapped: false,
+                close_wrapper: false,
                 value: ValueScan::default(),
+                scanned: 0,
+                skip: None,
+                max_record: DEFAULT_MAX_RECORD_LEN,
             },
         }
+    }
+
+    /// Sets the maximum record length (at least 1): longer records are handed out as oversized,
+    /// without their bytes.
+    pub fn with_max_record_len(mut self, max: usize) -> Self {
+        self.scanner.max_record = max.max(1);
+        self
     }
 
     /// The layout found so far (`None` until enough bytes were seen).
@@ -159,6 +224,10 @@ fn is_blank(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+fn has_nonblank(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| !is_blank(b))
+}
+
 fn trim(bytes: &[u8]) -> (usize, &[u8]) {
     let start = bytes
         .iter()
@@ -169,6 +238,14 @@ fn trim(bytes: &[u8]) -> (usize, &[u8]) {
         .rposition(|&b| !is_blank(b))
         .map_or(start, |i| i + 1);
     (start, &bytes[start..end])
+}
+
+fn oversize(offset: u64, len: u64) -> Record<'static> {
+    Record {
+        offset,
+        bytes: &[],
+        oversize: Some(len),
+    }
 }
 
 impl Scanner {
@@ -182,31 +259,164 @@ impl Scanner {
         emit: &mut F,
     ) -> usize {
         let mut pos = 0;
-        if self.at_stream_start {
-            if data.len() < BOM.len() && BOM.starts_with(data) && !eof {
-                return 0;
-            }
-            if data.starts_with(BOM) {
-                pos = BOM.len();
-            }
-        }
-        if self.layout.is_none() {
-            match detect_layout(&data[pos..], eof) {
-                Some((layout, skip)) => {
-                    self.layout = Some(layout);
-                    pos += skip;
+        loop {
+            if self.skip.is_some() {
+                pos += self.pass_over(&data[pos..], eof, emit);
+                if self.skip.is_some() || pos == data.len() {
+                    return pos;
                 }
-                None => return 0,
+            }
+            if self.at_stream_start {
+                let rest = &data[pos..];
+                if rest.len() < BOM.len() && BOM.starts_with(rest) && !eof {
+                    return pos;
+                }
+                if rest.starts_with(BOM) {
+                    pos += BOM.len();
+                }
+                self.at_stream_start = false;
+            }
+            let layout = match self.layout {
+                Some(layout) => layout,
+                None => {
+                    // Blanks before a layout is known are consumed, never buffered.
+                    while pos < data.len() && is_blank(data[pos]) {
+                        pos += 1;
+                    }
+                    if pos == data.len() {
+                        return pos;
+                    }
+                    if self.close_wrapper {
+                        self.close_wrapper = false;
+                        if data[pos] == b'}' {
+                            pos += 1;
+                            continue;
+                        }
+                    }
+                    match detect_layout(&data[pos..], eof) {
+                        Some((layout, skip, wrapped)) => {
+                            self.layout = Some(layout);
+                            self.wrapped = wrapped;
+                            self.scanned = 0;
+                            pos += skip;
+                            layout
+                        }
+                        None => return pos,
+                    }
+                }
+            };
+            match layout {
+                Layout::Lines => {
+                    return pos + self.lines(&data[pos..], base + pos as u64, eof, emit)
+                }
+                Layout::Array | Layout::Document => {
+                    let (used, closed) =
+                        self.values(layout, &data[pos..], base + pos as u64, eof, emit);
+                    pos += used;
+                    if !closed {
+                        return pos;
+                    }
+                    // The array is over: what follows is framed on its own.
+                    self.layout = None;
+                    self.close_wrapper = self.wrapped;
+                    self.wrapped = false;
+                }
             }
         }
-        self.at_stream_start = false;
-        match self.layout {
-            Some(Layout::Lines) | None => pos + lines(&data[pos..], base + pos as u64, eof, emit),
-            Some(layout) => pos + self.values(layout, &data[pos..], base + pos as u64, eof, emit),
+    }
+
+    /// Passes over the bytes of an oversized record up to its end; hands it out when the end is
+    /// found (or the stream ends). Returns the bytes consumed.
+    fn pass_over<F: FnMut(Record<'_>)>(&mut self, data: &[u8], eof: bool, emit: &mut F) -> usize {
+        let Some(mut skip) = self.skip.take() else {
+            return 0;
+        };
+        let (used, end) = match self.layout {
+            Some(Layout::Lines) | None => match memchr(b'\n', data) {
+                Some(k) => (k + 1, Some(k)),
+                None => (data.len(), None),
+            },
+            Some(_) => match self.value.run(data) {
+                Some(k) => (k, Some(k)),
+                None => (data.len(), None),
+            },
+        };
+        let body = &data[..end.unwrap_or(data.len())];
+        skip.len += body.len() as u64;
+        skip.nonblank = skip.nonblank || has_nonblank(body);
+        if end.is_some() || eof {
+            if skip.nonblank {
+                emit(oversize(skip.offset, skip.len));
+            }
+            self.value = ValueScan::default();
+        } else {
+            self.skip = Some(skip);
+        }
+        used
+    }
+
+    /// JSON Lines: every `\n`-terminated line that is not blank is a record.
+    fn lines<F: FnMut(Record<'_>)>(
+        &mut self,
+        data: &[u8],
+        base: u64,
+        eof: bool,
+        emit: &mut F,
+    ) -> usize {
+        let mut pos = 0;
+        // The pending line's first bytes were scanned by an earlier call.
+        let mut from = self.scanned.min(data.len());
+        while let Some(nl) = memchr(b'\n', &data[from..]) {
+            let end = from + nl;
+            self.emit_line(&data[pos..end], base + pos as u64, emit);
+            pos = end + 1;
+            from = pos;
+        }
+        self.scanned = 0;
+        let rest = &data[pos..];
+        if eof {
+            if !rest.is_empty() {
+                self.emit_line(rest, base + pos as u64, emit);
+            }
+            return data.len();
+        }
+        if rest.len() > self.max_record {
+            self.skip = Some(Skip {
+                offset: base + pos as u64,
+                len: rest.len() as u64,
+                nonblank: has_nonblank(rest),
+            });
+            return data.len();
+        }
+        self.scanned = rest.len();
+        pos
+    }
+
+    #[inline]
+    fn emit_line<F: FnMut(Record<'_>)>(&self, line: &[u8], offset: u64, emit: &mut F) {
+        if line.len() > self.max_record {
+            if has_nonblank(line) {
+                emit(oversize(offset, line.len() as u64));
+            }
+            return;
+        }
+        // Common case first: a record starts with `{` and ends with `}` (or `}\r`).
+        let mut end = line.len();
+        if end > 0 && line[end - 1] == b'\r' {
+            end -= 1;
+        }
+        if end > 0 && line[0] == b'{' && line[end - 1] == b'}' {
+            emit(Record::new(offset, &line[..end]));
+            return;
+        }
+        let (lead, rec) = trim(line);
+        if !rec.is_empty() {
+            emit(Record::new(offset + lead as u64, rec));
         }
     }
 
     /// Array and document layouts: one record per top-level value (per element for arrays).
+    /// Returns the bytes consumed and whether the array closed.
     fn values<F: FnMut(Record<'_>)>(
         &mut self,
         layout: Layout,
@@ -214,99 +424,83 @@ impl Scanner {
         base: u64,
         eof: bool,
         emit: &mut F,
-    ) -> usize {
+    ) -> (usize, bool) {
         let mut pos = 0;
         loop {
-            if self.array_done {
-                return data.len();
-            }
-            if self.value.pos == 0 {
+            if !self.value.started {
                 // Between values: skip blanks and separators.
                 while pos < data.len() && (is_blank(data[pos]) || data[pos] == b',') {
                     pos += 1;
                 }
                 if pos == data.len() {
-                    return pos;
+                    return (pos, false);
                 }
                 if layout == Layout::Array && data[pos] == b']' {
-                    self.array_done = true;
-                    return data.len();
+                    return (pos + 1, true);
                 }
+                self.scanned = 0;
             }
-            match self.value.run(&data[pos..]) {
-                Some(end) => {
-                    emit(Record {
-                        offset: base + pos as u64,
-                        bytes: &data[pos..pos + end],
-                    });
+            let from = (pos + self.scanned).min(data.len());
+            match self.value.run(&data[from..]) {
+                Some(k) => {
+                    let end = from + k;
+                    let value = &data[pos..end];
+                    if value.len() > self.max_record {
+                        emit(oversize(base + pos as u64, value.len() as u64));
+                    } else {
+                        emit(Record::new(base + pos as u64, value));
+                    }
                     self.value = ValueScan::default();
-                    pos += end;
+                    self.scanned = 0;
+                    pos = end;
                 }
                 None if eof => {
                     let (lead, rest) = trim(&data[pos..]);
-                    if !rest.is_empty() {
-                        emit(Record {
-                            offset: base + (pos + lead) as u64,
-                            bytes: rest,
-                        });
+                    if rest.len() > self.max_record {
+                        emit(oversize(base + (pos + lead) as u64, rest.len() as u64));
+                    } else if !rest.is_empty() {
+                        emit(Record::new(base + (pos + lead) as u64, rest));
                     }
                     self.value = ValueScan::default();
-                    return data.len();
+                    self.scanned = 0;
+                    return (data.len(), false);
                 }
-                None => return pos,
+                None => {
+                    let rest = data.len() - pos;
+                    self.scanned = 0;
+                    if rest > self.max_record {
+                        // The scan state stays: passing over ends where the value ends.
+                        self.skip = Some(Skip {
+                            offset: base + pos as u64,
+                            len: rest as u64,
+                            nonblank: true,
+                        });
+                        return (data.len(), false);
+                    }
+                    self.scanned = rest;
+                    return (pos, false);
+                }
             }
         }
     }
 }
 
-/// JSON Lines: every `\n`-terminated line that is not blank is a record.
-fn lines<F: FnMut(Record<'_>)>(data: &[u8], base: u64, eof: bool, emit: &mut F) -> usize {
-    let mut pos = 0;
-    while let Some(nl) = memchr(b'\n', &data[pos..]) {
-        emit_line(&data[pos..pos + nl], base + pos as u64, emit);
-        pos += nl + 1;
-    }
-    if eof && pos < data.len() {
-        emit_line(&data[pos..], base + pos as u64, emit);
-        pos = data.len();
-    }
-    pos
-}
-
-#[inline]
-fn emit_line<F: FnMut(Record<'_>)>(line: &[u8], offset: u64, emit: &mut F) {
-    // Common case first: a record starts with `{` and ends with `}` (or `}\r`).
-    let mut end = line.len();
-    if end > 0 && line[end - 1] == b'\r' {
-        end -= 1;
-    }
-    if end > 0 && line[0] == b'{' && line[end - 1] == b'}' {
-        emit(Record {
-            offset,
-            bytes: &line[..end],
-        });
-        return;
-    }
-    let (lead, rec) = trim(line);
-    if !rec.is_empty() {
-        emit(Record {
-            offset: offset + lead as u64,
-            bytes: rec,
-        });
-    }
-}
-
-/// Finds the layout from the first bytes after the BOM. Returns it with the number of bytes to skip
-/// (the `{"records":[` or `[` prefix of an array), or `None` when more bytes are needed.
-fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize)> {
+/// Finds the layout from the first bytes after the BOM and blanks. Returns it with the number of
+/// bytes to skip (the `{"records":[` or `[` prefix of an array) and whether the array is wrapped
+/// in a `{"records":...}` document, or `None` when more bytes are needed.
+fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize, bool)> {
     let first = data.iter().position(|&b| !is_blank(b));
     let Some(first) = first else {
-        return if eof { Some((Layout::Lines, 0)) } else { None };
+        return if eof {
+            Some((Layout::Lines, 0, false))
+        } else {
+            None
+        };
     };
     match data[first] {
-        b'[' => return Some((Layout::Array, first + 1)),
+        b'[' => return Some((Layout::Array, first + 1, false)),
         b'{' => {}
-        _ => return Some((Layout::Lines, 0)),
+        _ => return Some((Layout::Lines, 0, false)),
     }
     // `{` ws "records" ws : ws [  -> the legacy wrapped document.
     let mut p = first + 1;
@@ -335,43 +529,41 @@ fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize)> {
     skip_blanks(&mut p);
     match data.get(p) {
         None => need_more(data, eof),
-        Some(b'[') => Some((Layout::Array, p + 1)),
+        Some(b'[') => Some((Layout::Array, p + 1, true)),
         Some(_) => first_line_layout(data, first, eof),
     }
 }
 
-fn need_more(data: &[u8], eof: bool) -> Option<(Layout, usize)> {
+fn need_more(data: &[u8], eof: bool) -> Option<(Layout, usize, bool)> {
     if eof || data.len() >= DETECT_WINDOW {
-        Some((Layout::Lines, 0))
+        Some((Layout::Lines, 0, false))
     } else {
         None
     }
 }
 
 /// A first line that is only `{` starts a pretty-printed document; anything else is JSON Lines.
-fn first_line_layout(data: &[u8], first: usize, eof: bool) -> Option<(Layout, usize)> {
-    let Some(nl) = memchr(b'\n', &data[first..]) else {
-        return if eof || data.len() >= DETECT_WINDOW {
-            Some((Layout::Lines, 0))
-        } else {
-            None
-        };
+fn first_line_layout(data: &[u8], first: usize, eof: bool) -> Option<(Layout, usize, bool)> {
+    let window = &data[first..data.len().min(first + DETECT_WINDOW)];
+    let Some(nl) = memchr(b'\n', window) else {
+        return need_more(data, eof);
     };
-    let (_, line) = trim(&data[first..first + nl]);
+    let (_, line) = trim(&window[..nl]);
     if line == b"{" {
-        Some((Layout::Document, 0))
+        Some((Layout::Document, 0, false))
     } else {
-        Some((Layout::Lines, 0))
+        Some((Layout::Lines, 0, false))
     }
 }
 
 /// Resumable scan for the end of one JSON value, tracking nesting and strings (with escapes), so
-/// brackets inside strings are not counted. It checks structure only; the parser validates.
+/// brackets inside strings are not counted. It checks structure only; the parser validates. Fed
+/// the value's bytes in pieces, each byte once.
 #[derive(Debug, Default, Clone, Copy)]
 struct ValueScan {
-    /// How many bytes of the value were scanned already.
-    pos: usize,
-    depth: u32,
+    /// The value's first byte was seen.
+    started: bool,
+    depth: u64,
     in_string: bool,
     /// The previous byte inside a string was a backslash.
     escaped: bool,
@@ -380,16 +572,17 @@ struct ValueScan {
 }
 
 impl ValueScan {
-    /// Continues over `data` (which starts at the value's first byte); returns the value's length
-    /// once complete.
+    /// Continues over `data`, the bytes that follow those already scanned; returns the index in
+    /// `data` just past the value's end once it is complete.
     fn run(&mut self, data: &[u8]) -> Option<usize> {
-        let mut i = self.pos;
-        if i == 0 {
+        let mut i = 0;
+        if !self.started {
             match data.first()? {
                 b'{' | b'[' => self.depth = 1,
                 b'"' => self.in_string = true,
                 _ => self.scalar = true,
             }
+            self.started = true;
             i = 1;
         }
         while i < data.len() {
@@ -400,10 +593,7 @@ impl ValueScan {
                     continue;
                 }
                 match memchr2(b'"', b'\\', &data[i..]) {
-                    None => {
-                        i = data.len();
-                        break;
-                    }
+                    None => return None,
                     Some(k) => {
                         i += k;
                         if data[i] == b'\\' {
@@ -440,7 +630,6 @@ impl ValueScan {
             }
             i += 1;
         }
-        self.pos = i;
         None
     }
 }
@@ -561,6 +750,135 @@ mod tests {
         assert_eq!(out, vec![100, 116]);
     }
 
+    fn recs_of(v: &[(u64, Vec<u8>, Option<u64>)]) -> Vec<String> {
+        v.iter()
+            .map(|(o, b, over)| match over {
+                Some(n) => format!("<{n} bytes at {o}>"),
+                None => String::from_utf8_lossy(b).into_owned(),
+            })
+            .collect()
+    }
+
+    fn framed(data: &[u8], max: usize, chunk: usize) -> Vec<(u64, Vec<u8>, Option<u64>)> {
+        let mut out = Vec::new();
+        let mut f = Framer::new().with_max_record_len(max);
+        for c in data.chunks(chunk.max(1)) {
+            f.feed(c, |r| out.push((r.offset, r.bytes.to_vec(), r.oversize)));
+        }
+        f.finish(|r| out.push((r.offset, r.bytes.to_vec(), r.oversize)));
+        out
+    }
+
+    #[test]
+    fn data_after_an_empty_array_is_framed() {
+        for prefix in [
+            &b"[]\n"[..],
+            b"{\"records\":[]}\n",
+            b"{ \"records\" : [ ] }\r\n",
+            b"[]",
+        ] {
+            let mut data = prefix.to_vec();
+            data.extend_from_slice(b"{\"a\":1}\n{\"b\":2}\n");
+            for chunk in [1, 2, 3, 5, 64] {
+                let got = framed(&data, 1 << 20, chunk);
+                assert_eq!(
+                    recs_of(&got),
+                    vec!["{\"a\":1}", "{\"b\":2}"],
+                    "{:?} in chunks of {chunk}",
+                    String::from_utf8_lossy(prefix)
+                );
+                assert_eq!(got[0].0 as usize, prefix.len());
+            }
+        }
+    }
+
+    #[test]
+    fn documents_one_after_another_are_all_framed() {
+        let data = b"{\"records\":[{\"a\":1}]}\n{\"records\":[{\"b\":2}]}\n[{\"c\":3}] {\"d\":4}\n";
+        for chunk in [1, 4, 100] {
+            assert_eq!(
+                recs_of(&framed(data, 1 << 20, chunk)),
+                vec!["{\"a\":1}", "{\"b\":2}", "{\"c\":3}", "{\"d\":4}"]
+            );
+        }
+        // What follows a wrapped array other than its `}` is handed out, for the parser to reject.
+        let got = framed(
+            b"{\"records\":[{\"a\":1}], \"x\":2}\n{\"b\":2}\n",
+            1 << 20,
+            7,
+        );
+        assert_eq!(recs_of(&got), vec!["{\"a\":1}", ", \"x\":2}", "{\"b\":2}"]);
+    }
+
+    #[test]
+    fn an_oversized_line_is_passed_over_and_reported() {
+        let mut data = b"{\"a\":1}\n".to_vec();
+        let long_at = data.len() as u64;
+        data.push(b'{');
+        data.extend(std::iter::repeat_n(b'x', 5000));
+        data.extend_from_slice(b"}\r\n{\"b\":2}\n");
+        data.extend(std::iter::repeat_n(b' ', 9000)); // blanks are not a record
+        data.extend_from_slice(b"\n{\"c\":3}\n");
+        data.extend(std::iter::repeat_n(b'z', 3000)); // a long unterminated tail
+        for chunk in [1, 7, 100, 4096, 1 << 20] {
+            let got = framed(&data, 1000, chunk);
+            assert_eq!(
+                recs_of(&got),
+                vec![
+                    "{\"a\":1}".to_string(),
+                    format!("<5003 bytes at {long_at}>"),
+                    "{\"b\":2}".to_string(),
+                    "{\"c\":3}".to_string(),
+                    format!("<3000 bytes at {}>", data.len() - 3000),
+                ],
+                "chunks of {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_oversized_array_element_is_passed_over() {
+        let big = format!("{{\"s\":\"{}]}}\"}}", "y".repeat(3000));
+        let data = format!("{{\"records\":[{{\"a\":1}}, {big}, {{\"b\":[2]}}]}}\n{{\"c\":3}}\n");
+        for chunk in [1, 13, 512, 1 << 16] {
+            let got = framed(data.as_bytes(), 1000, chunk);
+            assert_eq!(
+                recs_of(&got),
+                vec![
+                    "{\"a\":1}".to_string(),
+                    format!("<{} bytes at 21>", big.len()),
+                    "{\"b\":[2]}".to_string(),
+                    "{\"c\":3}".to_string(),
+                ],
+                "chunks of {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn held_bytes_stay_under_the_maximum_whatever_the_input() {
+        let max = 4096;
+        let chunk = 1000;
+        let inputs: Vec<Vec<u8>> = vec![
+            vec![b'a'; 200_000],
+            vec![b'\n'; 200_000],
+            vec![b' '; 200_000],
+            vec![0u8; 200_000],
+            [b"[".to_vec(), vec![b'['; 200_000]].concat(),
+            [b"{\"records\":[\"".to_vec(), vec![b'q'; 200_000]].concat(),
+            [b"{\n".to_vec(), vec![b'{'; 200_000]].concat(),
+        ];
+        for data in inputs {
+            let mut f = Framer::new().with_max_record_len(max);
+            let mut most = 0;
+            for c in data.chunks(chunk) {
+                f.feed(c, |_| {});
+                most = most.max(f.pending());
+            }
+            assert!(most <= max + chunk, "held {most} bytes");
+        }
+    }
+
     #[test]
     fn complete_lines() {
         assert_eq!(complete_lines_len(b"ab\ncd"), 3);
@@ -671,6 +989,39 @@ mod props {
             cuts in proptest::collection::vec(0usize..20, 0..30),
         ) {
             prop_assert_eq!(frame_chunked(&data, &cuts), whole(&data));
+        }
+
+        #[test]
+        fn with_a_small_maximum_chunked_framing_equals_whole_buffer_framing(
+            data in prop_oneof![pt1h(), proptest::collection::vec(any::<u8>(), 0..300)],
+            max in 1usize..40,
+            cuts in proptest::collection::vec(0usize..40, 0..40),
+        ) {
+            let run = |cuts: &[usize]| {
+                let mut out = Vec::new();
+                let mut f = Framer::new().with_max_record_len(max);
+                let mut pos = 0;
+                for &c in cuts {
+                    let end = (pos + c).min(data.len());
+                    f.feed(&data[pos..end], |r| out.push((r.offset, r.bytes.to_vec(), r.oversize)));
+                    pos = end;
+                }
+                f.feed(&data[pos..], |r| out.push((r.offset, r.bytes.to_vec(), r.oversize)));
+                f.finish(|r| out.push((r.offset, r.bytes.to_vec(), r.oversize)));
+                out
+            };
+            let whole = run(&[]);
+            prop_assert_eq!(run(&cuts), whole.clone());
+            for (offset, bytes, over) in whole {
+                match over {
+                    Some(n) => prop_assert!(n as usize > max && bytes.is_empty()),
+                    None => {
+                        prop_assert!(bytes.len() <= max);
+                        let at = offset as usize;
+                        prop_assert_eq!(&data[at..at + bytes.len()], &bytes[..]);
+                    }
+                }
+            }
         }
 
         #[test]

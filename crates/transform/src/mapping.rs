@@ -44,6 +44,11 @@ pub enum Rejection {
         "field {0} marks a Log Analytics AzureActivity table row, not a record exported to storage"
     )]
     LogAnalyticsRow(&'static str),
+    /// The record is longer than the maximum record length: it was passed over unread.
+    #[error(
+        "the record is {0} bytes long, over the maximum record length (see --max-record-bytes)"
+    )]
+    TooLarge(u64),
 }
 
 impl Rejection {
@@ -55,6 +60,7 @@ impl Rejection {
             Rejection::NoEventTime(_) => "NoEventTime",
             Rejection::NoOperation => "NoOperation",
             Rejection::LogAnalyticsRow(_) => "UnsupportedFormat",
+            Rejection::TooLarge(_) => "RecordTooLarge",
         }
     }
 }
@@ -181,6 +187,9 @@ impl Mapper {
 
     /// Maps one record.
     pub fn map(&mut self, record: Record<'_>) -> Result<Mapped<'_>, Rejection> {
+        if let Some(len) = record.oversize {
+            return Err(Rejection::TooLarge(len));
+        }
         let out = &mut self.out;
         hex_sha256(record.bytes, &mut out.uid);
         let mut ctx = Ctx {
@@ -1213,10 +1222,7 @@ mod tests {
             bucket: Some("b".into()),
             key: key.into(),
         });
-        let ev = m.map(Record {
-            offset: 7,
-            bytes: record.as_bytes(),
-        })?;
+        let ev = m.map(Record::new(7, record.as_bytes()))?;
         let mut entry = Vec::new();
         ev.write_entry(&mut entry);
         assert_eq!(entry.len(), ev.entry_len());
@@ -1427,10 +1433,7 @@ mod tests {
         let mut m = Mapper::new("123456789012");
         let bad_utf8 = b"{\"time\":\"2024-01-01T00:00:00Z\",\"category\":\"\xff\"}";
         assert!(matches!(
-            m.map(Record {
-                offset: 0,
-                bytes: bad_utf8
-            }),
+            m.map(Record::new(0, bad_utf8)),
             Err(Rejection::InvalidJson(_))
         ));
         let la = json!({"TimeGenerated": "2024-01-01T00:00:00Z", "OperationNameValue": "X"});
@@ -1461,29 +1464,12 @@ mod tests {
     fn ids_are_deterministic_and_from_the_raw_bytes() {
         let r = base().to_string();
         let mut m = Mapper::new("123456789012");
-        let a = m
-            .map(Record {
-                offset: 0,
-                bytes: r.as_bytes(),
-            })
-            .unwrap()
-            .id
-            .to_string();
-        let b = m
-            .map(Record {
-                offset: 99,
-                bytes: r.as_bytes(),
-            })
-            .unwrap()
-            .id
-            .to_string();
+        let a = m.map(Record::new(0, r.as_bytes())).unwrap().id.to_string();
+        let b = m.map(Record::new(99, r.as_bytes())).unwrap().id.to_string();
         assert_eq!(a, b);
         assert_eq!(a.len(), 64);
         let c = m
-            .map(Record {
-                offset: 0,
-                bytes: format!("{r} ").as_bytes(),
-            })
+            .map(Record::new(0, format!("{r} ").as_bytes()))
             .unwrap()
             .id
             .to_string();
@@ -1499,7 +1485,7 @@ mod tests {
             format!(r#"{{"time":"2024-01-01T00:00:00Z","properties" : {props} , "category":"A"}}"#),
             format!("{{\"properties\":\t{props}\r\n,\"time\":\"2024-01-01T00:00:00Z\",\"category\":\"A\"}}"),
         ] {
-            let ev = m.map(Record { offset: 0, bytes: record.as_bytes() }).unwrap();
+            let ev = m.map(Record::new(0, record.as_bytes())).unwrap();
             assert!(ev.event_data.contains(&format!("\"properties\":{props}")), "{record}\n{}", ev.event_data);
             let _: Value = serde_json::from_str(ev.event_data).unwrap();
         }
@@ -1510,10 +1496,10 @@ mod tests {
             r#"{"time":"2024-01-01T00:00:00Z","category":"A","properties":{"requestbody":"{}","n":1.0E2}}"#.to_string(),
             "{\"time\":\"2024-01-01T00:00:00Z\",\"category\":\"A\",\"properties\":{\"n\":1.0E2,\n\"s\":\"ab\"}}".to_string(),
         ] {
-            let ev = m.map(Record { offset: 0, bytes: record.as_bytes() }).unwrap();
+            let ev = m.map(Record::new(0, record.as_bytes())).unwrap();
             assert!(!ev.event_data.contains("1.0E2"), "{}", ev.event_data);
             let fast: Value = serde_json::from_str(ev.event_data).unwrap();
-            let ev = slow.map(Record { offset: 0, bytes: record.as_bytes() });
+            let ev = slow.map(Record::new(0, record.as_bytes()));
             if let Ok(ev) = ev {
                 let other: Value = serde_json::from_str(ev.event_data).unwrap();
                 assert_eq!(fast["additionalEventData"], other["additionalEventData"]);
