@@ -51,8 +51,12 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(code) => code,
+        // A reader that stopped reading (`aztrail gen | head -1`) is a normal end, as for `cat`.
+        Err(e) if cmd::is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("aztrail: error: {e:#}");
+            use std::io::Write;
+            // Not eprintln!: it panics when standard error is a closed pipe too.
+            let _ = writeln!(std::io::stderr(), "aztrail: error: {e:#}");
             std::process::ExitCode::from(cmd::EXIT_FATAL)
         }
     }

@@ -68,3 +68,21 @@ async fn a_directory_loads_with_every_record_accounted_for() {
     lake.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A missing path is named with its cause, once.
+#[test]
+fn a_missing_path_says_why_once() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aztrail"))
+        .args([
+            "load",
+            "/nonexistent/aztrail",
+            "--channel-arn",
+            "arn:aws:cloudtrail:us-east-1:000000000000:channel/aztrail-local",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/aztrail"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

@@ -153,3 +153,50 @@ fn corpus_legacy_document_through_the_binary() {
         2
     );
 }
+
+/// A reader that stops early is a normal end, even when standard error goes to the same closed
+/// pipe (it used to panic, exit 101).
+#[test]
+fn a_closed_pipe_is_a_normal_end() {
+    for cmd in [
+        r#""$0" gen --records 200000 2>&1 | head -1 >/dev/null"#,
+        r#""$0" gen --records 20000 | "$0" transform 2>&1 | head -c 10 >/dev/null"#,
+    ] {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!("set -o pipefail; {cmd}"))
+            .arg(env!("CARGO_BIN_EXE_aztrail"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Data after a leading empty array, or after a `{"records":[]}` document, is converted.
+#[test]
+fn records_after_an_empty_document_are_converted() {
+    for prefix in ["[]\n", "{\"records\":[]}\n"] {
+        let mut child = aztrail()
+            .args(["transform", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(prefix.as_bytes()).unwrap();
+            stdin
+                .write_all(aztrail_transform::synth::generate(25, 3).as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{prefix:?}");
+        assert_eq!(out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 25);
+    }
+}

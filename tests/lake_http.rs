@@ -138,3 +138,107 @@ async fn authentication_operations_and_bodies() {
     }
     lake.stop().await;
 }
+
+/// Sends headers that declare `declared` body bytes, then `sent` of them; returns the status.
+async fn status_after_headers(
+    lake: &Lake,
+    auth: Option<&str>,
+    declared: usize,
+    sent: &[u8],
+) -> u16 {
+    let mut s = tokio::net::TcpStream::connect(lake.addr()).await.unwrap();
+    let mut req = format!(
+        "POST /PutAuditEvents?channelArn={CHANNEL} HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\nConnection: close\r\n"
+    );
+    if let Some(a) = auth {
+        req.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let _ = s.write_all(sent).await;
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp).await;
+    String::from_utf8_lossy(&resp)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn hostile_bodies_are_refused_and_the_lake_keeps_serving() {
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig::none(),
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    let put = format!("/PutAuditEvents?channelArn={CHANNEL}");
+    // Deep nesting in an unknown field once overflowed a worker's stack and aborted the process.
+    let deep = format!(
+        "{{\"x\":{}{}}}",
+        "[".repeat(20_000),
+        "]".repeat(20_000)
+    );
+    assert_eq!(
+        send(&lake, "POST", &put, Some(AUTH), &deep).await,
+        (400, "ValidationException".to_string())
+    );
+    // Brackets inside strings are not nesting.
+    let in_string = format!(
+        "{{\"auditEvents\":[],\"x\":\"{}\"}}",
+        "[".repeat(20_000)
+    );
+    assert_eq!(send(&lake, "POST", &put, Some(AUTH), &in_string).await.0, 400);
+    // Over 1 MB declared: refused before a byte of the body is read, after authentication.
+    assert_eq!(
+        status_after_headers(&lake, Some(AUTH), 16 << 20, b"").await,
+        413
+    );
+    assert_eq!(status_after_headers(&lake, None, 16 << 20, b"").await, 403);
+    // Still serving.
+    assert_eq!(
+        send(&lake, "POST", &put, Some(AUTH), "{not json").await,
+        (400, "SerializationException".to_string())
+    );
+    lake.stop().await;
+}
+
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed_and_connections_are_bounded() {
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig::none(),
+        limits: aztrail_lake::serve::ConnLimits {
+            max_connections: 4,
+            header_timeout: std::time::Duration::from_millis(300),
+            body_timeout: std::time::Duration::from_millis(300),
+        },
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    // Idle connections fill every slot; each is closed by the server, not by us.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(lake.addr()).await.unwrap());
+    }
+    for mut c in idle {
+        let mut buf = [0u8; 64];
+        // EOF (0) or a reset: either way the server let go.
+        // (The bound only turns a server that never closes into a failure instead of a hang.)
+        let n = tokio::time::timeout(std::time::Duration::from_secs(30), c.read(&mut buf))
+            .await
+            .expect("the server closes an idle connection")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "the server closed an idle connection");
+    }
+    // A body that never arrives is given up on: 408, and the slot is freed.
+    assert_eq!(status_after_headers(&lake, Some(AUTH), 100, b"{").await, 408);
+    // After all that, calls are served.
+    let put = format!("/PutAuditEvents?channelArn={CHANNEL}");
+    assert_eq!(
+        send(&lake, "POST", &put, Some(AUTH), "{not json").await.0,
+        400
+    );
+    lake.stop().await;
+}

@@ -116,7 +116,8 @@ fn open_existing(db: &std::path::Path) -> anyhow::Result<Store> {
         db.display(),
         db.display()
     );
-    Ok(Store::open(db)?)
+    // Queries and counts never write: the store is opened read-only.
+    Ok(Store::open_read_only(db)?)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -180,6 +181,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             seed: a.seed,
         },
         sync: if a.fsync { Sync::Full } else { Sync::Process },
+        limits: aztrail_lake::serve::ConnLimits::default(),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

@@ -26,6 +26,14 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Whether `e` comes from writing to a pipe whose reader has gone.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// The account of a CloudTrail channel ARN (`arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID`).
 pub fn account_of_channel_arn(arn: &str) -> anyhow::Result<String> {
     match aztrail_transform::channel::ChannelArn::parse(arn) {

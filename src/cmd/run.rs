@@ -49,7 +49,8 @@ use super::{account_of_channel_arn, parse_duration, EXIT_REJECTED};
 /// --channel-arn (with --cloudtrail-endpoint for a stand-in) for CloudTrail Lake.
 ///
 /// Prints progress on a terminal, then a JSON summary: what ingest staged, what load did
-/// (records = accepted + failed), the lake's counts by UID and the validation query's rows.
+/// (records = skipped + accepted + failed, where skipped were loaded by an earlier run), the
+/// lake's counts by UID and the validation query's rows.
 /// Exit status 0 when everything was loaded; 1 when some records failed; 2 on a fatal error.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]

@@ -203,5 +203,5 @@ fn convert(
 
 /// Standard output or standard error could not be written: nothing more can be done.
 #[derive(Debug, thiserror::Error)]
-#[error("writing output: {0}")]
-struct OutputError(std::io::Error);
+#[error("writing output")]
+struct OutputError(#[source] std::io::Error);

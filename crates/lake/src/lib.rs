@@ -18,6 +18,7 @@
 pub mod faults;
 pub mod query;
 pub mod raw_client;
+pub mod serve;
 pub mod server;
 pub mod store;
 pub mod validate;
@@ -114,6 +115,8 @@ pub struct LakeConfig {
     pub faults: FaultConfig,
     /// How hard commits wait for the disk.
     pub sync: Sync,
+    /// Connections served at once and how long a client may take.
+    pub limits: serve::ConnLimits,
 }
 
 impl LakeConfig {
@@ -125,6 +128,7 @@ impl LakeConfig {
             channels: Vec::new(),
             faults: FaultConfig::default(),
             sync: Sync::default(),
+            limits: serve::ConnLimits::default(),
         }
     }
 
@@ -141,7 +145,7 @@ impl LakeConfig {
 pub struct Lake {
     addr: SocketAddr,
     store: Arc<Mutex<Store>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
 }
 
@@ -170,6 +174,7 @@ impl Lake {
             faults: Mutex::new(faults::Faults::new(config.faults.clone())),
             store: Arc::clone(&store),
             ids: Mutex::new(aztrail_transform::synth::Rng::new(id_seed)),
+            body_timeout: config.limits.body_timeout,
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -181,15 +186,9 @@ impl Lake {
             addr: config.listen,
             source,
         })?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (tx, rx) = tokio::sync::watch::channel(false);
         let app = server::router(shared);
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-        });
+        let task = tokio::spawn(serve::serve(listener, app, config.limits, rx));
         Ok(Self {
             addr,
             store,
@@ -242,7 +241,7 @@ impl Lake {
     /// Stops serving, after the calls in flight are answered.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
         let _ = (&mut self.task).await;
     }

@@ -66,6 +66,8 @@ enum Tok {
     Word(String),
     /// Anything else: blanks, numbers, operators, punctuation, quoted identifiers.
     Other(String),
+    /// The name after `FROM` or `JOIN`: the event data store, unless a `WITH` clause defines it.
+    Table(String),
 }
 
 fn tokenize(sql: &str) -> Result<Vec<Tok>, LakeError> {
@@ -92,7 +94,7 @@ fn tokenize(sql: &str) -> Result<Vec<Tok>, LakeError> {
             }
             let text: String = chars[i..=j].iter().collect();
             if after_from && c == '"' {
-                toks.push(Tok::Other("events".into()));
+                toks.push(Tok::Table(text));
                 after_from = false;
             } else if c == '\'' {
                 toks.push(Tok::Str(text));
@@ -106,15 +108,16 @@ fn tokenize(sql: &str) -> Result<Vec<Tok>, LakeError> {
                 i += 1;
             }
             toks.push(Tok::Other(chars[start..i].iter().collect()));
-        } else if after_from {
-            // The event data store: an id or ARN, replaced whole (it may hold `-`, `:` and `/`).
+        } else if after_from && c != '(' {
+            // The event data store: an id or ARN, taken whole (it may hold `-`, `:` and `/`).
+            let start = i;
             while i < chars.len()
                 && !chars[i].is_whitespace()
-                && !matches!(chars[i], ';' | ')' | ',')
+                && !matches!(chars[i], ';' | ')' | ',' | '(')
             {
                 i += 1;
             }
-            toks.push(Tok::Other("events".into()));
+            toks.push(Tok::Table(chars[start..i].iter().collect()));
             after_from = false;
         } else if c.is_alphabetic() || c == '_' {
             let start = i;
@@ -124,9 +127,11 @@ fn tokenize(sql: &str) -> Result<Vec<Tok>, LakeError> {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
-            after_from = word.eq_ignore_ascii_case("from");
+            after_from = word.eq_ignore_ascii_case("from") || word.eq_ignore_ascii_case("join");
             toks.push(Tok::Word(word));
         } else {
+            // `FROM (` opens a subquery: no table name follows.
+            after_from = false;
             toks.push(Tok::Other(c.to_string()));
             i += 1;
         }
@@ -172,6 +177,15 @@ fn field_ref(word: &str) -> Option<(String, String)> {
 /// Rewrites a CloudTrail Lake query into SQLite over the store.
 pub fn translate(sql: &str) -> Result<String, LakeError> {
     let toks = tokenize(sql)?;
+    let ctes = cte_names(&toks);
+    let table = |name: &str| -> String {
+        let bare = name.trim_matches('"');
+        if ctes.iter().any(|c| c.eq_ignore_ascii_case(bare)) {
+            name.to_string()
+        } else {
+            "events".to_string()
+        }
+    };
     let mut out = String::with_capacity(sql.len() * 2);
     let mut depth = 0i32;
     let mut in_select = false;
@@ -197,6 +211,7 @@ pub fn translate(sql: &str) -> Result<String, LakeError> {
                     (_, None) => out.push_str(w),
                 },
                 Tok::Str(s) | Tok::Other(s) => out.push_str(s),
+                Tok::Table(t) => out.push_str(&table(t)),
             }
         }
         item.clear();
@@ -233,6 +248,7 @@ pub fn translate(sql: &str) -> Result<String, LakeError> {
                     None => out.push_str(&w),
                 },
                 Tok::Str(s) | Tok::Other(s) => out.push_str(&s),
+                Tok::Table(t) => out.push_str(&table(&t)),
             }
         }
     }
@@ -240,12 +256,79 @@ pub fn translate(sql: &str) -> Result<String, LakeError> {
     Ok(out)
 }
 
+/// The names a `WITH` clause defines (`name AS (`, or `name(columns) AS (`): tables of the query
+/// itself, never the event data store.
+fn cte_names(toks: &[Tok]) -> Vec<String> {
+    let significant: Vec<&Tok> = toks
+        .iter()
+        .filter(|t| !matches!(t, Tok::Other(s) if s.trim().is_empty()))
+        .collect();
+    let mut names = Vec::new();
+    for (i, t) in significant.iter().enumerate() {
+        let Tok::Word(w) = t else { continue };
+        if !w.eq_ignore_ascii_case("as") || !matches!(significant.get(i + 1), Some(Tok::Other(p)) if p == "(") {
+            continue;
+        }
+        // Back over an optional column list to the name.
+        let mut k = i;
+        if matches!(significant.get(k.wrapping_sub(1)), Some(Tok::Other(p)) if p == ")") {
+            while k > 0 && !matches!(significant[k - 1], Tok::Other(p) if p == "(") {
+                k -= 1;
+            }
+            k = k.saturating_sub(1);
+        }
+        match significant.get(k.wrapping_sub(1)) {
+            Some(Tok::Word(name)) => names.push(name.clone()),
+            Some(Tok::Other(q)) if q.starts_with('"') => names.push(q.trim_matches('"').to_string()),
+            _ => {}
+        }
+    }
+    names
+}
+
+/// The first keyword of `sql`, past blanks and comments.
+fn first_keyword(sql: &str) -> String {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            break;
+        }
+    }
+    rest.chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
 /// Runs a CloudTrail Lake query on `conn`.
+///
+/// As in CloudTrail Lake, only one `SELECT` (optionally behind `WITH`) is run: anything that
+/// could change the store, attach a file or write one is refused before it runs.
 pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult, LakeError> {
+    let keyword = first_keyword(sql);
+    if keyword != "SELECT" && keyword != "WITH" {
+        return Err(LakeError::Query(format!(
+            "only SELECT queries are supported (this one starts with {})",
+            if keyword.is_empty() { "no keyword".to_string() } else { keyword }
+        )));
+    }
     let translated = translate(sql)?;
-    let mut stmt = conn
-        .prepare(&translated)
-        .map_err(|e| LakeError::Query(format!("{e} (as SQLite: {translated})")))?;
+    let mut stmt = conn.prepare(&translated).map_err(|e| match e {
+        rusqlite::Error::MultipleStatement => {
+            LakeError::Query("only one statement is supported per query".into())
+        }
+        e => LakeError::Query(format!("{e} (as SQLite: {translated})")),
+    })?;
+    if !stmt.readonly() {
+        return Err(LakeError::Query(
+            "only SELECT queries are supported: this one would change the store".into(),
+        ));
+    }
     let columns: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
     let n = columns.len();
     let mut rows = Vec::new();
@@ -265,6 +348,24 @@ pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult, LakeError> {
         rows.push(values);
     }
     Ok(QueryResult { columns, rows })
+}
+
+/// `names` with repeats told apart by a suffix (`type`, `type_2`, ...), never clashing with a
+/// name already there.
+fn unique_names(names: &[String]) -> Vec<String> {
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let mut candidate = name.clone();
+        let mut n = 1;
+        while seen.contains(&candidate) || (n > 1 && names.contains(&candidate)) {
+            n += 1;
+            candidate = format!("{name}_{n}");
+        }
+        seen.insert(candidate.clone());
+        out.push(candidate);
+    }
+    out
 }
 
 fn cell(v: &Value) -> String {
@@ -292,7 +393,11 @@ impl QueryResult {
         let line = |vals: &[String]| -> String {
             vals.iter()
                 .zip(&widths)
-                .map(|(v, w)| format!("{v:<w$}"))
+                .map(|(v, w)| {
+                    // Padded by hand: format!'s width is limited to 65,535.
+                    let pad = w.saturating_sub(v.chars().count());
+                    format!("{v}{}", " ".repeat(pad))
+                })
                 .collect::<Vec<_>>()
                 .join(" | ")
                 .trim_end()
@@ -321,19 +426,14 @@ impl QueryResult {
     }
 
     /// A JSON array of objects, one per row.
+    ///
+    /// Columns that share a name are all kept: the second `type` becomes `type_2`, and so on.
     pub fn to_json(&self) -> String {
+        let keys = unique_names(&self.columns);
         let rows: Vec<Value> = self
             .rows
             .iter()
-            .map(|r| {
-                Value::Object(
-                    self.columns
-                        .iter()
-                        .cloned()
-                        .zip(r.iter().cloned())
-                        .collect(),
-                )
-            })
+            .map(|r| Value::Object(keys.iter().cloned().zip(r.iter().cloned()).collect()))
             .collect();
         serde_json::to_string_pretty(&rows).unwrap_or_default()
     }
@@ -415,5 +515,86 @@ mod tests {
         assert!(r.to_table().contains("(2 rows)"));
         let j: Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(j[0]["uid"], "a,b");
+    }
+
+    fn store_with(events: &[(&str, &str)]) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE events (uid TEXT, record TEXT);")
+            .unwrap();
+        for (uid, record) in events {
+            conn.execute("INSERT INTO events VALUES (?1, ?2)", [uid, record])
+                .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn only_one_select_runs() {
+        let conn = store_with(&[("a", r#"{"eventData":{"UID":"a"}}"#)]);
+        for sql in [
+            "DELETE FROM anystore",
+            "DROP TABLE events",
+            "CREATE TRIGGER t AFTER INSERT ON events BEGIN DELETE FROM events; END",
+            "ATTACH '/tmp/aztrail-attached.db' AS x",
+            "VACUUM INTO '/tmp/aztrail-vacuumed.db'",
+            "SELECT 1; DELETE FROM events",
+            "WITH t AS (SELECT 1) DELETE FROM events",
+            "  -- a comment\n  PRAGMA writable_schema = 1",
+        ] {
+            let err = run(&conn, sql).expect_err(sql).to_string();
+            assert!(err.contains("only"), "{sql}: {err}");
+        }
+        assert!(!std::path::Path::new("/tmp/aztrail-vacuumed.db").exists());
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "nothing was deleted");
+        assert!(run(&conn, "/* hello */ select count(*) from store").is_ok());
+    }
+
+    #[test]
+    fn ctes_and_subqueries_keep_their_own_names() {
+        let conn = store_with(&[
+            ("a", r#"{"eventData":{"UID":"a","eventName":"X"}}"#),
+            ("b", r#"{"eventData":{"UID":"b","eventName":"Y"}}"#),
+            ("c", r#"{"eventData":{"UID":"c","eventName":"Y"}}"#),
+        ]);
+        let r = run(
+            &conn,
+            "WITH t AS (SELECT eventData.uid FROM my-store WHERE eventData.eventName = 'Y') SELECT COUNT(*) FROM t",
+        )
+        .unwrap();
+        assert_eq!(r.rows, vec![vec![Value::from(2)]]);
+        let r = run(
+            &conn,
+            "SELECT COUNT(*) AS n FROM (SELECT eventData.uid FROM store WHERE eventData.eventName = 'X')",
+        )
+        .unwrap();
+        assert_eq!(r.rows, vec![vec![Value::from(1)]]);
+        let r = run(
+            &conn,
+            "WITH \"y\"(u) AS (SELECT eventData.uid FROM s WHERE eventData.eventName = 'Y') SELECT a.u FROM \"y\" a JOIN \"y\" b ON a.u = b.u ORDER BY 1",
+        )
+        .unwrap();
+        assert_eq!(r.rows.len(), 2);
+    }
+
+    #[test]
+    fn columns_that_share_a_name_are_all_kept_and_wide_cells_print() {
+        let r = QueryResult {
+            columns: vec!["type".into(), "type".into(), "type_2".into()],
+            rows: vec![vec![Value::from("a"), Value::from("b"), Value::from("c")]],
+        };
+        let j: Value = serde_json::from_str(&r.to_json()).unwrap();
+        let row = j[0].as_object().unwrap();
+        assert_eq!(row.len(), 3);
+        assert_eq!(row["type"], "a");
+        assert_eq!(row["type_3"], "b");
+        assert_eq!(row["type_2"], "c");
+        let wide = QueryResult {
+            columns: vec!["x".repeat(70_000)],
+            rows: vec![vec![Value::from("y".repeat(100_000))]],
+        };
+        assert!(wide.to_table().contains("(1 row)"));
     }
 }

@@ -85,6 +85,23 @@ impl Store {
         Self::init(conn, path, sync)
     }
 
+    /// Opens the existing store at `path` for queries only: the connection itself cannot write,
+    /// whatever a query asks.
+    pub fn open_read_only(path: &Path) -> Result<Self, LakeError> {
+        let wrap = |e| LakeError::Store {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(wrap)?;
+        conn.pragma_update(None, "case_sensitive_like", true)
+            .map_err(wrap)?;
+        Ok(Self { conn })
+    }
+
     /// A store that lives in memory only (for tests).
     pub fn in_memory() -> Result<Self, LakeError> {
         let conn = Connection::open_in_memory().map_err(|e| LakeError::Store {
