@@ -197,6 +197,12 @@ fn records_after_an_empty_document_are_converted() {
         }
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{prefix:?}");
-        assert_eq!(out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(), 25);
+        assert_eq!(
+            out.stdout
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count(),
+            25
+        );
     }
 }

@@ -175,21 +175,17 @@ async fn hostile_bodies_are_refused_and_the_lake_keeps_serving() {
     .unwrap();
     let put = format!("/PutAuditEvents?channelArn={CHANNEL}");
     // Deep nesting in an unknown field once overflowed a worker's stack and aborted the process.
-    let deep = format!(
-        "{{\"x\":{}{}}}",
-        "[".repeat(20_000),
-        "]".repeat(20_000)
-    );
+    let deep = format!("{{\"x\":{}{}}}", "[".repeat(20_000), "]".repeat(20_000));
     assert_eq!(
         send(&lake, "POST", &put, Some(AUTH), &deep).await,
         (400, "ValidationException".to_string())
     );
     // Brackets inside strings are not nesting.
-    let in_string = format!(
-        "{{\"auditEvents\":[],\"x\":\"{}\"}}",
-        "[".repeat(20_000)
+    let in_string = format!("{{\"auditEvents\":[],\"x\":\"{}\"}}", "[".repeat(20_000));
+    assert_eq!(
+        send(&lake, "POST", &put, Some(AUTH), &in_string).await.0,
+        400
     );
-    assert_eq!(send(&lake, "POST", &put, Some(AUTH), &in_string).await.0, 400);
     // Over 1 MB declared: refused before a byte of the body is read, after authentication.
     assert_eq!(
         status_after_headers(&lake, Some(AUTH), 16 << 20, b"").await,
@@ -233,7 +229,10 @@ async fn idle_and_slow_connections_are_closed_and_connections_are_bounded() {
         assert_eq!(n, 0, "the server closed an idle connection");
     }
     // A body that never arrives is given up on: 408, and the slot is freed.
-    assert_eq!(status_after_headers(&lake, Some(AUTH), 100, b"{").await, 408);
+    assert_eq!(
+        status_after_headers(&lake, Some(AUTH), 100, b"{").await,
+        408
+    );
     // After all that, calls are served.
     let put = format!("/PutAuditEvents?channelArn={CHANNEL}");
     assert_eq!(

@@ -127,16 +127,33 @@ where
     F: FailureSink,
     R: tokio::io::AsyncRead + Unpin,
 {
-    match load(
+    load_resumed(
         source,
         reader,
         &Checkpoint::default(),
-        dest,
         &NoProgress,
+        dest,
         config,
     )
     .await
-    {
+}
+
+/// Like [`load_one`], from `resume` on, saving progress through `progress`.
+pub async fn load_resumed<S, F, R, P>(
+    source: &Source,
+    reader: R,
+    resume: &Checkpoint,
+    progress: &P,
+    dest: &Destination<'_, S, F>,
+    config: &LoadConfig,
+) -> anyhow::Result<(Summary, Option<String>)>
+where
+    S: aztrail_load::sink::AuditSink,
+    F: FailureSink,
+    R: tokio::io::AsyncRead + Unpin,
+    P: aztrail_load::checkpoint::Progress,
+{
+    match load(source, reader, resume, dest, progress, config).await {
         Ok(s) => Ok((s, None)),
         Err(LoadError::Read {
             source: e,

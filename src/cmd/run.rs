@@ -17,9 +17,9 @@ use aztrail_ingest::run::{ingest_with, IngestConfig, IngestSummary};
 use aztrail_ingest::source::{S3Staging, Staging};
 use aztrail_ingest::stage::Stager;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN};
-use aztrail_load::checkpoint::S3Checkpoints;
+use aztrail_load::checkpoint::{CheckpointStore as _, ObjectProgress, S3Checkpoints};
 use aztrail_load::loader::{Destination, Live, LoadConfig, Summary};
-use aztrail_load::local::{open_file, FileFailures};
+use aztrail_load::local::{open_file, DirCheckpoints, FileFailures};
 use aztrail_load::rate::RateLimiter;
 use aztrail_load::sink::CloudTrailSink;
 use aztrail_load::sqs::{SqsFailures, Worker, WorkerSummary};
@@ -148,6 +148,44 @@ fn write_example(dir: &Path, containers: &[String], records: usize) -> anyhow::R
     Ok(total)
 }
 
+/// Holds `dir/.lock` for the run: the embedded default's directory serves one run at a time.
+fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another aztrail run is using {} (it holds {}); wait for it or use another --dir",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+/// Removes the half-written objects a killed run left in the staging directory (named
+/// `.partial-…`; an object only gets its name once complete).
+fn remove_partial_objects(staging: &Path) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(staging) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", staging.display())),
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".partial-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(())
+}
+
 /// Where blobs come from.
 enum Sources {
     Local(Vec<LocalContainer>),
@@ -204,7 +242,12 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
             .clone()
             .unwrap_or_else(|| args.dir.join("source"));
         if args.source.is_none() && !dir.exists() {
-            let n = write_example(&dir, &args.containers, args.example_records)?;
+            // Written aside and renamed: a run killed while writing leaves no half example.
+            let partial = args.dir.join(".source.partial");
+            let _ = std::fs::remove_dir_all(&partial);
+            let n = write_example(&partial, &args.containers, args.example_records)?;
+            std::fs::rename(&partial, &dir)
+                .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
             say(format!(
                 "wrote an example storage account of {n} generated records to {}",
                 dir.display()
@@ -260,12 +303,21 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
         live: Some(Arc::clone(&live)),
         ..LoadConfig::default()
     };
-    let ingest_config = IngestConfig {
+    let mut ingest_config = IngestConfig {
         containers: args.containers.clone(),
         bucket: args.staging_bucket.clone().unwrap_or_default(),
         lookback_seconds: args.lookback.as_secs() as i64,
         run_id: format!("run-{}-{}", std::process::id(), now()),
         ..IngestConfig::default()
+    };
+    // Local staging belongs to the one run that holds the lock: a claim found there is a
+    // killed run's, taken over at once instead of after the lease.
+    let _lock = match &args.staging_bucket {
+        None => {
+            ingest_config.claim_lease_seconds = 0;
+            Some(lock_dir(&args.dir)?)
+        }
+        Some(_) => None,
     };
     let progress = ProgressLine::start(&live);
 
@@ -276,6 +328,23 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
             let failures_path = args.dir.join("failures.jsonl");
             let failures = FileFailures::create(&failures_path)?;
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let checkpoints = DirCheckpoints::new(&staging_dir);
+            remove_partial_objects(&staging_dir)?;
+            // What a killed run staged but did not finish loading goes first, from its
+            // checkpoint: nothing else would announce it again.
+            let unfinished = checkpoints
+                .unfinished()
+                .await
+                .context("reading the load checkpoints")?;
+            if !unfinished.is_empty() {
+                say(format!(
+                    "resuming {} staged object(s) a previous run did not finish loading",
+                    unfinished.len()
+                ));
+            }
+            for key in unfinished {
+                let _ = tx.send(key);
+            }
             let staging = LocalStaging::new(&staging_dir, Some(tx));
             let ingest_side = async move {
                 let s = sources.ingest(&staging, &ingest_config).await;
@@ -291,15 +360,35 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
                 let mut total = Summary::default();
                 let mut unreadable = 0u64;
                 while let Some(key) = rx.recv().await {
+                    let object = DirCheckpoints::object(&key);
+                    let resume = checkpoints
+                        .get(&object)
+                        .await
+                        .with_context(|| format!("reading the checkpoint of {key}"))?
+                        .unwrap_or_default();
+                    if resume.complete {
+                        continue;
+                    }
                     let path = staging_dir.join(&key);
                     let reader = open_file(&path).await?;
                     let source = Source {
                         bucket: None,
                         key: key.clone(),
                     };
-                    let (s, error) = super::load::load_one(&source, reader, &dest, &load_config)
-                        .await
-                        .with_context(|| format!("loading {key}"))?;
+                    let progress = ObjectProgress {
+                        store: &checkpoints,
+                        object: &object,
+                    };
+                    let (s, error) = super::load::load_resumed(
+                        &source,
+                        reader,
+                        &resume,
+                        &progress,
+                        &dest,
+                        &load_config,
+                    )
+                    .await
+                    .with_context(|| format!("loading {key}"))?;
                     total.add(&s);
                     unreadable += u64::from(error.is_some());
                 }

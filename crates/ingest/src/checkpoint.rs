@@ -27,6 +27,17 @@ pub struct BlobState {
     pub seen_length: u64,
     /// When the blob was last seen growing (seconds since the epoch).
     pub changed_at: i64,
+    /// The blob's creation time when last seen (a new one means it was replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// How many times the blob was replaced: its staged keys name it after the first, so a
+    /// replacement's ranges never collide with the keys of what it replaced.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A range a run is about to copy.
@@ -43,6 +54,9 @@ pub struct PendingRange {
     pub start: u64,
     /// The blob's length when claimed: the copy ends at the last line end below it.
     pub limit: u64,
+    /// The blob's generation (see [`BlobState::generation`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
 }
 
 /// A run's claim on the ranges it copies.

@@ -47,15 +47,23 @@ pub fn day_prefixes(root: &str, from: i64, to: i64) -> Vec<String> {
 }
 
 /// The key of a staged object holding bytes `[start, end)` of `blob`.
+///
+/// A blob replaced `generation` times names its generation (`PT1H.json.g1.0-4096`), so the
+/// ranges of a replacement never take the keys of the ranges it replaced.
 pub fn staged_key(
     prefix: &str,
     account: &str,
     container: &str,
     blob: &str,
+    generation: u32,
     start: u64,
     end: u64,
 ) -> String {
-    format!("{prefix}{account}/{container}/{blob}.{start}-{end}")
+    if generation == 0 {
+        format!("{prefix}{account}/{container}/{blob}.{start}-{end}")
+    } else {
+        format!("{prefix}{account}/{container}/{blob}.g{generation}.{start}-{end}")
+    }
 }
 
 /// The key prefix of the staged objects of `blob` starting at `start` (to find an object a crashed
@@ -130,6 +138,7 @@ mod tests {
             "acct",
             "insights-activity-logs",
             "resourceId=/S/y=2026/PT1H.json",
+            0,
             100,
             250,
         );
@@ -138,6 +147,9 @@ mod tests {
             "staged/acct/insights-activity-logs/resourceId=/S/y=2026/PT1H.json.100-250"
         );
         assert_eq!(range_of_key(&k), Some((100, 250)));
+        let replaced = staged_key("staged/", "a", "c", "b/PT1H.json", 2, 0, 9);
+        assert_eq!(replaced, "staged/a/c/b/PT1H.json.g2.0-9");
+        assert_eq!(range_of_key(&replaced), Some((0, 9)));
         assert!(k.starts_with(&staged_key_from(
             "staged/",
             "acct",

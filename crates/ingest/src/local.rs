@@ -6,7 +6,9 @@
 //! hard link onto the final name fails if it exists), and the checkpoint is replaced only if it is
 //! still the version read (its ETag is a hash of its content, compared under a process-wide lock).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex as StdMutex};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -21,10 +23,17 @@ use crate::source::{BlobSource, Staging};
 use crate::stage::{SourceMeta, StageError, Staged};
 
 /// A directory as an Azure container: `{root}/{blob path}`.
+///
+/// Blob names are Unicode, like Azure's: a file whose name is not UTF-8 is not read, and is
+/// reported. Symbolic links are followed while they stay inside the container's directory (a
+/// link is measured and read as its target); a link that leads outside it, a broken link and a
+/// directory loop are not followed, and are reported. Reports are handed to the pass through
+/// [`BlobSource::take_warnings`].
 #[derive(Debug, Clone)]
 pub struct LocalContainer {
     name: String,
     dir: PathBuf,
+    refused: Arc<StdMutex<Vec<String>>>,
 }
 
 impl LocalContainer {
@@ -33,6 +42,7 @@ impl LocalContainer {
         Self {
             name: name.to_string(),
             dir: account_dir.join(name),
+            refused: Arc::default(),
         }
     }
 
@@ -43,25 +53,105 @@ impl LocalContainer {
             message: e.to_string(),
         }
     }
-}
 
-fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::fs::Metadata)>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = format!("{rel}{name}");
-        let meta = e.metadata()?;
-        if meta.is_dir() {
-            walk(&e.path(), &format!("{path}/"), out)?;
-        } else {
-            out.push((path, meta));
+    fn refuse(&self, why: String) {
+        if let Ok(mut r) = self.refused.lock() {
+            r.push(format!("{}: {why}", self.name));
         }
     }
-    Ok(())
+
+    /// The container directory, resolved (links and `..` taken out).
+    fn root(&self) -> std::io::Result<PathBuf> {
+        std::fs::canonicalize(&self.dir)
+    }
+
+    /// What a directory entry is, following a link that stays inside `root`; `None` (and a
+    /// report) for what is not read.
+    fn classify(&self, root: &Path, e: &std::fs::DirEntry, rel: &str) -> Option<Entry> {
+        let os_name = e.file_name();
+        let Some(name) = os_name.to_str() else {
+            self.refuse(format!(
+                "{}: the file name is not UTF-8 (Azure blob names are Unicode); not read",
+                e.path().display()
+            ));
+            return None;
+        };
+        if name.starts_with('.') {
+            return None;
+        }
+        let path = format!("{rel}{name}");
+        let resolved = match std::fs::canonicalize(e.path()) {
+            Ok(p) => p,
+            Err(err) => {
+                self.refuse(format!("{path}: cannot be resolved ({err}); not read"));
+                return None;
+            }
+        };
+        if !resolved.starts_with(root) {
+            self.refuse(format!(
+                "{path}: a link to {}, outside the source directory; not followed",
+                resolved.display()
+            ));
+            return None;
+        }
+        match std::fs::metadata(&resolved) {
+            Ok(meta) if meta.is_dir() => Some(Entry::Dir(path, resolved)),
+            Ok(meta) if meta.is_file() => Some(Entry::File(path, meta)),
+            Ok(_) => None,
+            Err(err) => {
+                self.refuse(format!("{path}: {err}; not read"));
+                None
+            }
+        }
+    }
+
+    fn walk(
+        &self,
+        root: &Path,
+        dir: &Path,
+        rel: &str,
+        visited: &mut HashSet<PathBuf>,
+        out: &mut Vec<(String, std::fs::Metadata)>,
+    ) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            match self.classify(root, &e, rel) {
+                Some(Entry::Dir(path, resolved)) => {
+                    if visited.insert(resolved.clone()) {
+                        self.walk(root, &resolved, &format!("{path}/"), visited, out)?;
+                    } else {
+                        self.refuse(format!(
+                            "{path}: a directory seen already (a link loop?); not read again"
+                        ));
+                    }
+                }
+                Some(Entry::File(path, meta)) => out.push((path, meta)),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A directory entry that is read: a directory (with its resolved path) or a file.
+enum Entry {
+    Dir(String, PathBuf),
+    File(String, std::fs::Metadata),
+}
+
+/// What identifies a file across appends but not across a replacement: its inode and its birth
+/// time (where the filesystem records one). A file rewritten in place keeps both; replaced by a
+/// new file (written beside it and renamed over it, as editors and `cp` over a link do not
+/// always), it gets new ones.
+fn file_identity(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{born}", meta.ino())
 }
 
 impl BlobSource for LocalContainer {
@@ -75,8 +165,19 @@ impl BlobSource for LocalContainer {
         let start = self.dir.join(dir_part);
         let mut found = Vec::new();
         if start.is_dir() {
-            walk(&start, dir_part, &mut found)
-                .map_err(|e| self.err(format!("list {prefix}"), e))?;
+            let list_err = |e| self.err(format!("list {prefix}"), e);
+            let root = self.root().map_err(list_err)?;
+            let start = std::fs::canonicalize(&start).map_err(list_err)?;
+            if !start.starts_with(&root) {
+                self.refuse(format!(
+                    "{dir_part}: leads to {}, outside the source directory; not read",
+                    start.display()
+                ));
+                return Ok(Vec::new());
+            }
+            let mut visited = HashSet::from([start.clone()]);
+            self.walk(&root, &start, dir_part, &mut visited, &mut found)
+                .map_err(list_err)?;
         }
         Ok(found
             .into_iter()
@@ -92,6 +193,7 @@ impl BlobSource for LocalContainer {
                     length: meta.len(),
                     etag: format!("\"{:x}-{:x}\"", meta.len(), mtime),
                     last_modified: Some(mtime.to_string()),
+                    created: Some(file_identity(&meta)),
                 }
             })
             .collect())
@@ -102,16 +204,24 @@ impl BlobSource for LocalContainer {
         if !dir.is_dir() {
             return Ok(Vec::new());
         }
+        let list_err = |e| self.err(format!("list {prefix}"), e);
+        let root = self.root().map_err(list_err)?;
         let mut out = Vec::new();
-        for e in std::fs::read_dir(&dir).map_err(|e| self.err(format!("list {prefix}"), e))? {
-            let e = e.map_err(|e| self.err(format!("list {prefix}"), e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') && e.path().is_dir() {
-                out.push(format!("{prefix}{name}/"));
+        for e in std::fs::read_dir(&dir).map_err(list_err)? {
+            let e = e.map_err(list_err)?;
+            if let Some(Entry::Dir(path, _)) = self.classify(&root, &e, prefix) {
+                out.push(format!("{path}/"));
             }
         }
         out.sort();
         Ok(out)
+    }
+
+    fn take_warnings(&self) -> Vec<String> {
+        self.refused
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
     }
 
     async fn read_range(
@@ -121,7 +231,13 @@ impl BlobSource for LocalContainer {
         end: u64,
     ) -> Result<BoxStream<'_, Result<Bytes, AzureError>>, AzureError> {
         let what = format!("read {blob} [{start}, {end})");
-        let mut file = tokio::fs::File::open(self.dir.join(blob))
+        let path =
+            std::fs::canonicalize(self.dir.join(blob)).map_err(|e| self.err(what.clone(), e))?;
+        let root = self.root().map_err(|e| self.err(what.clone(), e))?;
+        if !path.starts_with(&root) {
+            return Err(self.err(what, "it leads outside the source directory"));
+        }
+        let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| self.err(what.clone(), e))?;
         file.seek(std::io::SeekFrom::Start(start))
@@ -361,6 +477,88 @@ mod tests {
             staging.put_checkpoint(&key, &cp, etag.as_deref()).await,
             Err(CheckpointError::Conflict { .. })
         ));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[tokio::test]
+    async fn replaced_blobs_odd_names_and_links_are_handled_and_reported() {
+        use std::os::unix::ffi::OsStrExt;
+        let base = std::env::temp_dir().join(format!("aztrail-local-odd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let now = 1_796_076_000 + 1800; // 2026-11-30T22:30:00Z
+        let hour = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=30/h=22/m=00/";
+        let container = base.join("source/insights-activity-logs");
+        std::fs::create_dir_all(container.join(hour)).unwrap();
+        let blob = format!("{hour}PT1H.json");
+        std::fs::write(container.join(&blob), b"{\"a\":1}\n").unwrap();
+        // A name that is not UTF-8, a link inside the tree and one that leaves it.
+        let odd = container
+            .join(hour)
+            .join(std::ffi::OsStr::from_bytes(b"bad-\xff.json"));
+        std::fs::write(&odd, b"{\"odd\":1}\n").unwrap();
+        let outside = base.join("secret.json");
+        std::fs::write(&outside, b"{\"secret\":1}\n").unwrap();
+        std::os::unix::fs::symlink(&outside, container.join(hour).join("leak.json")).unwrap();
+        let target = container.join("elsewhere.txt");
+        std::fs::write(&target, b"{\"linked\":1}\n").unwrap();
+        std::os::unix::fs::symlink(&target, container.join(hour).join("linked.json")).unwrap();
+
+        let sources = [LocalContainer::new(
+            &base.join("source"),
+            "insights-activity-logs",
+        )];
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let staging = LocalStaging::new(&base.join("staging"), Some(tx));
+        let config = IngestConfig {
+            containers: vec!["insights-activity-logs".into()],
+            ..IngestConfig::default()
+        };
+        let s = ingest_with(&sources, &staging, "local", &config, now)
+            .await
+            .unwrap();
+        assert_eq!(s.refused, 2, "{s:?}");
+        assert!(s.warnings.iter().any(|w| w.contains("not UTF-8")), "{s:?}");
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("leak.json") && w.contains("outside")),
+            "{s:?}"
+        );
+        let mut keys = Vec::new();
+        while let Ok(k) = rx.try_recv() {
+            keys.push(k);
+        }
+        keys.sort();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        let linked = keys.iter().find(|k| k.contains("linked.json")).unwrap();
+        assert_eq!(
+            std::fs::read(staging.path(linked)).unwrap(),
+            b"{\"linked\":1}\n",
+            "read through the link"
+        );
+        assert!(keys.iter().all(|k| !k.contains("leak")));
+
+        // Replaced by a file of the same length with other records: copied again, under a new key.
+        let fresh = container.join(format!("{hour}.new"));
+        std::fs::write(&fresh, b"{\"b\":2}\n").unwrap();
+        std::fs::rename(&fresh, container.join(&blob)).unwrap();
+        let s = ingest_with(&sources, &staging, "local", &config, now)
+            .await
+            .unwrap();
+        assert_eq!((s.replaced, s.objects_written), (1, 1), "{s:?}");
+        let key = rx.try_recv().unwrap();
+        assert!(key.ends_with("PT1H.json.g1.0-8"), "{key}");
+        assert_eq!(std::fs::read(staging.path(&key)).unwrap(), b"{\"b\":2}\n");
+        // Replaced by a longer one: from 0 again, not from the old length.
+        let fresh = container.join(format!("{hour}.new"));
+        std::fs::write(&fresh, b"{\"c\":3}\n{\"d\":4}\n").unwrap();
+        std::fs::rename(&fresh, container.join(&blob)).unwrap();
+        let s = ingest_with(&sources, &staging, "local", &config, now)
+            .await
+            .unwrap();
+        assert_eq!(s.replaced, 1, "{s:?}");
+        let key = rx.try_recv().unwrap();
+        assert!(key.ends_with("PT1H.json.g2.0-16"), "{key}");
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -112,7 +112,10 @@ pub struct IngestSummary {
     pub contended: u64,
     /// Azure list requests made.
     pub list_calls: u64,
-    /// Warnings (replaced blobs, taken-over claims).
+    /// Entries of a local source that were not read (names that are not UTF-8, links that
+    /// leave the source directory), each also in `warnings`.
+    pub refused: u64,
+    /// Warnings (replaced blobs, taken-over claims, refused entries).
     pub warnings: Vec<String>,
 }
 
@@ -232,6 +235,9 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
             pending.clone_from(&claim.ranges);
         }
         let blobs = self.discover(&mut cp).await?;
+        let refused = self.container.take_warnings();
+        summary.refused += refused.len() as u64;
+        summary.warnings.extend(refused);
         summary.blobs_seen += blobs.len() as u64;
         if let Some(l) = &self.config.live {
             l.blobs.fetch_add(blobs.len() as u64, Ordering::Relaxed);
@@ -241,13 +247,31 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
                 continue;
             }
             let state = cp.blobs.entry(blob.name.clone()).or_default();
-            if blob.length < state.committed {
+            let recreated = match (&state.created, &blob.created) {
+                (Some(was), Some(now)) if was != now => Some(format!(
+                    "created {now}, was {was}: replaced, copying again from 0"
+                )),
+                _ => None,
+            };
+            let why = recreated.or_else(|| {
+                (blob.length < state.committed).then(|| {
+                    format!(
+                        "{} bytes, {} were copied: replaced, copying again from 0",
+                        blob.length, state.committed
+                    )
+                })
+            });
+            if let Some(why) = why {
                 summary.replaced += 1;
-                summary.warnings.push(format!(
-                    "{name}/{}: {} bytes, {} were copied: replaced, copying again from 0",
-                    blob.name, blob.length, state.committed
-                ));
+                summary
+                    .warnings
+                    .push(format!("{name}/{}: {why}", blob.name));
                 state.committed = 0;
+                state.seen_length = 0;
+                state.generation += 1;
+            }
+            if blob.created.is_some() {
+                state.created.clone_from(&blob.created);
             }
             if blob.length != state.seen_length {
                 state.changed_at = self.now;
@@ -266,6 +290,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
                     last_modified: blob.last_modified.clone(),
                     start: state.committed,
                     limit: blob.length,
+                    generation: state.generation,
                 });
             } else {
                 summary.skipped += 1;
@@ -376,6 +401,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
             self.account,
             self.container.name(),
             &range.blob,
+            range.generation,
             range.start,
             end,
         );

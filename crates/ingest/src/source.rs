@@ -30,6 +30,10 @@ pub trait BlobSource: Send + Sync {
         start: u64,
         end: u64,
     ) -> impl Future<Output = Result<BoxStream<'_, Result<Bytes, AzureError>>, AzureError>> + Send;
+    /// What the listings since the last call passed over, and why (for the pass's warnings).
+    fn take_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Where staged objects and checkpoints go.

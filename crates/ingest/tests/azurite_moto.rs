@@ -5,7 +5,7 @@
 //! - a run lists only its window's day directories under each root, however long the history;
 //! - concurrent runs never stage the same range twice;
 //! - a crash between the copy and the checkpoint commit creates no second object or notification;
-//! - a replaced (shorter) blob is copied again from zero;
+//! - a replaced blob (shorter, the same length, or longer) is copied again from zero;
 //! - each credential kind works: an account-key connection string (minted to a SAS in process)
 //!   and a SAS URL.
 
@@ -94,6 +94,13 @@ impl Env {
     }
 
     async fn replace(&self, container: &str, blob: &str, bytes: &[u8]) {
+        // Creation-Time has one-second resolution: the replacement is created in a later second
+        // than the blob it replaces, as any real replacement a run can tell apart.
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis();
+        tokio::time::sleep(std::time::Duration::from_millis(u64::from(1010 - ms))).await;
         let b = self.container(container).blob_client(blob);
         b.delete(None).await.unwrap();
         self.append(container, blob, bytes).await;
@@ -332,16 +339,38 @@ async fn a_crash_before_the_commit_stages_nothing_twice_and_a_replaced_blob_star
     let staged = env.staged().await;
     assert_eq!(concatenated(&staged[&key]), [first.clone(), more].concat());
 
-    // The blob is replaced by a shorter one: copied again from 0.
+    // The blob is replaced by a shorter one: copied again from 0, under the blob's next
+    // generation, so no key of the first one is taken.
     let replacement = synth::generate(5, 9).into_bytes();
+    env.notifications().await; // (drained: only the replacement's count below)
     env.replace(ACTIVITY, &blob, &replacement).await;
     let s = env.run(&sas, &next).await;
     assert_eq!(s.replaced, 1, "{s:?}");
     assert!(s.warnings.iter().any(|w| w.contains("replaced")));
     let staged = env.staged().await;
-    let restarted: Vec<_> = staged[&key].iter().filter(|(st, _, _)| *st == 0).collect();
-    assert_eq!(restarted.len(), 2, "the old object from 0 and the new one");
-    assert!(restarted.iter().any(|(_, _, b)| *b == replacement));
+    assert_eq!(concatenated(&staged[&format!("{key}.g1")]), replacement);
+    assert_eq!(env.notifications().await, 1);
+    // Replaced by other records of the same length: the creation time tells it, not the length.
+    let mut same_length = replacement.clone();
+    let at = same_length.iter().position(|&b| b == b'"').unwrap() + 1;
+    same_length[at] = if same_length[at] == b'x' { b'y' } else { b'x' };
+    env.replace(ACTIVITY, &blob, &same_length).await;
+    let s = env.run(&sas, &next).await;
+    assert_eq!((s.replaced, s.objects_written), (1, 1), "{s:?}");
+    assert!(
+        s.warnings.iter().any(|w| w.contains("created")),
+        "{:?}",
+        s.warnings
+    );
+    let staged = env.staged().await;
+    assert_eq!(concatenated(&staged[&format!("{key}.g2")]), same_length);
+    // And by a longer one: from 0 again, never from the old offset in the middle of a record.
+    let longer = synth::generate(9, 11).into_bytes();
+    env.replace(ACTIVITY, &blob, &longer).await;
+    let s = env.run(&sas, &next).await;
+    assert_eq!(s.replaced, 1, "{s:?}");
+    let staged = env.staged().await;
+    assert_eq!(concatenated(&staged[&format!("{key}.g3")]), longer);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,7 +266,9 @@ fn cte_names(toks: &[Tok]) -> Vec<String> {
     let mut names = Vec::new();
     for (i, t) in significant.iter().enumerate() {
         let Tok::Word(w) = t else { continue };
-        if !w.eq_ignore_ascii_case("as") || !matches!(significant.get(i + 1), Some(Tok::Other(p)) if p == "(") {
+        if !w.eq_ignore_ascii_case("as")
+            || !matches!(significant.get(i + 1), Some(Tok::Other(p)) if p == "(")
+        {
             continue;
         }
         // Back over an optional column list to the name.
@@ -279,7 +281,9 @@ fn cte_names(toks: &[Tok]) -> Vec<String> {
         }
         match significant.get(k.wrapping_sub(1)) {
             Some(Tok::Word(name)) => names.push(name.clone()),
-            Some(Tok::Other(q)) if q.starts_with('"') => names.push(q.trim_matches('"').to_string()),
+            Some(Tok::Other(q)) if q.starts_with('"') => {
+                names.push(q.trim_matches('"').to_string())
+            }
             _ => {}
         }
     }
@@ -314,7 +318,11 @@ pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult, LakeError> {
     if keyword != "SELECT" && keyword != "WITH" {
         return Err(LakeError::Query(format!(
             "only SELECT queries are supported (this one starts with {})",
-            if keyword.is_empty() { "no keyword".to_string() } else { keyword }
+            if keyword.is_empty() {
+                "no keyword".to_string()
+            } else {
+                keyword
+            }
         )));
     }
     let translated = translate(sql)?;

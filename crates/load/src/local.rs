@@ -12,8 +12,12 @@ use std::sync::Mutex;
 
 use tokio::io::AsyncRead;
 
+use crate::checkpoint::{
+    checkpoint_key, Checkpoint, CheckpointError, CheckpointStore, STATE_PREFIX,
+};
 use crate::failure::FailureMessage;
 use crate::loader::FailureSink;
+use crate::notification::ObjectRef;
 
 /// Why local files could not be listed or opened.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +93,115 @@ impl FailureSink for FileFailures {
     }
 }
 
+/// Load checkpoints as JSON files in a directory: the embedded default's staging directory, under
+/// `_aztrail/load/` beside the objects, as in the staging bucket. Each is replaced whole
+/// (written beside, then renamed), so a kill never leaves half a checkpoint.
+#[derive(Debug, Clone)]
+pub struct DirCheckpoints {
+    dir: PathBuf,
+}
+
+impl DirCheckpoints {
+    /// Checkpoints of the objects staged in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The object staged in the directory under `key`. Objects there are created once and
+    /// never replaced, so one identity serves every load of them.
+    pub fn object(key: &str) -> ObjectRef {
+        ObjectRef {
+            bucket: String::new(),
+            key: key.to_string(),
+            size: None,
+            etag: Some("local".into()),
+            sequencer: None,
+            version_id: None,
+            event_time: None,
+        }
+    }
+
+    /// The keys of the objects staged in the directory whose load has not finished (no
+    /// checkpoint, or one that is not complete), in name order: what a run that was stopped
+    /// left to load. aztrail's own state, hidden and partial files are not objects.
+    pub async fn unfinished(&self) -> Result<Vec<String>, CheckpointError> {
+        let files = match list_files(&self.dir) {
+            Ok(f) => f,
+            Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(CheckpointError::Store {
+                    key: self.dir.display().to_string(),
+                    message: e.source.to_string(),
+                })
+            }
+        };
+        let mut out = Vec::new();
+        for f in files {
+            let Ok(rel) = f.strip_prefix(&self.dir) else {
+                continue;
+            };
+            let Some(key) = rel.to_str() else { continue };
+            if key.starts_with(STATE_PREFIX) {
+                continue;
+            }
+            let done = self
+                .get(&Self::object(key))
+                .await?
+                .is_some_and(|c| c.complete);
+            if !done {
+                out.push(key.to_string());
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl CheckpointStore for DirCheckpoints {
+    async fn get(&self, object: &ObjectRef) -> Result<Option<Checkpoint>, CheckpointError> {
+        let key = checkpoint_key(object);
+        match tokio::fs::read(self.dir.join(&key)).await {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| CheckpointError::Corrupt {
+                        key,
+                        message: e.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CheckpointError::Store {
+                key,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    async fn put(
+        &self,
+        object: &ObjectRef,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), CheckpointError> {
+        let key = checkpoint_key(object);
+        let store = |e: std::io::Error| CheckpointError::Store {
+            key: key.clone(),
+            message: e.to_string(),
+        };
+        let path = self.dir.join(&key);
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(store)?;
+        }
+        let body = serde_json::to_vec(checkpoint).map_err(|e| CheckpointError::Corrupt {
+            key: key.clone(),
+            message: e.to_string(),
+        })?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        tokio::fs::write(&tmp, &body).await.map_err(store)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(store)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +222,48 @@ mod tests {
             .collect();
         assert_eq!(rel, ["a.json", "b/0.json", "b/h=01/PT1H.json"]);
         assert!(list_files(&dir.join("missing")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn unfinished_objects_are_those_without_a_complete_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("aztrail-local-cp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for f in ["staged/a.0-10", "staged/b.0-10", "staged/c.0-10"] {
+            std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
+            std::fs::write(dir.join(f), b"{}").unwrap();
+        }
+        let store = DirCheckpoints::new(&dir);
+        let done = Checkpoint {
+            offset: 10,
+            complete: true,
+            accepted: 1,
+            failed: 0,
+        };
+        let half = Checkpoint {
+            complete: false,
+            offset: 4,
+            ..done.clone()
+        };
+        store
+            .put(&DirCheckpoints::object("staged/a.0-10"), &done)
+            .await
+            .unwrap();
+        store
+            .put(&DirCheckpoints::object("staged/b.0-10"), &half)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.unfinished().await.unwrap(),
+            ["staged/b.0-10", "staged/c.0-10"]
+        );
+        assert_eq!(
+            store
+                .get(&DirCheckpoints::object("staged/b.0-10"))
+                .await
+                .unwrap(),
+            Some(half)
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
