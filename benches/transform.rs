@@ -3,10 +3,15 @@
 //! records) and the alternatives we chose against (serde_json as the parser).
 //!
 //! Run: `cargo bench --bench transform`. Groups report MB/s (`bytes`) and events/s (`events`).
+//!
+//! `hostile/*` frames inputs built to hurt a framer (one endless line, nothing but line feeds,
+//! zeros, blanks) at two sizes, in 1 MiB chunks as `aztrail transform` reads: the same MB/s at
+//! both sizes is linear time, and the bytes the framer holds (printed once) stay under the maximum
+//! record length plus a chunk whatever the size.
 
 use std::path::Path;
 
-use aztrail_transform::{frame_all, synth, Mapper, Parser};
+use aztrail_transform::{frame_all, synth, Framer, Mapper, Parser};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// Generated records: 8,000 (about 19 MB).
@@ -140,5 +145,44 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Frames `data` in 1 MiB chunks; returns the records handed out and the most bytes held.
+fn frame_chunked(data: &[u8]) -> (u64, usize) {
+    let mut framer = Framer::new();
+    let mut records = 0u64;
+    let mut held = 0;
+    for chunk in data.chunks(1 << 20) {
+        framer.feed(chunk, |_| records += 1);
+        held = held.max(framer.pending());
+    }
+    framer.finish(|_| records += 1);
+    (records, held)
+}
+
+fn hostile(c: &mut Criterion) {
+    type Make = fn(usize) -> Vec<u8>;
+    let shapes: [(&str, Make); 4] = [
+        ("one line", |n| vec![b'a'; n]),
+        ("line feeds", |n| vec![b'\n'; n]),
+        ("zeros", |n| vec![0u8; n]),
+        ("blanks", |n| vec![b' '; n]),
+    ];
+    for (name, make) in shapes {
+        let mut group = c.benchmark_group(format!("hostile/{name}"));
+        group.sample_size(10);
+        for mib in [16usize, 64] {
+            let data = make(mib << 20);
+            let (records, held) = frame_chunked(&data);
+            eprintln!("hostile/{name} {mib} MiB: {records} record(s) handed out, at most {held} bytes held");
+            group.throughput(Throughput::Bytes(data.len() as u64));
+            group.bench_with_input(
+                BenchmarkId::new("frame", format!("{mib} MiB")),
+                &data,
+                |b, d| b.iter(|| frame_chunked(d)),
+            );
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench, hostile);
 criterion_main!(benches);
