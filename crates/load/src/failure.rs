@@ -64,6 +64,8 @@ impl FailureMessage {
             record_base64: None,
         };
         match std::str::from_utf8(raw) {
+            // No bytes in hand (a record passed over for its size): the source is the pointer.
+            _ if raw.is_empty() && m.source.length > 0 => {}
             Ok(text) => m.record = Some(text.to_string()),
             Err(_) => m.record_base64 = Some(base64::engine::general_purpose::STANDARD.encode(raw)),
         }
