@@ -8,14 +8,17 @@
 //! message resumes where this invocation stopped. Messages not yet started at the deadline are
 //! listed untouched. The runtime loop around this handler lives in the binary.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::time::Instant;
 
 use crate::checkpoint::CheckpointStore;
+use crate::pool::CallPool;
 use crate::sink::AuditSink;
 use crate::sqs::{Outcome, Worker, WorkerSummary};
+use futures::stream::{FuturesUnordered, StreamExt};
 
 /// Processes one invocation's batch before `deadline`, keeping `margin` in hand to save
 /// checkpoints and answer. Returns the response for Lambda and what was done.
@@ -30,8 +33,18 @@ pub async fn handle_batch<S: AuditSink, C: CheckpointStore>(
     // Retries of batches already started may use half the margin; what is still refused then
     // goes to the failure queue (redrivable), so the answer is never late.
     worker.config.policy.deadline = deadline.checked_sub(margin / 2);
+    if worker.config.pool.is_none() {
+        worker.config.pool = Some(CallPool::start(
+            Arc::clone(&worker.sink),
+            Arc::clone(&worker.limiter),
+            worker.config.concurrency,
+        ));
+    }
+    let worker = &*worker;
     let mut response = SqsBatchResponse::default();
     let mut summary = WorkerSummary::default();
+    // The batch's messages load side by side, their small objects sharing calls.
+    let mut running = FuturesUnordered::new();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
         if Instant::now() >= stop_at {
@@ -40,14 +53,21 @@ pub async fn handle_batch<S: AuditSink, C: CheckpointStore>(
             response.add_failure(id);
             continue;
         }
-        let outcome = worker
-            .process(
-                &id,
-                message.body.as_deref().unwrap_or_default(),
-                message.receipt_handle.as_deref(),
-                &mut summary,
-            )
-            .await;
+        running.push(async move {
+            let mut s = WorkerSummary::default();
+            let outcome = worker
+                .process(
+                    &id,
+                    message.body.as_deref().unwrap_or_default(),
+                    message.receipt_handle.as_deref(),
+                    &mut s,
+                )
+                .await;
+            (id, outcome, s)
+        });
+    }
+    while let Some((id, outcome, s)) = running.next().await {
+        summary.add(&s);
         if let Outcome::Retry(_) = outcome {
             response.add_failure(id);
         }

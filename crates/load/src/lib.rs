@@ -28,6 +28,7 @@ pub mod loader;
 pub mod local;
 pub mod metrics;
 pub mod notification;
+pub mod pool;
 pub mod rate;
 pub mod redrive;
 pub mod retry;

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::checkpoint::{Checkpoint, Progress};
 use crate::failure::{FailureMessage, Location};
+use crate::pool::CallPool;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
 use crate::sender::{send_batch, SendPolicy, Sent};
@@ -96,6 +97,9 @@ pub struct LoadConfig {
     pub live: Option<Arc<Live>>,
     /// Records longer than this are passed over unread and reported as `RecordTooLarge`.
     pub max_record_len: usize,
+    /// The process's shared calls (see [`crate::pool`]): batches of several objects share a
+    /// call. Without one, each batch is a call of its own, sent by this loader.
+    pub pool: Option<CallPool>,
 }
 
 impl Default for LoadConfig {
@@ -109,6 +113,7 @@ impl Default for LoadConfig {
             stop_at: None,
             live: None,
             max_record_len: aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN,
+            pool: None,
         }
     }
 }
@@ -399,9 +404,16 @@ where
             let limiter = Arc::clone(dest.limiter);
             let policy = config.policy.clone();
             let mut backoff = Backoff::new(policy.backoff_base, policy.backoff_cap, no);
+            let bytes = batch.body.len();
             let events: Vec<(Tag, OutEvent)> = batch.items.into_iter().map(|(t, _)| t).collect();
+            let pool = config.pool.clone();
             in_flight.push(async move {
-                let sent = send_batch(sink.as_ref(), &limiter, &mut backoff, &policy, events).await;
+                let sent = match pool {
+                    Some(pool) => pool.send(events, bytes, &policy).await,
+                    None => {
+                        send_batch(sink.as_ref(), &limiter, &mut backoff, &policy, events).await
+                    }
+                };
                 (no, sent)
             });
         }

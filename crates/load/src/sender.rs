@@ -74,6 +74,20 @@ pub async fn send_batch<S: AuditSink, T>(
     policy: &SendPolicy,
     batch: Vec<(T, OutEvent)>,
 ) -> Sent<T> {
+    send_batch_from(sink, limiter, backoff, policy, batch, false).await
+}
+
+/// Like [`send_batch`]; with `first_token_held`, the rate-limit token of the first call was
+/// taken already (by the [`crate::pool::CallPool`], which takes it before closing the call).
+pub(crate) async fn send_batch_from<S: AuditSink, T>(
+    sink: &S,
+    limiter: &RateLimiter,
+    backoff: &mut Backoff,
+    policy: &SendPolicy,
+    batch: Vec<(T, OutEvent)>,
+    first_token_held: bool,
+) -> Sent<T> {
+    let mut token_held = first_token_held;
     let mut sent = Sent {
         accepted: Vec::with_capacity(batch.len()),
         failed: Vec::new(),
@@ -84,7 +98,9 @@ pub async fn send_batch<S: AuditSink, T>(
     let (mut tags, mut events): (Vec<T>, Vec<OutEvent>) = batch.into_iter().unzip();
     let mut attempt = 0u32;
     while !events.is_empty() {
-        limiter.acquire().await;
+        if !std::mem::take(&mut token_held) {
+            limiter.acquire().await;
+        }
         attempt += 1;
         sent.calls += 1;
         let may_retry =

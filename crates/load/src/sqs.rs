@@ -11,13 +11,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
+
 use aztrail_transform::Source;
 
 use crate::checkpoint::{CheckpointStore, ObjectProgress, STATE_PREFIX};
 use crate::failure::{FailureMessage, Location};
 use crate::loader::{load, Destination, FailureSink, LoadConfig, LoadError, Summary};
 use crate::notification::{parse, Notification};
+use crate::pool::CallPool;
 use crate::rate::RateLimiter;
+use crate::retry::Backoff;
 use crate::sink::AuditSink;
 
 /// Failure messages sent to an SQS queue.
@@ -158,49 +162,151 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
         }
     }
 
+    /// How many messages the worker holds at once: enough objects loading side by side to keep
+    /// every call slot busy when objects are small.
+    fn max_held(&self) -> usize {
+        (self.config.concurrency.max(1) * 4).max(10)
+    }
+
+    /// This worker's load settings with a pool of calls shared by all its objects.
+    fn pooled_config(&self) -> LoadConfig {
+        let mut config = self.config.clone();
+        if config.pool.is_none() {
+            config.pool = Some(CallPool::start(
+                Arc::clone(&self.sink),
+                Arc::clone(&self.limiter),
+                config.concurrency,
+            ));
+        }
+        config
+    }
+
     /// Receives and processes messages; with `until_empty`, stops when a receive finds none.
+    ///
+    /// Several messages are held at once (received ahead while others load), each under its own
+    /// visibility heartbeat from the moment it is received, and their objects load side by side
+    /// through one pool of calls. A failed receive or delete is retried with backoff: SQS errors
+    /// never stop the worker (a message that could not be deleted comes back, and its checkpoint
+    /// skips what was accepted).
     pub async fn run(&self, until_empty: bool) -> Result<WorkerSummary, WorkerError> {
+        let config = self.pooled_config();
         let mut total = WorkerSummary::default();
+        let mut held = FuturesUnordered::new();
+        let mut receiving = None;
+        let mut drained = false;
+        // A look without waiting found nothing: look again once a held message is done.
+        let mut look_after_settle = false;
+        let mut receive_failures = 0u32;
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), 7);
         loop {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(if until_empty { 1 } else { 20 })
-                .visibility_timeout(self.visibility_timeout)
-                .send()
-                .await
-                .map_err(|e| self.sqs_error(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
-            let messages = received.messages.unwrap_or_default();
-            if messages.is_empty() {
-                if until_empty {
-                    return Ok(total);
-                }
-                continue;
+            let room = self.max_held().saturating_sub(held.len());
+            if receiving.is_none() && !drained && !look_after_settle && room > 0 {
+                // With messages in hand, look without waiting; with none, wait for some.
+                let wait = match (held.is_empty(), until_empty) {
+                    (false, _) => 0,
+                    (true, true) => 1,
+                    (true, false) => 20,
+                };
+                receiving = Some(Box::pin(
+                    self.sqs
+                        .receive_message()
+                        .queue_url(&self.queue_url)
+                        .max_number_of_messages(room.min(10) as i32)
+                        .wait_time_seconds(wait)
+                        .visibility_timeout(self.visibility_timeout)
+                        .send(),
+                ));
             }
-            for m in messages {
-                let outcome = self
-                    .process(
-                        m.message_id().unwrap_or("?"),
-                        m.body().unwrap_or_default(),
-                        m.receipt_handle(),
-                        &mut total,
-                    )
-                    .await;
-                if outcome == Outcome::Done {
-                    if let Some(receipt) = m.receipt_handle() {
-                        self.sqs
-                            .delete_message()
-                            .queue_url(&self.queue_url)
-                            .receipt_handle(receipt)
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                self.sqs_error(aws_sdk_sqs::error::DisplayErrorContext(e))
-                            })?;
-                        total.deleted += 1;
+            if receiving.is_none() && held.is_empty() {
+                return Ok(total);
+            }
+            tokio::select! {
+                Some(summary) = held.next(), if !held.is_empty() => {
+                    total.add(&summary);
+                    look_after_settle = false;
+                }
+                received = async { receiving.as_mut().expect("guarded").await }, if receiving.is_some() => {
+                    receiving = None;
+                    let messages = match received {
+                        Ok(r) => {
+                            receive_failures = 0;
+                            r.messages.unwrap_or_default()
+                        }
+                        Err(e) => {
+                            total.note_error(format!(
+                                "receiving from {}: {}; retrying",
+                                self.queue_url,
+                                aws_sdk_sqs::error::DisplayErrorContext(e)
+                            ));
+                            tokio::time::sleep(backoff.delay(receive_failures)).await;
+                            receive_failures = receive_failures.saturating_add(1);
+                            continue;
+                        }
+                    };
+                    if messages.is_empty() {
+                        if held.is_empty() {
+                            drained = until_empty;
+                        } else {
+                            look_after_settle = true;
+                        }
                     }
+                    for m in messages {
+                        held.push(self.handle(&config, m));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Processes one received message to its end: loads its objects under a heartbeat, then
+    /// deletes it when every object is accounted for.
+    async fn handle(&self, config: &LoadConfig, m: aws_sdk_sqs::types::Message) -> WorkerSummary {
+        let mut summary = WorkerSummary::default();
+        let outcome = self
+            .process_with(
+                config,
+                m.message_id().unwrap_or("?"),
+                m.body().unwrap_or_default(),
+                m.receipt_handle(),
+                &mut summary,
+            )
+            .await;
+        if outcome == Outcome::Done {
+            if let Some(receipt) = m.receipt_handle() {
+                match self.delete(receipt).await {
+                    Ok(()) => summary.deleted += 1,
+                    Err(e) => {
+                        summary.left += 1;
+                        summary.note_error(format!(
+                            "{e}; the message comes back and its checkpoint skips what was loaded"
+                        ));
+                    }
+                }
+            }
+        }
+        summary
+    }
+
+    /// Deletes a message, retrying with backoff a few times.
+    pub async fn delete(&self, receipt: &str) -> Result<(), WorkerError> {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), 3);
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .sqs
+                .delete_message()
+                .queue_url(&self.queue_url)
+                .receipt_handle(receipt)
+                .send()
+                .await;
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt >= 5 => {
+                    return Err(self.sqs_error(aws_sdk_sqs::error::DisplayErrorContext(e)))
+                }
+                Err(_) => {
+                    tokio::time::sleep(backoff.delay(attempt)).await;
+                    attempt += 1;
                 }
             }
         }
@@ -238,9 +344,21 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
         receipt: Option<&str>,
         total: &mut WorkerSummary,
     ) -> Outcome {
+        self.process_with(&self.config, message_id, body, receipt, total)
+            .await
+    }
+
+    async fn process_with(
+        &self,
+        config: &LoadConfig,
+        message_id: &str,
+        body: &str,
+        receipt: Option<&str>,
+        total: &mut WorkerSummary,
+    ) -> Outcome {
         total.messages += 1;
         let _heartbeat = receipt.map(|r| self.heartbeat(r));
-        let outcome = self.process_body(message_id, body, total).await;
+        let outcome = self.process_body(config, message_id, body, total).await;
         if let Outcome::Retry(why) = &outcome {
             total.left += 1;
             total.note_error(format!("message {message_id}: {why}"));
@@ -250,6 +368,7 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
 
     async fn process_body(
         &self,
+        config: &LoadConfig,
         message_id: &str,
         body: &str,
         total: &mut WorkerSummary,
@@ -308,7 +427,7 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
                 store: &self.checkpoints,
                 object: &object,
             };
-            match load(&source, reader, &resume, &dest, &progress, &self.config).await {
+            match load(&source, reader, &resume, &dest, &progress, config).await {
                 Ok(summary) => {
                     total.objects += 1;
                     total.load.add(&summary);

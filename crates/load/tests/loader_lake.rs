@@ -216,3 +216,87 @@ async fn repeated_and_oversized_records_and_a_leading_empty_array_lose_nothing()
     assert_eq!((stats.events, stats.distinct_uids), (83, 43));
     lake.stop().await;
 }
+
+/// Objects smaller than a call, loaded side by side through one pool, share calls under the
+/// rate limit; each object's summary is exactly its own, as if loaded alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_objects_share_calls_and_keep_their_own_accounts() {
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig::none(),
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    let sink = sink(&lake);
+    // Two calls a second (a burst of two): 40 calls of their own would take 20 s.
+    let limiter = Arc::new(RateLimiter::new(2.0));
+    let failures = MemoryFailures::default();
+    let config = LoadConfig {
+        account: LOCAL_ACCOUNT.into(),
+        pool: Some(aztrail_load::pool::CallPool::start(
+            Arc::clone(&sink),
+            Arc::clone(&limiter),
+            4,
+        )),
+        policy: SendPolicy {
+            max_attempts: 30,
+            ..SendPolicy::default()
+        },
+        ..LoadConfig::default()
+    };
+    let objects: Vec<(Source, Vec<u8>)> = (0..40)
+        .map(|i| {
+            let mut body = synth::generate(7, 100 + i).into_bytes();
+            if i % 10 == 0 {
+                body.extend_from_slice(b"{\"not\":\"a record\"}\n");
+            }
+            (
+                Source {
+                    bucket: Some("staging".into()),
+                    key: format!("obj-{i}"),
+                },
+                body,
+            )
+        })
+        .collect();
+    let dest = Destination {
+        sink: &sink,
+        limiter: &limiter,
+        failures: &failures,
+    };
+    let resume = Checkpoint::default();
+    let summaries = futures::future::join_all(
+        objects
+            .iter()
+            .map(|(source, body)| load(source, &body[..], &resume, &dest, &NoProgress, &config)),
+    )
+    .await;
+    let mut calls = 0;
+    for (i, s) in summaries.into_iter().enumerate() {
+        let s = s.unwrap();
+        let bad = u64::from(i % 10 == 0);
+        assert_eq!(
+            (s.records, s.accepted, s.failed),
+            (7 + bad, 7, bad),
+            "object {i}: {s:?}"
+        );
+        calls += s.calls;
+    }
+    let stats = lake.stats().await.unwrap();
+    assert_eq!((stats.events, stats.distinct_uids), (280, 280));
+    println!("40 objects of 7 records: {calls} calls");
+    // The first two calls leave at once (the burst); the rest wait for tokens and fill up.
+    assert!(
+        calls <= 6,
+        "{calls} calls for 40 objects of 7: calls are shared"
+    );
+    let failed = failures.0.lock().unwrap().clone();
+    assert_eq!(failed.len(), 4);
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.source.key.ends_with("0") && f.source.offset > 0),
+        "{failed:?}"
+    );
+    lake.stop().await;
+}

@@ -1,0 +1,214 @@
+//! Calls shared by every object a process loads, so that small objects fill whole calls.
+//!
+//! CloudTrail Lake's quota counts calls, not events: an object of ten records sent in a call of
+//! its own wastes nine tenths of one. Every loader of a process (one per object, many at once
+//! when the worker holds several messages) hands its batches to one [`CallPool`]. The pool waits
+//! for a free call slot (the process's `concurrency`) and a rate-limit token, then closes a call
+//! with every batch that arrived in the meantime, up to 100 events and the request byte limit. Under
+//! the quota, batches pile up during the wait and calls leave full; with room to spare, a batch
+//! leaves at once. Each batch gets back exactly its own events' fate, as if it had been sent alone,
+//! so each object's accounting and checkpoints are unchanged.
+
+use std::sync::Arc;
+
+use aztrail_transform::limits::{MAX_EVENTS_PER_CALL, MAX_REQUEST_BYTES};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::rate::RateLimiter;
+use crate::retry::Backoff;
+use crate::sender::{send_batch_from, Failed, SendPolicy, Sent};
+use crate::sink::{AuditSink, OutEvent};
+
+/// Bytes of a request body around its events (`{"auditEvents":[` … `]}`), and between two.
+const BODY_OVERHEAD: usize = 18;
+
+/// One object's batch waiting for a call.
+struct Job {
+    events: Vec<OutEvent>,
+    /// The serialized size of the events (as counted by the object's batcher).
+    bytes: usize,
+    policy: SendPolicy,
+    reply: oneshot::Sender<Sent<usize>>,
+}
+
+/// The calls of one process: a handle to clone into every loader.
+#[derive(Clone)]
+pub struct CallPool {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl std::fmt::Debug for CallPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallPool")
+    }
+}
+
+impl CallPool {
+    /// A pool sending to `sink`, at most `concurrency` calls in flight, each taking a token of
+    /// `limiter`. It runs on the current runtime until every handle is dropped.
+    pub fn start<S: AuditSink>(
+        sink: Arc<S>,
+        limiter: Arc<RateLimiter>,
+        concurrency: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatch(sink, limiter, concurrency.max(1), rx));
+        Self { jobs: tx }
+    }
+
+    /// Sends `batch` (whose serialized events take `bytes`), in a call that may carry other
+    /// objects' batches too, until each event is accepted or has failed. The call-level counts
+    /// (`calls`, `retried`, `throttled`) go to the first batch of each call, so that summed over
+    /// objects they count each call once.
+    pub async fn send<T>(
+        &self,
+        batch: Vec<(T, OutEvent)>,
+        bytes: usize,
+        policy: &SendPolicy,
+    ) -> Sent<T> {
+        let (tags, events): (Vec<T>, Vec<OutEvent>) = batch.into_iter().unzip();
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            events,
+            bytes,
+            policy: policy.clone(),
+            reply,
+        };
+        let answered = match self.jobs.send(job) {
+            Ok(()) => answer.await.ok(),
+            Err(_) => None,
+        };
+        let Some(sent) = answered else {
+            // The pool is gone (the runtime is shutting down): nothing was accepted.
+            return Sent {
+                accepted: Vec::new(),
+                failed: tags
+                    .into_iter()
+                    .map(|tag| Failed {
+                        tag,
+                        code: "NotSent".into(),
+                        message: "the process stopped before the call was made".into(),
+                        attempts: 0,
+                    })
+                    .collect(),
+                calls: 0,
+                retried: 0,
+                throttled: 0,
+            };
+        };
+        let mut tags: Vec<Option<T>> = tags.into_iter().map(Some).collect();
+        let mut take = |i: usize| tags.get_mut(i).and_then(Option::take);
+        Sent {
+            accepted: sent.accepted.into_iter().filter_map(&mut take).collect(),
+            failed: sent
+                .failed
+                .into_iter()
+                .filter_map(|f| {
+                    Some(Failed {
+                        tag: take(f.tag)?,
+                        code: f.code,
+                        message: f.message,
+                        attempts: f.attempts,
+                    })
+                })
+                .collect(),
+            calls: sent.calls,
+            retried: sent.retried,
+            throttled: sent.throttled,
+        }
+    }
+}
+
+/// Whether `job` fits a call that holds `events` events in `bytes` bytes.
+fn fits(events: usize, bytes: usize, job: &Job) -> bool {
+    events + job.events.len() <= MAX_EVENTS_PER_CALL
+        && BODY_OVERHEAD + bytes + job.bytes + events + job.events.len() <= MAX_REQUEST_BYTES
+}
+
+async fn dispatch<S: AuditSink>(
+    sink: Arc<S>,
+    limiter: Arc<RateLimiter>,
+    concurrency: usize,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut next: Option<Job> = None;
+    let mut call_no = 0u64;
+    loop {
+        let first = match next.take() {
+            Some(j) => j,
+            None => match jobs.recv().await {
+                Some(j) => j,
+                None => return,
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        limiter.acquire().await;
+        // Everything that arrived while waiting for the slot and the token rides along.
+        let (mut events, mut bytes) = (first.events.len(), first.bytes);
+        let mut call = vec![first];
+        while let Ok(job) = jobs.try_recv() {
+            if fits(events, bytes, &job) {
+                events += job.events.len();
+                bytes += job.bytes;
+                call.push(job);
+            } else {
+                next = Some(job);
+                break;
+            }
+        }
+        call_no += 1;
+        let sink = Arc::clone(&sink);
+        let limiter = Arc::clone(&limiter);
+        tokio::spawn(async move {
+            let _slot = slot;
+            send_call(sink.as_ref(), &limiter, call, call_no).await;
+        });
+    }
+}
+
+/// Sends one call's jobs and answers each with its own events' fate.
+async fn send_call<S: AuditSink>(sink: &S, limiter: &RateLimiter, call: Vec<Job>, call_no: u64) {
+    let policy = call[0].policy.clone();
+    let mut batch = Vec::new();
+    let mut replies = Vec::with_capacity(call.len());
+    for (j, job) in call.into_iter().enumerate() {
+        replies.push((job.reply, job.events.len()));
+        batch.extend(job.events.into_iter().enumerate().map(|(i, e)| ((j, i), e)));
+    }
+    let mut backoff = Backoff::new(policy.backoff_base, policy.backoff_cap, call_no);
+    let sent = send_batch_from(sink, limiter, &mut backoff, &policy, batch, true).await;
+    let mut per_job: Vec<Sent<usize>> = replies
+        .iter()
+        .map(|(_, n)| Sent {
+            accepted: Vec::with_capacity(*n),
+            failed: Vec::new(),
+            calls: 0,
+            retried: 0,
+            throttled: 0,
+        })
+        .collect();
+    if let Some(first) = per_job.first_mut() {
+        first.calls = sent.calls;
+        first.retried = sent.retried;
+        first.throttled = sent.throttled;
+    }
+    for (j, i) in sent.accepted {
+        per_job[j].accepted.push(i);
+    }
+    for f in sent.failed {
+        let (j, i) = f.tag;
+        per_job[j].failed.push(Failed {
+            tag: i,
+            code: f.code,
+            message: f.message,
+            attempts: f.attempts,
+        });
+    }
+    for ((reply, _), sent) in replies.into_iter().zip(per_job) {
+        // A loader that stopped waiting (its task was cancelled) needs no answer.
+        let _ = reply.send(sent);
+    }
+}
