@@ -9,6 +9,11 @@
 //!    event run (the limiter's initial burst is spent before the clock starts, so the figure is
 //!    the steady state), and how many ThrottlingExceptions the lake answered (target: none).
 //!
+//! 4. The real worker path, as deployed: objects staged in moto's S3, their notifications in its
+//!    SQS queue, checkpoints in S3, the worker holding several messages and sharing calls across
+//!    objects, into the lake at 100 calls/s and 50 ms. The same 10,000 records staged as 1 object
+//!    of 10,000, 100 of 100 and 1,000 of 10; printed: events/s and events per call for each.
+//!
 //! Run: `cargo bench --bench load`. Under `cargo test` each part runs once, small.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -158,6 +163,84 @@ fn with_quota(rt: &tokio::runtime::Runtime, events: usize) {
     rt.block_on(lake.stop());
 }
 
+/// The worker path on moto: `objects` objects of `records` records each, staged and notified,
+/// then loaded by one worker until the queue is empty.
+fn through_worker(rt: &tokio::runtime::Runtime, objects: usize, records: usize) {
+    use aztrail_load::checkpoint::S3Checkpoints;
+    use aztrail_load::sqs::{SqsFailures, Worker};
+    use futures::StreamExt;
+    let moto = aztrail_testkit::Moto::start();
+    let (summary, elapsed) = rt.block_on(async {
+        let staging = aztrail_testkit::Staging::create(&moto).await;
+        let bodies: Vec<Vec<u8>> = (0..objects)
+            .map(|i| synth::generate(records, 1000 + i as u64).into_bytes())
+            .collect();
+        futures::stream::iter(bodies.into_iter().enumerate())
+            .for_each_concurrent(16, |(i, body)| {
+                let s3 = staging.s3.clone();
+                let bucket = staging.bucket.clone();
+                async move {
+                    s3.put_object()
+                        .bucket(bucket)
+                        .key(format!("staged/bench/{i:05}/PT1H.json.0-{}", body.len()))
+                        .body(body.into())
+                        .send()
+                        .await
+                        .expect("put");
+                }
+            })
+            .await;
+        let lake = Lake::start(LakeConfig {
+            faults: FaultConfig {
+                latency: Duration::from_millis(50),
+                tps: 100,
+                ..FaultConfig::none()
+            },
+            ..LakeConfig::in_memory()
+        })
+        .await
+        .expect("lake");
+        let limiter = Arc::new(RateLimiter::new(100.0));
+        for _ in 0..100 {
+            limiter.acquire().await;
+        }
+        let worker = Worker {
+            s3: staging.s3.clone(),
+            sqs: staging.sqs.clone(),
+            queue_url: staging.work.clone(),
+            failures: SqsFailures::new(staging.sqs.clone(), &staging.failures),
+            checkpoints: S3Checkpoints::new(staging.s3.clone(), None),
+            sink: sink(&lake),
+            limiter,
+            config: LoadConfig {
+                account: LOCAL_ACCOUNT.into(),
+                concurrency: 8,
+                ..LoadConfig::default()
+            },
+            visibility_timeout: 120,
+        };
+        let started = Instant::now();
+        let summary = worker.run(true).await.expect("worker");
+        let elapsed = started.elapsed();
+        lake.stop().await;
+        (summary, elapsed)
+    });
+    let load = &summary.load;
+    assert!(
+        load.balanced() && load.accepted == (objects * records) as u64,
+        "{summary:?}"
+    );
+    println!(
+        "load/worker {objects} object(s) of {records}: {} events in {:.2} s = {:.0} events/s, {} calls = {:.1} events per call, {} throttled",
+        load.accepted,
+        elapsed.as_secs_f64(),
+        load.accepted as f64 / elapsed.as_secs_f64(),
+        load.calls,
+        load.accepted as f64 / load.calls.max(1) as f64,
+        load.throttled
+    );
+}
+
 fn main() {
     let benching = std::env::args().any(|a| a == "--bench");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -168,5 +251,13 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     cpu_cost(&mut c, &rt, if benching { 5000 } else { 300 });
     with_quota(&rt, if benching { 60_000 } else { 1000 });
+    let shapes: &[(usize, usize)] = if benching {
+        &[(1, 10_000), (100, 100), (1000, 10)]
+    } else {
+        &[(1, 100), (10, 10)]
+    };
+    for &(objects, records) in shapes {
+        through_worker(&rt, objects, records);
+    }
     c.final_summary();
 }

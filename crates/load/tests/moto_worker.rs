@@ -527,3 +527,78 @@ async fn the_heartbeat_keeps_a_long_object_invisible() {
     assert_eq!(lake.stats().await.unwrap().duplicate_events, 0);
     lake.stop().await;
 }
+
+/// A loopback stand-in for an SQS endpoint that fails for a while: its first `failing`
+/// connections are answered 500 and closed; after that every connection is passed to moto.
+async fn flaky_proxy(upstream: &str, failing: u32) -> (String, Arc<AtomicU32>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    let refused = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&refused);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            if counter.load(Ordering::SeqCst) < failing {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = client.read(&mut buf).await;
+                    let _ = client
+                        .write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .await;
+                });
+                continue;
+            }
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    (url, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_failing_for_a_while_does_not_stop_the_worker() {
+    let stack = Stack::start().await;
+    stack
+        .put("staged/flaky/PT1H.json.0-1", synth::generate(120, 31).into_bytes())
+        .await;
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig::none(),
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    let (url, refused) = flaky_proxy(&stack.moto.url, 12).await;
+    let flaky_sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .endpoint_url(&url)
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build(),
+    );
+    let mut worker = stack.worker(lake_sink(&lake), 60);
+    worker.sqs = flaky_sqs;
+    let summary = worker.run(true).await.unwrap();
+    println!("{}", serde_json::to_string(&summary).unwrap());
+    assert_eq!(refused.load(Ordering::SeqCst), 12, "the endpoint failed for a while");
+    assert!(
+        summary.errors.iter().any(|e| e.contains("retrying")),
+        "{:?}",
+        summary.errors
+    );
+    assert_eq!(summary.load.accepted, 120);
+    assert_eq!(lake.stats().await.unwrap().distinct_uids, 120);
+    assert!(stack.peek(&stack.work).await.is_empty(), "the message was deleted");
+    lake.stop().await;
+}
