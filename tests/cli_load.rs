@@ -86,3 +86,48 @@ fn a_missing_path_says_why_once() {
     assert!(err.contains("/nonexistent/aztrail"), "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
+
+/// No AWS credentials in the environment: against the local lake the load goes ahead with
+/// placeholders; against AWS it stops before loading anything, saying how to set them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_credentials_a_local_load_works_and_a_real_one_says_why() {
+    let dir = std::env::temp_dir().join(format!("aztrail-cli-nocreds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("PT1H.json");
+    std::fs::write(&file, synth::generate(30, 8)).unwrap();
+    let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
+    let bare = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_aztrail"));
+        c.arg("load")
+            .arg(&file)
+            .args(["--channel-arn", DEFAULT_CHANNEL_ARN])
+            .args(args);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("AWS_") {
+                c.env_remove(k);
+            }
+        }
+        // No shared credential files, and no instance metadata service to ask.
+        c.env("HOME", &dir).env("AWS_EC2_METADATA_DISABLED", "true");
+        c.output().unwrap()
+    };
+    let out = bare(&["--cloudtrail-endpoint", &lake.url()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lake.stats().await.unwrap().distinct_uids, 30);
+    let out = bare(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no AWS credentials") && err.contains("AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+    assert!(!err.contains("unhandled error"), "{err}");
+    lake.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

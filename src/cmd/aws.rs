@@ -26,9 +26,107 @@ pub struct Clients {
     pub sink: Arc<CloudTrailSink>,
 }
 
-/// Builds the clients from the environment and `endpoints`.
-pub async fn clients(endpoints: &Endpoints) -> Clients {
-    let shared = aws_config::load_from_env().await;
+/// Whether `url` names this machine (`127.0.0.0/8`, `localhost`, `[::1]`).
+fn is_loopback(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether the environment names AWS credentials (keys, a profile, a web identity, a container
+/// role, or shared credential files), without asking any service.
+fn credentials_configured() -> bool {
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty());
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let file = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(std::path::PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(default)))
+            .is_some_and(|p| p.exists())
+    };
+    set("AWS_ACCESS_KEY_ID")
+        || set("AWS_PROFILE")
+        || set("AWS_WEB_IDENTITY_TOKEN_FILE")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || file("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials")
+        || file("AWS_CONFIG_FILE", ".aws/config")
+}
+
+/// The message for a run with no AWS credentials that needs them.
+const NO_CREDENTIALS: &str = "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+(and AWS_REGION), or AWS_PROFILE, or run where a role provides them. Against the local lake \
+(--cloudtrail-endpoint http://127.0.0.1:PORT) none are needed: any credentials are accepted there";
+
+/// Builds the clients from the environment and `endpoints`. With no credentials in the
+/// environment: when every endpoint in use is on this machine (the local lake, an emulator),
+/// placeholder credentials sign the calls, since stand-ins check only the signature's form;
+/// otherwise the credential chain is asked once (an instance or task role), and if it has none
+/// the run stops here, before anything is loaded, saying how to set them.
+pub async fn clients(endpoints: &Endpoints, uses_s3_or_sqs: bool) -> anyhow::Result<Clients> {
+    use aws_sdk_cloudtraildata::config::Credentials;
+    let mut loader = aws_config::from_env();
+    if !credentials_configured() {
+        let env_endpoint = |service: &str| {
+            std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
+                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                .ok()
+        };
+        let all_local = endpoints
+            .cloudtrail_endpoint
+            .as_deref()
+            .is_some_and(is_loopback)
+            && (!uses_s3_or_sqs
+                || ["S3", "SQS"]
+                    .iter()
+                    .all(|s| env_endpoint(s).as_deref().is_some_and(is_loopback)));
+        if all_local {
+            eprintln!(
+                "aztrail: no AWS credentials set; signing for the local endpoints with placeholders"
+            );
+            loader = loader
+                .credentials_provider(Credentials::new(
+                    "AKIDLOCAL",
+                    "local",
+                    None,
+                    None,
+                    "aztrail",
+                ))
+                .region(aws_config::Region::new(
+                    std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+                ));
+        } else {
+            let shared = aws_config::load_from_env().await;
+            let provider = shared
+                .credentials_provider()
+                .ok_or_else(|| anyhow::anyhow!(NO_CREDENTIALS))?;
+            let found = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                aws_sdk_cloudtraildata::config::ProvideCredentials::provide_credentials(&provider),
+            )
+            .await;
+            match found {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => anyhow::bail!(
+                    "{NO_CREDENTIALS} ({})",
+                    aws_sdk_cloudtraildata::error::DisplayErrorContext(e)
+                ),
+                Err(_) => anyhow::bail!("{NO_CREDENTIALS} (none found within 5 s)"),
+            }
+        }
+    }
+    let shared = loader.load().await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(endpoints.s3_path_style)
@@ -45,5 +143,29 @@ pub async fn clients(endpoints: &Endpoints) -> Clients {
         aws_sdk_cloudtraildata::Client::from_conf(ct.build()),
         &endpoints.channel_arn,
     ));
-    Clients { s3, sqs, sink }
+    Ok(Clients { s3, sqs, sink })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_urls() {
+        for url in [
+            "http://127.0.0.1:8687",
+            "http://localhost",
+            "http://[::1]:80/x",
+            "127.0.0.2:1",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "https://cloudtrail-data.us-east-1.amazonaws.com",
+            "http://10.0.0.1:80",
+            "http://[2001:db8::1]/",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
 }

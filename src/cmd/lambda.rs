@@ -122,7 +122,7 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let account = account_of_channel_arn(&args.endpoints.channel_arn)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let c = clients(&args.endpoints).await;
+        let c = clients(&args.endpoints, true).await?;
         let worker = Worker {
             s3: c.s3.clone(),
             sqs: c.sqs.clone(),

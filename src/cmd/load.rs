@@ -227,7 +227,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let items = items(&args.sources)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let c = clients(&args.endpoints).await;
+        let c = clients(
+            &args.endpoints,
+            args.queue_url.is_some()
+                || args.sources.iter().any(|s| s.starts_with("s3://"))
+                || args.failure_queue_url.is_some(),
+        )
+        .await?;
         let limiter = Arc::new(RateLimiter::new(args.max_calls_per_second));
         let live = Arc::new(Live::default());
         let config = LoadConfig {

@@ -48,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let c = clients(&args.endpoints).await;
+        let c = clients(&args.endpoints, true).await?;
         let redriver = Redriver {
             s3: c.s3,
             sqs: c.sqs,

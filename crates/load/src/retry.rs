@@ -25,7 +25,9 @@ pub fn retryable_call(status: Option<u16>, error_type: Option<&str>) -> bool {
                 | "ServiceUnavailable"
         )
     ) || status.is_some_and(|s| s >= 500 || s == 429)
-        || status.is_none()
+        // No answer (a dropped connection) may succeed later; a request that could not even be
+        // built (no credentials) never will.
+        || (status.is_none() && error_type != Some("ConstructionFailure"))
 }
 
 /// Exponential backoff with full jitter.
@@ -103,6 +105,8 @@ mod tests {
             "no answer at all: a timeout or a broken connection"
         );
         assert!(!retryable_call(Some(400), Some("ChannelNotFound")));
+        assert!(!retryable_call(None, Some("ConstructionFailure")));
+        assert!(!retryable_call(Some(403), Some("AccessDeniedException")));
         assert!(!retryable_call(
             Some(413),
             Some("RequestEntityTooLargeException")

@@ -133,15 +133,30 @@ impl AuditSink for CloudTrailSink {
                     .collect(),
             }),
             Err(err) => {
+                use aws_sdk_cloudtraildata::error::{DisplayErrorContext, SdkError};
                 let status = err.raw_response().map(|r| r.status().as_u16());
-                let service = err.into_service_error();
-                Err(CallError {
-                    status,
-                    error_type: service.code().map(str::to_string),
-                    message: service
-                        .message()
-                        .map_or_else(|| service.to_string(), str::to_string),
-                })
+                let kind = match &err {
+                    // The request could not be made (no credentials, say): no retry can help.
+                    SdkError::ConstructionFailure(_) => Some("ConstructionFailure".to_string()),
+                    SdkError::TimeoutError(_) => Some("RequestTimeout".to_string()),
+                    _ => None,
+                };
+                let chain = DisplayErrorContext(&err).to_string();
+                match err.into_service_error() {
+                    service if kind.is_none() && service.code().is_some() => Err(CallError {
+                        status,
+                        error_type: service.code().map(str::to_string),
+                        message: service
+                            .message()
+                            .map_or_else(|| service.to_string(), str::to_string),
+                    }),
+                    // Not an answer of the service's own: the whole chain says what happened.
+                    _ => Err(CallError {
+                        status,
+                        error_type: kind,
+                        message: chain,
+                    }),
+                }
             }
         }
     }

@@ -568,7 +568,10 @@ async fn flaky_proxy(upstream: &str, failing: u32) -> (String, Arc<AtomicU32>) {
 async fn sqs_failing_for_a_while_does_not_stop_the_worker() {
     let stack = Stack::start().await;
     stack
-        .put("staged/flaky/PT1H.json.0-1", synth::generate(120, 31).into_bytes())
+        .put(
+            "staged/flaky/PT1H.json.0-1",
+            synth::generate(120, 31).into_bytes(),
+        )
         .await;
     let lake = Lake::start(LakeConfig {
         faults: FaultConfig::none(),
@@ -591,7 +594,11 @@ async fn sqs_failing_for_a_while_does_not_stop_the_worker() {
     worker.sqs = flaky_sqs;
     let summary = worker.run(true).await.unwrap();
     println!("{}", serde_json::to_string(&summary).unwrap());
-    assert_eq!(refused.load(Ordering::SeqCst), 12, "the endpoint failed for a while");
+    assert_eq!(
+        refused.load(Ordering::SeqCst),
+        12,
+        "the endpoint failed for a while"
+    );
     assert!(
         summary.errors.iter().any(|e| e.contains("retrying")),
         "{:?}",
@@ -599,6 +606,9 @@ async fn sqs_failing_for_a_while_does_not_stop_the_worker() {
     );
     assert_eq!(summary.load.accepted, 120);
     assert_eq!(lake.stats().await.unwrap().distinct_uids, 120);
-    assert!(stack.peek(&stack.work).await.is_empty(), "the message was deleted");
+    assert!(
+        stack.peek(&stack.work).await.is_empty(),
+        "the message was deleted"
+    );
     lake.stop().await;
 }
