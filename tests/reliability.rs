@@ -302,3 +302,93 @@ fn newest_blob(dir: &std::path::Path) -> std::path::PathBuf {
     found.sort();
     found.pop().unwrap()
 }
+
+/// SIGTERM to `aztrail load --queue-url`: calls in flight finish, checkpoints are saved, held
+/// messages are released at once, the summary is printed and the exit status is 0; the next
+/// worker resumes from the checkpoints and sends no event twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_loader_hands_over_without_resending() {
+    let moto = aztrail_testkit::Moto::start();
+    let staging = Staging::create(&moto).await;
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig {
+            latency: Duration::from_millis(20),
+            ..FaultConfig::none()
+        },
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    for i in 0..2 {
+        staging
+            .s3
+            .put_object()
+            .bucket(&staging.bucket)
+            .key(format!("staged/stop-{i}/PT1H.json"))
+            .body(synth::generate(1500, 300 + i).into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let loader = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_aztrail"));
+        c.args([
+            "load",
+            "--queue-url",
+            &staging.work,
+            "--failure-queue-url",
+            &staging.failures,
+        ])
+        .args([
+            "--channel-arn",
+            DEFAULT_CHANNEL_ARN,
+            "--cloudtrail-endpoint",
+            &lake.url(),
+        ])
+        .args(["--s3-path-style", "--checkpoint-every", "1"])
+        .args(extra)
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_ACCESS_KEY_ID", "t")
+        .env("AWS_SECRET_ACCESS_KEY", "t")
+        .env("AWS_REGION", "us-east-1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        c
+    };
+    // Ten calls a second: 3,000 events take three seconds; stopped once 300 are in.
+    let child = loader(&["--max-calls-per-second", "10"]).spawn().unwrap();
+    let mut waited = 0;
+    while lake.count().await.unwrap() < 300 {
+        assert!(waited < 3000, "the loader never loaded 300 events");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["released"].as_u64().unwrap() >= 1, "{summary}");
+    let loaded = lake.count().await.unwrap();
+    assert!(loaded < 3000, "stopped mid-load ({loaded} events)");
+
+    let out = loader(&["--until-empty"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = lake.stats().await.unwrap();
+    println!(
+        "stopped loader: {loaded} events before the stop; after the rerun {} events, {} duplicates",
+        stats.events, stats.duplicate_events
+    );
+    assert_eq!(stats.distinct_uids, 3000);
+    assert_eq!(stats.duplicate_events, 0, "no event sent twice");
+    lake.stop().await;
+}

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use aztrail_load::checkpoint::{Checkpoint, NoProgress, S3Checkpoints};
 use aztrail_load::failure::{FailureMessage, Location};
-use aztrail_load::loader::{load, Destination, FailureSink, Live, LoadConfig, LoadError, Summary};
+use aztrail_load::loader::{
+    load, Destination, FailureSink, Live, LoadConfig, LoadError, Stop, Summary,
+};
 use aztrail_load::local::{list_files, open_file, FileFailures};
 use aztrail_load::rate::RateLimiter;
 use aztrail_load::sqs::{SqsFailures, Worker};
@@ -177,6 +179,30 @@ where
     }
 }
 
+/// A stop that SIGTERM or Ctrl-C sets: calls in flight finish, checkpoints are saved, held
+/// messages are released, and the summary is printed.
+fn stop_on_signal() -> Stop {
+    let stop = Stop::default();
+    let set = stop.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+        eprintln!("aztrail load: stopping: finishing the calls in flight and saving checkpoints");
+        set.set();
+    });
+    stop
+}
+
 fn parse_s3_uri(uri: &str) -> anyhow::Result<(String, String)> {
     let rest = uri
         .strip_prefix("s3://")
@@ -242,6 +268,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             checkpoint_every: args.checkpoint_every.max(1),
             live: Some(Arc::clone(&live)),
             max_record_len: args.max_record_bytes.max(1),
+            stop: Some(stop_on_signal()),
             ..LoadConfig::default()
         };
         let failures = match (&args.failure_queue_url, &args.failure_file) {
@@ -267,6 +294,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 visibility_timeout: args.visibility_timeout.max(2),
             };
             let summary = worker.run(args.until_empty).await?;
+            if summary.released > 0 {
+                eprintln!(
+                    "aztrail load: stopped; {} message(s) released for the next worker, which resumes from their checkpoints",
+                    summary.released
+                );
+            }
             failed += summary.load.failed + summary.poison;
             super::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
         }

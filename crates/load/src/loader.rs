@@ -100,6 +100,37 @@ pub struct LoadConfig {
     /// The process's shared calls (see [`crate::pool`]): batches of several objects share a
     /// call. Without one, each batch is a call of its own, sent by this loader.
     pub pool: Option<CallPool>,
+    /// Asked to stop (SIGTERM, Ctrl-C): like `stop_at`, no batch starts after it, those in
+    /// flight finish and the checkpoint is saved.
+    pub stop: Option<Stop>,
+}
+
+/// A stop request shared by a process's loaders and workers.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>);
+
+impl Stop {
+    /// Asks everything that shares this to stop.
+    pub fn set(&self) {
+        self.0 .0.store(true, Ordering::SeqCst);
+        self.0 .1.notify_waiters();
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_set(&self) -> bool {
+        self.0 .0.load(Ordering::SeqCst)
+    }
+
+    /// Returns once a stop is asked for.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.0 .1.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl Default for LoadConfig {
@@ -114,6 +145,7 @@ impl Default for LoadConfig {
             live: None,
             max_record_len: aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN,
             pool: None,
+            stop: None,
         }
     }
 }
@@ -396,7 +428,9 @@ where
                     }
                 }
             }
-            if config.stop_at.is_some_and(|t| Instant::now() >= t) {
+            if config.stop_at.is_some_and(|t| Instant::now() >= t)
+                || config.stop.as_ref().is_some_and(Stop::is_set)
+            {
                 out_of_time = true;
                 break;
             }

@@ -17,7 +17,7 @@ use aztrail_transform::Source;
 
 use crate::checkpoint::{CheckpointStore, ObjectProgress, STATE_PREFIX};
 use crate::failure::{FailureMessage, Location};
-use crate::loader::{load, Destination, FailureSink, LoadConfig, LoadError, Summary};
+use crate::loader::{load, Destination, FailureSink, LoadConfig, LoadError, Stop, Summary};
 use crate::notification::{parse, Notification};
 use crate::pool::CallPool;
 use crate::rate::RateLimiter;
@@ -66,6 +66,8 @@ pub struct WorkerSummary {
     pub poison: u64,
     /// Messages left for redelivery (an object could not be read, reported, or finished in time).
     pub left: u64,
+    /// Of those, messages made visible again at once because the worker was asked to stop.
+    pub released: u64,
     /// Objects loaded.
     pub objects: u64,
     /// Objects a checkpoint showed as already loaded (a redelivered message).
@@ -85,6 +87,7 @@ impl WorkerSummary {
         self.deleted += other.deleted;
         self.poison += other.poison;
         self.left += other.left;
+        self.released += other.released;
         self.objects += other.objects;
         self.already_loaded += other.already_loaded;
         self.ignored += other.ignored;
@@ -200,7 +203,13 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10), 7);
         loop {
             let room = self.max_held().saturating_sub(held.len());
-            if receiving.is_none() && !drained && !look_after_settle && room > 0 {
+            let stopping = config.stop.as_ref().is_some_and(Stop::is_set);
+            if stopping {
+                // No more receiving; what is held finishes its calls, checkpoints, and is
+                // released below.
+                receiving = None;
+            }
+            if receiving.is_none() && !drained && !look_after_settle && room > 0 && !stopping {
                 // With messages in hand, look without waiting; with none, wait for some.
                 let wait = match (held.is_empty(), until_empty) {
                     (false, _) => 0,
@@ -220,7 +229,14 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
             if receiving.is_none() && held.is_empty() {
                 return Ok(total);
             }
+            let stop_asked = async {
+                match &config.stop {
+                    Some(stop) if !stopping => stop.wait().await,
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                () = stop_asked => continue,
                 Some(summary) = held.next(), if !held.is_empty() => {
                     total.add(&summary);
                     look_after_settle = false;
@@ -271,6 +287,21 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
                 &mut summary,
             )
             .await;
+        if outcome != Outcome::Done && config.stop.as_ref().is_some_and(Stop::is_set) {
+            // Stopping: the message is visible again at once, for the next worker to resume
+            // from the checkpoint just saved, instead of after its visibility timeout.
+            if let Some(receipt) = m.receipt_handle() {
+                let _ = self
+                    .sqs
+                    .change_message_visibility()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .send()
+                    .await;
+                summary.released += 1;
+            }
+        }
         if outcome == Outcome::Done {
             if let Some(receipt) = m.receipt_handle() {
                 match self.delete(receipt).await {
@@ -435,7 +466,7 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
                 Err(LoadError::OutOfTime { offset, summary }) => {
                     total.load.add(&summary);
                     return Outcome::Retry(format!(
-                        "s3://{}/{}: out of time at byte {offset}",
+                        "s3://{}/{}: stopped (out of time or asked to) at byte {offset}",
                         object.bucket, object.key
                     ));
                 }
