@@ -34,7 +34,7 @@ struct Job {
 /// The calls of one process: a handle to clone into every loader.
 #[derive(Clone)]
 pub struct CallPool {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl std::fmt::Debug for CallPool {
@@ -51,7 +51,9 @@ impl CallPool {
         limiter: Arc<RateLimiter>,
         concurrency: usize,
     ) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        // Room for enough batches to fill calls, and no more: a loader whose batch finds the
+        // queue full waits, so memory stays bounded however many objects load at once.
+        let (tx, rx) = mpsc::channel(8 * concurrency.max(1));
         tokio::spawn(dispatch(sink, limiter, concurrency.max(1), rx));
         Self { jobs: tx }
     }
@@ -74,7 +76,7 @@ impl CallPool {
             policy: policy.clone(),
             reply,
         };
-        let answered = match self.jobs.send(job) {
+        let answered = match self.jobs.send(job).await {
             Ok(()) => answer.await.ok(),
             Err(_) => None,
         };
@@ -129,7 +131,7 @@ async fn dispatch<S: AuditSink>(
     sink: Arc<S>,
     limiter: Arc<RateLimiter>,
     concurrency: usize,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut jobs: mpsc::Receiver<Job>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut next: Option<Job> = None;

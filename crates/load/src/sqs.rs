@@ -165,10 +165,11 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
         }
     }
 
-    /// How many messages the worker holds at once: enough objects loading side by side to keep
-    /// every call slot busy when objects are small.
+    /// How many messages the worker holds at once: enough small objects loading side by side
+    /// (each waiting on S3 and SQS round trips) to keep every call slot busy. Their batches wait
+    /// in the pool's bounded queue, so memory stays bounded.
     fn max_held(&self) -> usize {
-        (self.config.concurrency.max(1) * 4).max(10)
+        (self.config.concurrency.max(1) * 8).max(10)
     }
 
     /// This worker's load settings with a pool of calls shared by all its objects.
