@@ -125,6 +125,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let auth = azure_auth(&shared, args.azure_secret_arn.as_deref()).await?;
         let s3 = s3_client(&shared, args.s3_path_style);
         let live = Arc::new(IngestLive::default());
+        // SIGTERM or Ctrl-C: the range being copied is finished, what was copied is committed and
+        // the claim released (the next run need not wait out the lease); between passes, at once.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = Arc::new(tokio::sync::Notify::new());
+        {
+            let (stop, stopped) = (Arc::clone(&stop), Arc::clone(&stopped));
+            tokio::spawn(async move {
+                let ctrl_c = tokio::signal::ctrl_c();
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut term) => tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    },
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                    }
+                }
+                stop.store(true, Ordering::SeqCst);
+                stopped.notify_one();
+            });
+        }
         let config = IngestConfig {
             containers: args.containers.clone(),
             bucket: args.staging_bucket.clone(),
@@ -134,6 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             settle: args.settle,
             run_id: format!("{}-{}", std::process::id(), now()),
             live: Some(Arc::clone(&live)),
+            stop: Some(Arc::clone(&stop)),
             ..IngestConfig::default()
         };
         loop {
@@ -148,8 +170,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("aztrail: warning: {w}");
             }
             super::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+            if summary.stopped || stop.load(Ordering::SeqCst) {
+                return anyhow::Ok(ExitCode::SUCCESS);
+            }
             match args.watch {
-                Some(every) => tokio::time::sleep(every).await,
+                Some(every) => tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = stopped.notified() => return anyhow::Ok(ExitCode::SUCCESS),
+                },
                 None => return anyhow::Ok(ExitCode::SUCCESS),
             }
         }

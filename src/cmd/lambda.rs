@@ -63,6 +63,10 @@ struct IngestArgs {
     /// Copy an hour's blob only once it stopped growing.
     #[arg(long, env = "AZTRAIL_SETTLE")]
     settle: bool,
+    /// Seconds before the invocation's deadline at which no new range is started: the ranges
+    /// copied are committed and the claim released before Lambda ends the invocation.
+    #[arg(long, env = "AZTRAIL_DEADLINE_MARGIN_SECONDS", default_value_t = 60)]
+    deadline_margin_seconds: u64,
     /// The function name in metric lines.
     #[arg(
         long,
@@ -177,6 +181,18 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         let handler = |event: LambdaEvent<serde_json::Value>| async move {
             // Credentials are read at every run, so a rotated secret is picked up.
             let auth = super::ingest::azure_auth(shared, Some(&args.azure_secret_arn)).await?;
+            // The remaining time is watched as the load function does: at the deadline less
+            // the margin the pass stops starting ranges, commits and releases its claim.
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let remaining = Duration::from_millis(event.context.deadline.saturating_sub(now_ms()))
+                .saturating_sub(Duration::from_secs(args.deadline_margin_seconds));
+            let timer = {
+                let stop = Arc::clone(&stop);
+                tokio::spawn(async move {
+                    tokio::time::sleep(remaining).await;
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                })
+            };
             let config = aztrail_ingest::run::IngestConfig {
                 containers: args.containers.clone(),
                 bucket: args.staging_bucket.clone(),
@@ -184,10 +200,13 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 lookback_seconds: args.lookback.as_secs() as i64,
                 settle: args.settle,
                 run_id: event.context.request_id.clone(),
+                stop: Some(stop),
                 ..aztrail_ingest::run::IngestConfig::default()
             };
             let summary =
-                aztrail_ingest::run::ingest(&auth, s3, &config, super::ingest::now()).await?;
+                aztrail_ingest::run::ingest(&auth, s3, &config, super::ingest::now()).await;
+            timer.abort();
+            let summary = summary?;
             println!(
                 "{}",
                 aztrail_ingest::run::metrics_line(&args.function_name, &summary, now_ms())

@@ -561,4 +561,87 @@ mod tests {
         assert!(key.ends_with("PT1H.json.g2.0-16"), "{key}");
         std::fs::remove_dir_all(&base).unwrap();
     }
+
+    /// Local staging that asks the pass to stop once it has written one object.
+    struct StopAfterOne {
+        inner: LocalStaging,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Staging for StopAfterOne {
+        async fn get_checkpoint(
+            &self,
+            key: &str,
+        ) -> Result<(ContainerCheckpoint, Option<String>), CheckpointError> {
+            self.inner.get_checkpoint(key).await
+        }
+        async fn put_checkpoint(
+            &self,
+            key: &str,
+            cp: &ContainerCheckpoint,
+            etag: Option<&str>,
+        ) -> Result<String, CheckpointError> {
+            self.inner.put_checkpoint(key, cp, etag).await
+        }
+        async fn write(
+            &self,
+            key: &str,
+            len: u64,
+            meta: &SourceMeta,
+            source: BoxStream<'_, Result<Bytes, AzureError>>,
+        ) -> Result<Staged, StageError> {
+            let r = self.inner.write(key, len, meta, source).await;
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            r
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_pass_commits_what_it_finished_and_releases_its_claim() {
+        let base = std::env::temp_dir().join(format!("aztrail-local-stop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let now = 1_796_076_000 + 1800;
+        let container = base.join("source/insights-activity-logs");
+        for h in ["20", "21", "22"] {
+            let blob = container.join(format!(
+                "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=30/h={h}/m=00/PT1H.json"
+            ));
+            std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+            std::fs::write(&blob, b"{\"a\":1}\n").unwrap();
+        }
+        let sources = [LocalContainer::new(
+            &base.join("source"),
+            "insights-activity-logs",
+        )];
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let staging = StopAfterOne {
+            inner: LocalStaging::new(&base.join("staging"), None),
+            stop: std::sync::Arc::clone(&stop),
+        };
+        let config = IngestConfig {
+            containers: vec!["insights-activity-logs".into()],
+            stop: Some(stop),
+            ..IngestConfig::default()
+        };
+        let s = ingest_with(&sources, &staging, "local", &config, now)
+            .await
+            .unwrap();
+        assert!(s.stopped);
+        assert_eq!(s.objects_written, 1);
+        let key = crate::checkpoint::checkpoint_key("local", "insights-activity-logs");
+        let (cp, _) = staging.get_checkpoint(&key).await.unwrap();
+        assert!(cp.claim.is_none(), "the claim is released");
+        assert_eq!(cp.blobs.values().filter(|b| b.committed == 8).count(), 1);
+        // The next run (another run id, the lease unexpired) goes on at once with the rest.
+        let next = IngestConfig {
+            containers: vec!["insights-activity-logs".into()],
+            run_id: "next".into(),
+            ..IngestConfig::default()
+        };
+        let s = ingest_with(&sources, &staging.inner, "local", &next, now)
+            .await
+            .unwrap();
+        assert_eq!((s.contended, s.objects_written), (0, 2), "{s:?}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

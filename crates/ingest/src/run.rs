@@ -57,6 +57,9 @@ pub struct IngestConfig {
     pub stop_before_commit: bool,
     /// Counters for a progress display.
     pub live: Option<Arc<IngestLive>>,
+    /// Asked to stop (SIGTERM, Ctrl-C): the range being copied is finished, the ranges finished
+    /// are committed and the claim released, so the next run need not wait out the lease.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Counters a progress display reads while a pass runs.
@@ -86,6 +89,7 @@ impl Default for IngestConfig {
             run_id: "run".into(),
             stop_before_commit: false,
             live: None,
+            stop: None,
         }
     }
 }
@@ -117,6 +121,8 @@ pub struct IngestSummary {
     pub refused: u64,
     /// Warnings (replaced blobs, taken-over claims, refused entries).
     pub warnings: Vec<String>,
+    /// The pass was asked to stop: what it finished is committed, the rest is left for the next.
+    pub stopped: bool,
 }
 
 /// Why a pass failed.
@@ -177,6 +183,14 @@ pub async fn ingest_with<B: BlobSource, T: Staging>(
 ) -> Result<IngestSummary, IngestError> {
     let mut summary = IngestSummary::default();
     for container in sources {
+        if config
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::SeqCst))
+        {
+            summary.stopped = true;
+            break;
+        }
         let name = container.name();
         let key = checkpoint_key(account, name);
         let pass = Pass {
@@ -316,6 +330,15 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
                 .await?,
         );
         for range in &pending {
+            if self
+                .config
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::SeqCst))
+            {
+                summary.stopped = true;
+                break;
+            }
             let end = self.copy(range, summary).await?;
             let state = cp.blobs.entry(range.blob.clone()).or_default();
             state.committed = state.committed.max(end);
