@@ -132,16 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         {
             let (stop, stopped) = (Arc::clone(&stop), Arc::clone(&stopped));
             tokio::spawn(async move {
-                let ctrl_c = tokio::signal::ctrl_c();
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut term) => tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
-                    },
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                    }
-                }
+                super::terminated().await;
                 stop.store(true, Ordering::SeqCst);
                 stopped.notify_one();
             });

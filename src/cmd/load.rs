@@ -185,18 +185,7 @@ fn stop_on_signal() -> Stop {
     let stop = Stop::default();
     let set = stop.clone();
     tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+        super::terminated().await;
         eprintln!("aztrail load: stopping: finishing the calls in flight and saving checkpoints");
         set.set();
     });

@@ -26,6 +26,21 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Returns when the process is asked to stop: SIGTERM (what Lambda, systemd and `kill` send) or
+/// Ctrl-C.
+pub async fn terminated() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        },
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
 /// Whether `e` comes from writing to a pipe whose reader has gone.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
