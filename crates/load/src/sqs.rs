@@ -50,7 +50,7 @@ impl FailureSink for SqsFailures {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+            .map_err(|e| crate::sdk_error_text(&e))
     }
 }
 
@@ -253,7 +253,7 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
                             total.note_error(format!(
                                 "receiving from {}: {}; retrying",
                                 self.queue_url,
-                                aws_sdk_sqs::error::DisplayErrorContext(e)
+                                crate::sdk_error_text(&e)
                             ));
                             tokio::time::sleep(backoff.delay(receive_failures)).await;
                             receive_failures = receive_failures.saturating_add(1);
@@ -333,9 +333,7 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
                 .await;
             match sent {
                 Ok(_) => return Ok(()),
-                Err(e) if attempt >= 5 => {
-                    return Err(self.sqs_error(aws_sdk_sqs::error::DisplayErrorContext(e)))
-                }
+                Err(e) if attempt >= 5 => return Err(self.sqs_error(crate::sdk_error_text(&e))),
                 Err(_) => {
                     tokio::time::sleep(backoff.delay(attempt)).await;
                     attempt += 1;

@@ -600,7 +600,18 @@ async fn sqs_failing_for_a_while_does_not_stop_the_worker() {
         "the endpoint failed for a while"
     );
     assert!(
-        summary.errors.iter().any(|e| e.contains("retrying")),
+        summary
+            .errors
+            .iter()
+            .any(|e| e.contains("retrying") && e.contains("HTTP 500")),
+        "{:?}",
+        summary.errors
+    );
+    assert!(
+        summary
+            .errors
+            .iter()
+            .all(|e| !e.contains("unhandled error")),
         "{:?}",
         summary.errors
     );
