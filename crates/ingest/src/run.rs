@@ -94,6 +94,13 @@ impl Default for IngestConfig {
     }
 }
 
+impl IngestConfig {
+    /// Whether a stop was asked for.
+    pub fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+}
+
 /// What a pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -183,11 +190,7 @@ pub async fn ingest_with<B: BlobSource, T: Staging>(
 ) -> Result<IngestSummary, IngestError> {
     let mut summary = IngestSummary::default();
     for container in sources {
-        if config
-            .stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::SeqCst))
-        {
+        if config.stopping() {
             summary.stopped = true;
             break;
         }
@@ -330,12 +333,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
                 .await?,
         );
         for range in &pending {
-            if self
-                .config
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(Ordering::SeqCst))
-            {
+            if self.config.stopping() {
                 summary.stopped = true;
                 break;
             }

@@ -8,14 +8,12 @@
 //! message resumes where this invocation stopped. Messages not yet started at the deadline are
 //! listed untouched. The runtime loop around this handler lives in the binary.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::time::Instant;
 
 use crate::checkpoint::CheckpointStore;
-use crate::pool::CallPool;
 use crate::sink::AuditSink;
 use crate::sqs::{Outcome, Worker, WorkerSummary};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -33,13 +31,7 @@ pub async fn handle_batch<S: AuditSink, C: CheckpointStore>(
     // Retries of batches already started may use half the margin; what is still refused then
     // goes to the failure queue (redrivable), so the answer is never late.
     worker.config.policy.deadline = deadline.checked_sub(margin / 2);
-    if worker.config.pool.is_none() {
-        worker.config.pool = Some(CallPool::start(
-            Arc::clone(&worker.sink),
-            Arc::clone(&worker.limiter),
-            worker.config.concurrency,
-        ));
-    }
+    worker.ensure_pool();
     let worker = &*worker;
     let mut response = SqsBatchResponse::default();
     let mut summary = WorkerSummary::default();

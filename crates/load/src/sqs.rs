@@ -172,17 +172,21 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
         (self.config.concurrency.max(1) * 8).max(10)
     }
 
-    /// This worker's load settings with a pool of calls shared by all its objects.
-    fn pooled_config(&self) -> LoadConfig {
-        let mut config = self.config.clone();
-        if config.pool.is_none() {
-            config.pool = Some(CallPool::start(
-                Arc::clone(&self.sink),
-                Arc::clone(&self.limiter),
-                config.concurrency,
-            ));
+    /// A pool of calls for this worker's sink, rate limit and concurrency.
+    fn new_pool(&self) -> CallPool {
+        CallPool::start(
+            Arc::clone(&self.sink),
+            Arc::clone(&self.limiter),
+            self.config.concurrency,
+        )
+    }
+
+    /// Gives this worker's loads a pool of calls shared by all their objects, once (the Lambda
+    /// handler keeps the worker across invocations).
+    pub fn ensure_pool(&mut self) {
+        if self.config.pool.is_none() {
+            self.config.pool = Some(self.new_pool());
         }
-        config
     }
 
     /// Receives and processes messages; with `until_empty`, stops when a receive finds none.
@@ -193,7 +197,16 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
     /// never stop the worker (a message that could not be deleted comes back, and its checkpoint
     /// skips what was accepted).
     pub async fn run(&self, until_empty: bool) -> Result<WorkerSummary, WorkerError> {
-        let config = self.pooled_config();
+        let pooled;
+        let config = if self.config.pool.is_some() {
+            &self.config
+        } else {
+            pooled = LoadConfig {
+                pool: Some(self.new_pool()),
+                ..self.config.clone()
+            };
+            &pooled
+        };
         let mut total = WorkerSummary::default();
         let mut held = FuturesUnordered::new();
         let mut receiving = None;
@@ -268,7 +281,7 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
                         }
                     }
                     for m in messages {
-                        held.push(self.handle(&config, m));
+                        held.push(self.handle(config, m));
                     }
                 }
             }
