@@ -9,10 +9,12 @@
 //!    event run (the limiter's initial burst is spent before the clock starts, so the figure is
 //!    the steady state), and how many ThrottlingExceptions the lake answered (target: none).
 //!
-//! 4. The real worker path, as deployed: objects staged in moto's S3, their notifications in its
-//!    SQS queue, checkpoints in S3, the worker holding several messages and sharing calls across
+//! 4. The real worker path, as deployed: objects staged in S3, their notifications in an SQS
+//!    queue, checkpoints in S3, the worker holding several messages and sharing calls across
 //!    objects, into the lake at 100 calls/s and 50 ms. The same 10,000 records staged as 1 object
 //!    of 10,000, 100 of 100 and 1,000 of 10; printed: events/s and events per call for each.
+//!    First with S3 and SQS from `aztrail_testkit::standin` (in process, microseconds a call:
+//!    what the worker itself sustains), then on moto (milliseconds a call: moto's own ceiling).
 //!
 //! Run: `cargo bench --bench load`. Under `cargo test` each part runs once, small.
 
@@ -163,15 +165,31 @@ fn with_quota(rt: &tokio::runtime::Runtime, events: usize) {
     rt.block_on(lake.stop());
 }
 
-/// The worker path on moto: `objects` objects of `records` records each, staged and notified,
-/// then loaded by one worker until the queue is empty.
-fn through_worker(rt: &tokio::runtime::Runtime, objects: usize, records: usize) {
+/// Where the worker path's S3 and SQS are.
+#[derive(Debug, Clone, Copy)]
+enum Aws {
+    Moto,
+    StandIn,
+}
+
+/// The worker path: `objects` objects of `records` records each, staged and notified, then
+/// loaded by one worker until the queue is empty.
+fn through_worker(rt: &tokio::runtime::Runtime, aws: Aws, objects: usize, records: usize) {
     use aztrail_load::checkpoint::S3Checkpoints;
     use aztrail_load::sqs::{SqsFailures, Worker};
     use futures::StreamExt;
-    let moto = aztrail_testkit::Moto::start();
     let (summary, elapsed) = rt.block_on(async {
-        let staging = aztrail_testkit::Staging::create(&moto).await;
+        let (_moto, _standin, staging) = match aws {
+            Aws::Moto => {
+                let moto = aztrail_testkit::Moto::start();
+                let staging = aztrail_testkit::Staging::create(&moto).await;
+                (Some(moto), None, staging)
+            }
+            Aws::StandIn => {
+                let (standin, staging) = aztrail_testkit::standin::AwsStandIn::start().await;
+                (None, Some(standin), staging)
+            }
+        };
         let bodies: Vec<Vec<u8>> = (0..objects)
             .map(|i| synth::generate(records, 1000 + i as u64).into_bytes())
             .collect();
@@ -222,13 +240,22 @@ fn through_worker(rt: &tokio::runtime::Runtime, objects: usize, records: usize) 
         // Timed until the lake holds every event: the worker's last empty poll (a second, to
         // be sure the queue is drained) is not loading time.
         let started = Instant::now();
+        let cpu0 = cpu_time();
         let total = (objects * records) as u64;
-        let (summary, elapsed) = tokio::join!(worker.run(true), async {
-            while lake.count().await.expect("count") < total {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            started.elapsed()
-        });
+        // The worker runs on the runtime's two threads, as in `aztrail load`, not on this one.
+        let running = tokio::spawn(async move { worker.run(true).await });
+        while lake.count().await.expect("count") < total {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = started.elapsed();
+        if let (Some(a), Some(b)) = (cpu0, cpu_time()) {
+            println!(
+                "  (this process: {:.2} CPU s in {:.2} s)",
+                (b - a).as_secs_f64(),
+                elapsed.as_secs_f64()
+            );
+        }
+        let summary = running.await.expect("worker task");
         lake.stop().await;
         (summary.expect("worker"), elapsed)
     });
@@ -238,7 +265,7 @@ fn through_worker(rt: &tokio::runtime::Runtime, objects: usize, records: usize) 
         "{summary:?}"
     );
     println!(
-        "load/worker {objects} object(s) of {records}: {} events in {:.2} s = {:.0} events/s, {} calls = {:.1} events per call, {} throttled",
+        "load/worker/{aws:?} {objects} object(s) of {records}: {} events in {:.2} s = {:.0} events/s, {} calls = {:.1} events per call, {} throttled",
         load.accepted,
         elapsed.as_secs_f64(),
         load.accepted as f64 / elapsed.as_secs_f64(),
@@ -263,8 +290,10 @@ fn main() {
     } else {
         &[(1, 100), (10, 10)]
     };
-    for &(objects, records) in shapes {
-        through_worker(&rt, objects, records);
+    for aws in [Aws::StandIn, Aws::Moto] {
+        for &(objects, records) in shapes {
+            through_worker(&rt, aws, objects, records);
+        }
     }
     c.final_summary();
 }

@@ -242,29 +242,39 @@ async fn read_body(
 /// Whether `json` nests deeper than `max` (brackets inside strings do not count).
 fn nests_deeper_than(json: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max {
-                    return true;
+    let mut i = 0;
+    while let Some(at) = memchr::memchr3(b'"', b'{', b'[', &json[i..]) {
+        // Closing brackets between here and the next opening one or string.
+        depth = depth.saturating_sub(
+            json[i..i + at]
+                .iter()
+                .filter(|&&b| b == b'}' || b == b']')
+                .count(),
+        );
+        i += at;
+        if json[i] == b'"' {
+            // Skip the string (its brackets are text), jumping from one quote or backslash to
+            // the next: most of a body is the events' `eventData` strings.
+            i += 1;
+            loop {
+                match memchr::memchr2(b'"', b'\\', &json[i..]) {
+                    Some(k) if json[i + k] == b'\\' => i += k + 2,
+                    Some(k) => {
+                        i += k + 1;
+                        break;
+                    }
+                    None => return false,
+                }
+                if i >= json.len() {
+                    return false;
                 }
             }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
+        } else {
+            depth += 1;
+            if depth > max {
+                return true;
+            }
+            i += 1;
         }
     }
     false
@@ -479,6 +489,25 @@ async fn put_audit_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings_only() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_deeper_than(deep(64).as_bytes(), 64));
+        assert!(nests_deeper_than(deep(65).as_bytes(), 64));
+        // Brackets in strings, escaped quotes and backslashes are text.
+        let text = format!(
+            r#"{{"a":"{}\"{}\\","b":[1]}}"#,
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert!(!nests_deeper_than(text.as_bytes(), 3));
+        // Closed brackets free their depth; an unterminated string ends the scan.
+        let siblings = "[[1],[2],[3],[4]]".repeat(3);
+        assert!(!nests_deeper_than(siblings.as_bytes(), 2));
+        assert!(nests_deeper_than(b"[[[", 2));
+        assert!(!nests_deeper_than(br#"["[[[["#, 2));
+    }
 
     #[test]
     fn channel_arns_and_ids() {

@@ -68,6 +68,10 @@ pub enum Sync {
 /// An open store.
 pub struct Store {
     conn: Connection,
+    /// Rows stored, kept by the one writer (counted once at open, then per commit), so that
+    /// polling the count (tests and benchmarks wait on it) does not walk the table each time.
+    /// `None` for a read-only store, which another process may be writing.
+    rows: Option<u64>,
 }
 
 impl Store {
@@ -99,16 +103,33 @@ impl Store {
         .map_err(wrap)?;
         conn.pragma_update(None, "case_sensitive_like", true)
             .map_err(wrap)?;
-        Ok(Self { conn })
+        Ok(Self { conn, rows: None })
     }
 
-    /// A store that lives in memory only (for tests).
+    /// A store that lives in memory only (tests and benchmarks).
+    ///
+    /// It is a database of SQLite's `memdb` file system (one private name per store), not
+    /// `:memory:`: an in-memory pager walks its whole page cache at every commit, so each call
+    /// cost more than the last as the store grew, where `memdb` keeps a call's cost flat.
     pub fn in_memory() -> Result<Self, LakeError> {
-        let conn = Connection::open_in_memory().map_err(|e| LakeError::Store {
-            path: ":memory:".into(),
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = format!(
+            "file:/aztrail-lake-{}-{}?vfs=memdb",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let conn = Connection::open_with_flags(
+            &name,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+                | rusqlite::OpenFlags::SQLITE_OPEN_URI
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| LakeError::Store {
+            path: name.clone(),
             source: e,
         })?;
-        Self::init(conn, Path::new(":memory:"), Sync::Process)
+        Self::init(conn, Path::new(&name), Sync::Process)
     }
 
     fn init(conn: Connection, path: &Path, sync: Sync) -> Result<Self, LakeError> {
@@ -148,7 +169,9 @@ impl Store {
             CREATE INDEX IF NOT EXISTS events_source ON events(event_source, event_name);",
         )
         .map_err(wrap)?;
-        Ok(Self { conn })
+        let mut store = Self { conn, rows: None };
+        store.rows = Some(store.count()?);
+        Ok(store)
     }
 
     /// Stores the events of one call, all or none.
@@ -175,11 +198,18 @@ impl Store {
                 .map_err(LakeError::Sql)?;
             }
         }
-        tx.commit().map_err(LakeError::Sql)
+        tx.commit().map_err(LakeError::Sql)?;
+        if let Some(rows) = &mut self.rows {
+            *rows += events.len() as u64;
+        }
+        Ok(())
     }
 
     /// Number of stored events.
     pub fn count(&self) -> Result<u64, LakeError> {
+        if let Some(rows) = self.rows {
+            return Ok(rows);
+        }
         self.conn
             .query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)

@@ -357,8 +357,7 @@ where
                     }
                     let out = OutEvent {
                         id: ev.id.to_string(),
-                        event_data: ev.event_data.to_string(),
-                        checksum: ev.checksum.to_string(),
+                        entry: entry.clone(),
                     };
                     let tag = Tag {
                         at,
@@ -438,12 +437,11 @@ where
             let limiter = Arc::clone(dest.limiter);
             let policy = config.policy.clone();
             let mut backoff = Backoff::new(policy.backoff_base, policy.backoff_cap, no);
-            let bytes = batch.body.len();
             let events: Vec<(Tag, OutEvent)> = batch.items.into_iter().map(|(t, _)| t).collect();
             let pool = config.pool.clone();
             in_flight.push(async move {
                 let sent = match pool {
-                    Some(pool) => pool.send(events, bytes, &policy).await,
+                    Some(pool) => pool.send(events, &policy).await,
                     None => {
                         send_batch(sink.as_ref(), &limiter, &mut backoff, &policy, events).await
                     }

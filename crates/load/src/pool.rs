@@ -17,15 +17,12 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
 use crate::sender::{send_batch_from, Failed, SendPolicy, Sent};
-use crate::sink::{AuditSink, OutEvent};
-
-/// Bytes of a request body around its events (`{"auditEvents":[` … `]}`), and between two.
-const BODY_OVERHEAD: usize = 18;
+use crate::sink::{request_len, AuditSink, OutEvent};
 
 /// One object's batch waiting for a call.
 struct Job {
     events: Vec<OutEvent>,
-    /// The serialized size of the events (as counted by the object's batcher).
+    /// The events' serialized size.
     bytes: usize,
     policy: SendPolicy,
     reply: oneshot::Sender<Sent<usize>>,
@@ -58,17 +55,13 @@ impl CallPool {
         Self { jobs: tx }
     }
 
-    /// Sends `batch` (whose serialized events take `bytes`), in a call that may carry other
+    /// Sends `batch`, in a call that may carry other
     /// objects' batches too, until each event is accepted or has failed. The call-level counts
     /// (`calls`, `retried`, `throttled`) go to the first batch of each call, so that summed over
     /// objects they count each call once.
-    pub async fn send<T>(
-        &self,
-        batch: Vec<(T, OutEvent)>,
-        bytes: usize,
-        policy: &SendPolicy,
-    ) -> Sent<T> {
+    pub async fn send<T>(&self, batch: Vec<(T, OutEvent)>, policy: &SendPolicy) -> Sent<T> {
         let (tags, events): (Vec<T>, Vec<OutEvent>) = batch.into_iter().unzip();
+        let bytes = events.iter().map(|e| e.entry.len()).sum();
         let (reply, answer) = oneshot::channel();
         let job = Job {
             events,
@@ -124,7 +117,7 @@ impl CallPool {
 /// Whether `job` fits a call that holds `events` events in `bytes` bytes.
 fn fits(events: usize, bytes: usize, job: &Job) -> bool {
     events + job.events.len() <= MAX_EVENTS_PER_CALL
-        && BODY_OVERHEAD + bytes + job.bytes + events + job.events.len() <= MAX_REQUEST_BYTES
+        && request_len(events + job.events.len(), bytes + job.bytes) <= MAX_REQUEST_BYTES
 }
 
 async fn dispatch<S: AuditSink>(

@@ -198,11 +198,7 @@ impl<S: AuditSink> Redriver<S> {
         let ev = mapper
             .map(rec)
             .map_err(|r| (r.code().to_string(), r.to_string()))?;
-        Ok(OutEvent {
-            id: ev.id.to_string(),
-            event_data: ev.event_data.to_string(),
-            checksum: ev.checksum.to_string(),
-        })
+        Ok(OutEvent::from_mapped(&ev))
     }
 
     /// Re-reads a record that was too large for its failure message from the staging bucket.

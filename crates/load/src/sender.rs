@@ -201,11 +201,7 @@ mod tests {
     }
 
     fn ev(id: &str) -> OutEvent {
-        OutEvent {
-            id: id.into(),
-            event_data: "{}".into(),
-            checksum: "c".into(),
-        }
+        OutEvent::new(id, "{}", "c")
     }
 
     fn ok(ids: &[&str], failed: &[(&str, &str)]) -> Result<PutResult, CallError> {

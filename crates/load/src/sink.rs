@@ -4,17 +4,68 @@
 use std::future::Future;
 
 use aws_sdk_cloudtraildata::error::ProvideErrorMetadata;
-use aws_sdk_cloudtraildata::types::AuditEvent;
 
-/// One event ready to send.
+/// One event ready to send, serialized once: the bytes counted against the request limit are the
+/// bytes sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutEvent {
     /// The PutAuditEvents `id`.
     pub id: String,
-    /// The `eventData` document.
-    pub event_data: String,
-    /// Its checksum.
-    pub checksum: String,
+    /// `{"id":…,"eventData":"…","eventDataChecksum":…}`, exactly as it appears in the request.
+    pub entry: Vec<u8>,
+}
+
+impl OutEvent {
+    /// A mapped record's event.
+    pub fn from_mapped(ev: &aztrail_transform::Mapped<'_>) -> Self {
+        let mut entry = Vec::new();
+        ev.write_entry(&mut entry);
+        Self {
+            id: ev.id.to_string(),
+            entry,
+        }
+    }
+
+    /// An event from its parts (tests, hand-made events).
+    pub fn new(id: &str, event_data: &str, checksum: &str) -> Self {
+        let entry = serde_json::json!({
+            "id": id,
+            "eventData": event_data,
+            "eventDataChecksum": checksum,
+        })
+        .to_string()
+        .into_bytes();
+        Self {
+            id: id.to_string(),
+            entry,
+        }
+    }
+}
+
+/// Bytes of a request body around its events (`{"auditEvents":[` … `]}`).
+pub const BODY_OVERHEAD: usize = 18;
+
+/// The PutAuditEvents request body of `events`: `{"auditEvents":[e1,e2,…]}`, of
+/// [`request_len`] bytes.
+pub fn request_body(events: &[OutEvent]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(request_len(
+        events.len(),
+        events.iter().map(|e| e.entry.len()).sum(),
+    ));
+    body.extend_from_slice(b"{\"auditEvents\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&e.entry);
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
+/// The length of the request body of `events` events whose entries take `entry_bytes`.
+pub fn request_len(events: usize, entry_bytes: usize) -> usize {
+    BODY_OVERHEAD + entry_bytes + events.saturating_sub(1)
 }
 
 /// What one call answered.
@@ -92,25 +143,21 @@ impl CloudTrailSink {
 
 impl AuditSink for CloudTrailSink {
     async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
-        let mut audit_events = Vec::with_capacity(events.len());
-        for e in events {
-            let ev = AuditEvent::builder()
-                .id(&e.id)
-                .event_data(&e.event_data)
-                .event_data_checksum(&e.checksum)
-                .build()
-                .map_err(|err| CallError {
-                    status: None,
-                    error_type: Some("BuildError".into()),
-                    message: err.to_string(),
-                })?;
-            audit_events.push(ev);
-        }
+        // The body is the events' own bytes, put in place of the SDK's serialization of an
+        // empty list before the request is signed: each event is serialized once, by the
+        // mapper, and the size the batcher counted is the size sent.
+        let body = bytes::Bytes::from(request_body(events));
         let sent = self
             .client
             .put_audit_events()
             .channel_arn(&self.channel_arn)
-            .set_audit_events(Some(audit_events))
+            .set_audit_events(Some(Vec::new()))
+            .customize()
+            .mutate_request(move |req| {
+                req.headers_mut()
+                    .insert("content-length", body.len().to_string());
+                *req.body_mut() = aws_smithy_types::body::SdkBody::from(body.clone());
+            })
             .send()
             .await;
         match sent {
@@ -159,5 +206,39 @@ impl AuditSink for CloudTrailSink {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_is_the_events_own_bytes_and_its_length_is_counted_exactly() {
+        let mut mapper = aztrail_transform::Mapper::new("123456789012");
+        let data = aztrail_transform::synth::generate(3, 7);
+        let mut events = Vec::new();
+        aztrail_transform::frame_all(data.as_bytes(), |r| {
+            if let Ok(ev) = mapper.map(r) {
+                events.push((OutEvent::from_mapped(&ev), ev.event_data.to_string()));
+            }
+        });
+        events.push((
+            OutEvent::new("hand-made", "{\"a\":\"\u{1}\\\"\"}", "c"),
+            "{\"a\":\"\u{1}\\\"\"}".into(),
+        ));
+        let (out, data): (Vec<OutEvent>, Vec<String>) = events.into_iter().unzip();
+        let body = request_body(&out);
+        let entries: usize = out.iter().map(|e| e.entry.len()).sum();
+        assert_eq!(body.len(), request_len(out.len(), entries));
+        let parsed: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let sent = parsed["auditEvents"].as_array().expect("auditEvents");
+        assert_eq!(sent.len(), out.len());
+        for ((s, e), d) in sent.iter().zip(&out).zip(&data) {
+            assert_eq!(s["id"], e.id.as_str());
+            assert_eq!(s["eventData"], d.as_str());
+        }
+        assert_eq!(request_body(&[]), b"{\"auditEvents\":[]}");
+        assert_eq!(request_len(0, 0), 18);
     }
 }

@@ -166,10 +166,12 @@ impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
     }
 
     /// How many messages the worker holds at once: enough small objects loading side by side
-    /// (each waiting on S3 and SQS round trips) to keep every call slot busy. Their batches wait
-    /// in the pool's bounded queue, so memory stays bounded.
+    /// (each waiting on S3 and SQS round trips and on its call) to keep every call slot busy
+    /// with full calls (1,000 objects of 10 records: 16 per slot keep calls near 100 events where
+    /// 8 left them at 75). Their batches wait in the pool's bounded queue, so memory stays
+    /// bounded.
     fn max_held(&self) -> usize {
-        (self.config.concurrency.max(1) * 8).max(10)
+        (self.config.concurrency.max(1) * 16).max(10)
     }
 
     /// A pool of calls for this worker's sink, rate limit and concurrency.

@@ -5,6 +5,10 @@
 //!   `scripts/test` fills, or `$MOTO_SERVER`.
 //! - [`Azurite`]: Azurite's blob service, from `target/node-test`, which `scripts/test` fills, or
 //!   `$AZURITE_BLOB`, with its data in a fresh temporary directory.
+//! - [`standin::AwsStandIn`]: an in-process S3 and SQS for benchmarks, where moto's own cost
+//!   would be what is measured.
+
+pub mod standin;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -239,16 +243,12 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// Creates the bucket, the queues and the notification on `moto`.
-    pub async fn create(moto: &Moto) -> Self {
-        use aws_sdk_s3::types::{
-            Event, FilterRule, FilterRuleName, NotificationConfiguration,
-            NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
-        };
-        use aws_sdk_sqs::types::QueueAttributeName;
+    /// Clients for the endpoint at `url` (path-style S3, test credentials), naming the bucket and
+    /// queues given, which must already exist.
+    pub async fn clients(url: &str, bucket: &str, work: &str, failures: &str) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&moto.url)
+            .endpoint_url(url)
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
                 "testing", "testing", None, None, "testkit",
             ))
@@ -260,6 +260,26 @@ impl Staging {
                 .build(),
         );
         let sqs = aws_sdk_sqs::Client::new(&config);
+        Self {
+            config,
+            s3,
+            sqs,
+            bucket: bucket.into(),
+            work: work.into(),
+            failures: failures.into(),
+        }
+    }
+
+    /// Creates the bucket, the queues and the notification on `moto`.
+    pub async fn create(moto: &Moto) -> Self {
+        use aws_sdk_s3::types::{
+            Event, FilterRule, FilterRuleName, NotificationConfiguration,
+            NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+        };
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let Self {
+            config, s3, sqs, ..
+        } = Self::clients(&moto.url, "", "", "").await;
         let bucket = "staging".to_string();
         s3.create_bucket()
             .bucket(&bucket)
