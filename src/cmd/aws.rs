@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use aztrail_load::settings::{cloudtrail_sink, AwsClients};
 use aztrail_load::sink::CloudTrailSink;
 
 /// Where AWS calls go.
@@ -24,6 +25,16 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub sink: Arc<CloudTrailSink>,
+}
+
+impl Clients {
+    /// The S3 and SQS clients, as a worker takes them.
+    pub fn aws(&self) -> AwsClients {
+        AwsClients {
+            s3: self.s3.clone(),
+            sqs: self.sqs.clone(),
+        }
+    }
 }
 
 /// Whether `url` names this machine (`127.0.0.0/8`, `localhost`, `[::1]`).
@@ -133,14 +144,9 @@ pub async fn clients(endpoints: &Endpoints, uses_s3_or_sqs: bool) -> anyhow::Res
             .build(),
     );
     let sqs = aws_sdk_sqs::Client::new(&shared);
-    let mut ct = aws_sdk_cloudtraildata::config::Builder::from(&shared)
-        // aztrail retries with its own accounting; the SDK must not retry behind its back.
-        .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled());
-    if let Some(url) = &endpoints.cloudtrail_endpoint {
-        ct = ct.endpoint_url(url);
-    }
-    let sink = Arc::new(CloudTrailSink::new(
-        aws_sdk_cloudtraildata::Client::from_conf(ct.build()),
+    let sink = Arc::new(cloudtrail_sink(
+        &shared,
+        endpoints.cloudtrail_endpoint.as_deref(),
         &endpoints.channel_arn,
     ));
     Ok(Clients { s3, sqs, sink })

@@ -11,12 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use aztrail_load::checkpoint::S3Checkpoints;
 use aztrail_load::lambda::handle_batch;
-use aztrail_load::loader::LoadConfig;
 use aztrail_load::metrics::load_metrics;
-use aztrail_load::rate::RateLimiter;
-use aztrail_load::sqs::{SqsFailures, Worker};
+use aztrail_load::settings::{LoadSettings, Queues};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 use super::account_of_channel_arn;
@@ -87,16 +84,8 @@ struct LoadArgs {
     /// The failure queue.
     #[arg(long, env = "AZTRAIL_FAILURE_QUEUE_URL")]
     failure_queue_url: String,
-    /// PutAuditEvents calls in flight per invocation.
-    #[arg(long, env = "AZTRAIL_CONCURRENCY", default_value_t = 8)]
-    concurrency: usize,
-    /// Calls per second per instance: 100 divided by the event source mapping's maximum
-    /// concurrency.
-    #[arg(long, env = "AZTRAIL_MAX_CALLS_PER_SECOND", default_value_t = 25.0)]
-    max_calls_per_second: f64,
-    /// The work queue's visibility timeout, renewed by the heartbeat.
-    #[arg(long, env = "AZTRAIL_VISIBILITY_TIMEOUT", default_value_t = 960)]
-    visibility_timeout: i32,
+    #[command(flatten)]
+    settings: LoadSettings,
     /// Seconds kept in hand before the function's deadline to save checkpoints and answer.
     #[arg(long, env = "AZTRAIL_DEADLINE_MARGIN_SECONDS", default_value_t = 30)]
     deadline_margin_seconds: u64,
@@ -124,24 +113,22 @@ fn now_ms() -> u64 {
 
 fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let account = account_of_channel_arn(&args.endpoints.channel_arn)?;
+    args.settings.check()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let c = clients(&args.endpoints, true).await?;
-        let worker = Worker {
-            s3: c.s3.clone(),
-            sqs: c.sqs.clone(),
-            queue_url: args.queue_url.clone(),
-            failures: SqsFailures::new(c.sqs.clone(), &args.failure_queue_url),
-            checkpoints: S3Checkpoints::new(c.s3.clone(), args.checkpoint_bucket.clone()),
-            sink: c.sink,
-            limiter: Arc::new(RateLimiter::new(args.max_calls_per_second)),
-            config: LoadConfig {
-                account,
-                concurrency: args.concurrency.max(1),
-                ..LoadConfig::default()
-            },
-            visibility_timeout: args.visibility_timeout.max(2),
+        let queues = Queues {
+            work: args.queue_url.clone(),
+            failures: args.failure_queue_url.clone(),
+            checkpoint_bucket: args.checkpoint_bucket.clone(),
         };
+        let worker = args.settings.worker(
+            &c.aws(),
+            &queues,
+            Arc::clone(&c.sink),
+            args.settings.limiter(),
+            args.settings.config(account),
+        );
         let worker = tokio::sync::Mutex::new(worker);
         let margin = Duration::from_secs(args.deadline_margin_seconds);
         let name = args.function_name.clone();

@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use aztrail_load::checkpoint::{Checkpoint, NoProgress, S3Checkpoints};
+use aztrail_load::checkpoint::{Checkpoint, NoProgress};
 use aztrail_load::failure::{FailureMessage, Location};
 use aztrail_load::loader::{
     load, Destination, FailureSink, Live, LoadConfig, LoadError, Stop, Summary,
 };
 use aztrail_load::local::{list_files, open_file, FileFailures};
-use aztrail_load::rate::RateLimiter;
-use aztrail_load::sqs::{SqsFailures, Worker};
+use aztrail_load::settings::{LoadSettings, Queues};
+use aztrail_load::sqs::SqsFailures;
 use aztrail_transform::Source;
 
 use super::aws::{clients, Endpoints};
@@ -61,31 +61,12 @@ pub struct Args {
     /// With --queue-url: stop when the queue is empty instead of waiting for more.
     #[arg(long)]
     until_empty: bool,
-    /// PutAuditEvents calls in flight at most. Eight keep 100 calls/s busy at up to 80 ms per
-    /// call.
-    #[arg(long, env = "AZTRAIL_CONCURRENCY", default_value_t = 8)]
-    concurrency: usize,
-    /// Calls per second for this process. The account allows 100 per second in all, so the
-    /// default, 25, leaves room for four processes (or Lambda instances) at once: set it to
-    /// 100 divided by the number of workers you run.
-    #[arg(long, env = "AZTRAIL_MAX_CALLS_PER_SECOND", default_value_t = 25.0)]
-    max_calls_per_second: f64,
-    /// Seconds a received message stays invisible; a heartbeat renews it at half this while
-    /// the message's objects load.
-    #[arg(long, default_value_t = 120)]
-    visibility_timeout: i32,
+    #[command(flatten)]
+    settings: LoadSettings,
     /// Keep load checkpoints in this bucket (default: each object's own staging bucket, under
     /// _aztrail/load/).
     #[arg(long, env = "AZTRAIL_CHECKPOINT_BUCKET")]
     checkpoint_bucket: Option<String>,
-    /// Save a checkpoint every this many batches (of up to 100 events): after a crash, at most
-    /// this many batches plus those in flight are sent again.
-    #[arg(long, default_value_t = 10)]
-    checkpoint_every: u32,
-    /// Records longer than this many bytes are passed over unread and reported as
-    /// RecordTooLarge (with their offset and length), so memory stays bounded.
-    #[arg(long, env = "AZTRAIL_MAX_RECORD_BYTES", default_value_t = aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN)]
-    max_record_bytes: usize,
 }
 
 /// Failure messages as JSON lines on standard error (when no failure queue or file is given).
@@ -235,10 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.queue_url.is_none() || args.failure_queue_url.is_some(),
         "--queue-url needs --failure-queue-url: a message is deleted only once its failures are stored"
     );
-    anyhow::ensure!(
-        args.max_calls_per_second > 0.0,
-        "--max-calls-per-second must be positive"
-    );
+    args.settings.check()?;
     let items = items(&args.sources)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -249,16 +227,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 || args.failure_queue_url.is_some(),
         )
         .await?;
-        let limiter = Arc::new(RateLimiter::new(args.max_calls_per_second));
+        let limiter = args.settings.limiter();
         let live = Arc::new(Live::default());
         let config = LoadConfig {
-            account,
-            concurrency: args.concurrency.max(1),
-            checkpoint_every: args.checkpoint_every.max(1),
             live: Some(Arc::clone(&live)),
-            max_record_len: args.max_record_bytes.max(1),
             stop: Some(stop_on_signal()),
-            ..LoadConfig::default()
+            ..args.settings.config(account)
         };
         let failures = match (&args.failure_queue_url, &args.failure_file) {
             (Some(url), _) => Failures::Queue(SqsFailures::new(c.sqs.clone(), url)),
@@ -268,20 +242,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _progress = ProgressLine::start(&live);
         let mut failed = 0;
         if let Some(queue_url) = &args.queue_url {
-            let worker = Worker {
-                s3: c.s3.clone(),
-                sqs: c.sqs.clone(),
-                queue_url: queue_url.clone(),
-                failures: SqsFailures::new(
-                    c.sqs.clone(),
-                    args.failure_queue_url.clone().unwrap_or_default(),
-                ),
-                checkpoints: S3Checkpoints::new(c.s3.clone(), args.checkpoint_bucket.clone()),
-                sink: Arc::clone(&c.sink),
-                limiter: Arc::clone(&limiter),
-                config: config.clone(),
-                visibility_timeout: args.visibility_timeout.max(2),
+            let queues = Queues {
+                work: queue_url.clone(),
+                failures: args.failure_queue_url.clone().unwrap_or_default(),
+                checkpoint_bucket: args.checkpoint_bucket.clone(),
             };
+            let worker = args.settings.worker(
+                &c.aws(),
+                &queues,
+                Arc::clone(&c.sink),
+                Arc::clone(&limiter),
+                config.clone(),
+            );
             let summary = worker.run(args.until_empty).await?;
             if summary.released > 0 {
                 eprintln!(

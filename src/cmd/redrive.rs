@@ -1,12 +1,10 @@
 //! `aztrail redrive`: the failure queue's events sent again.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
-use aztrail_load::loader::LoadConfig;
-use aztrail_load::rate::RateLimiter;
 use aztrail_load::redrive::Redriver;
+use aztrail_load::settings::LoadSettings;
 
 use super::aws::{clients, Endpoints};
 use super::{account_of_channel_arn, EXIT_REJECTED};
@@ -31,21 +29,13 @@ pub struct Args {
     /// Report what would be redriven; send and delete nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Calls per second for this process (the account allows 100 in all).
-    #[arg(long, default_value_t = 25.0)]
-    max_calls_per_second: f64,
-    /// Seconds each received message stays invisible; longer than the redrive takes, so each
-    /// message is tried once per run.
-    #[arg(long, default_value_t = 900)]
-    visibility_timeout: i32,
+    #[command(flatten)]
+    settings: LoadSettings,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let account = account_of_channel_arn(&args.endpoints.channel_arn)?;
-    anyhow::ensure!(
-        args.max_calls_per_second > 0.0,
-        "--max-calls-per-second must be positive"
-    );
+    args.settings.check()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let c = clients(&args.endpoints, true).await?;
@@ -54,12 +44,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             sqs: c.sqs,
             queue_url: args.failure_queue_url.clone(),
             sink: c.sink,
-            limiter: Arc::new(RateLimiter::new(args.max_calls_per_second)),
-            config: LoadConfig {
-                account,
-                ..LoadConfig::default()
-            },
-            visibility_timeout: args.visibility_timeout.max(1),
+            limiter: args.settings.limiter(),
+            config: args.settings.config(account),
+            visibility_timeout: args.settings.visibility_timeout,
             dry_run: args.dry_run,
         };
         let summary = redriver.run().await?;

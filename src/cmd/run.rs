@@ -17,12 +17,12 @@ use aztrail_ingest::run::{ingest_with, IngestConfig, IngestSummary};
 use aztrail_ingest::source::{S3Staging, Staging};
 use aztrail_ingest::stage::Stager;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN};
-use aztrail_load::checkpoint::{CheckpointStore as _, ObjectProgress, S3Checkpoints};
+use aztrail_load::checkpoint::{CheckpointStore as _, ObjectProgress};
 use aztrail_load::loader::{Destination, Live, LoadConfig, Summary};
 use aztrail_load::local::{open_file, DirCheckpoints, FileFailures};
-use aztrail_load::rate::RateLimiter;
+use aztrail_load::settings::{cloudtrail_sink, AwsClients, LoadSettings, Queues};
 use aztrail_load::sink::CloudTrailSink;
-use aztrail_load::sqs::{SqsFailures, Worker, WorkerSummary};
+use aztrail_load::sqs::WorkerSummary;
 use aztrail_transform::synth;
 use aztrail_transform::Source;
 
@@ -98,12 +98,8 @@ pub struct Args {
     /// Records per blob in the generated example.
     #[arg(long, default_value_t = 1000)]
     example_records: usize,
-    /// PutAuditEvents calls per second (the account allows 100).
-    #[arg(long, default_value_t = 100.0)]
-    max_calls_per_second: f64,
-    /// PutAuditEvents calls in flight at most.
-    #[arg(long, default_value_t = 8)]
-    concurrency: usize,
+    #[command(flatten)]
+    settings: LoadSettings,
     /// The validation query run on the local lake at the end.
     #[arg(
         long,
@@ -207,10 +203,7 @@ impl Sources {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(
-        args.max_calls_per_second > 0.0,
-        "--max-calls-per-second must be positive"
-    );
+    args.settings.check()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(pipeline(args))
 }
@@ -283,25 +276,13 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
     let sink = Arc::new(match (&lake, &endpoint) {
         // The local lake checks the signature's form only; no AWS account is needed.
         (Some(_), Some(url)) => CloudTrailSink::for_endpoint(url, &channel_arn),
-        _ => {
-            let mut ct = aws_sdk_cloudtraildata::config::Builder::from(&shared)
-                .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled());
-            if let Some(url) = &endpoint {
-                ct = ct.endpoint_url(url);
-            }
-            CloudTrailSink::new(
-                aws_sdk_cloudtraildata::Client::from_conf(ct.build()),
-                &channel_arn,
-            )
-        }
+        _ => cloudtrail_sink(&shared, endpoint.as_deref(), &channel_arn),
     });
-    let limiter = Arc::new(RateLimiter::new(args.max_calls_per_second));
+    let limiter = args.settings.limiter();
     let live = Arc::new(Live::default());
     let load_config = LoadConfig {
-        account,
-        concurrency: args.concurrency.max(1),
         live: Some(Arc::clone(&live)),
-        ..LoadConfig::default()
+        ..args.settings.config(account)
     };
     let mut ingest_config = IngestConfig {
         containers: args.containers.clone(),
@@ -413,22 +394,21 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
                 },
             };
             let i = sources.ingest(&staging, &ingest_config).await?;
-            let worker = Worker {
-                s3: s3.clone(),
-                sqs: sqs.clone(),
-                queue_url: args.queue_url.clone().context("--queue-url")?,
-                failures: SqsFailures::new(
-                    sqs.clone(),
-                    args.failure_queue_url
-                        .clone()
-                        .context("--failure-queue-url")?,
-                ),
-                checkpoints: S3Checkpoints::new(s3, None),
-                sink: Arc::clone(&sink),
-                limiter: Arc::clone(&limiter),
-                config: load_config.clone(),
-                visibility_timeout: 120,
+            let queues = Queues {
+                work: args.queue_url.clone().context("--queue-url")?,
+                failures: args
+                    .failure_queue_url
+                    .clone()
+                    .context("--failure-queue-url")?,
+                checkpoint_bucket: None,
             };
+            let worker = args.settings.worker(
+                &AwsClients { s3, sqs },
+                &queues,
+                Arc::clone(&sink),
+                Arc::clone(&limiter),
+                load_config.clone(),
+            );
             let w: WorkerSummary = worker.run(true).await?;
             (i, w.load, w.left)
         }

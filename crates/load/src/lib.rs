@@ -19,6 +19,8 @@
 //! - [`local`]: files and directories on disk as the source, a failure file as the sink.
 //! - [`metrics`]: CloudWatch embedded-metric-format lines for the Lambda function.
 //! - [`s3`]: staged objects as byte streams (gzip decompressed on the fly).
+//! - [`settings`]: the load settings every entry point shares, and the worker and CloudTrail
+//!   client built from them.
 //! - [`sqs`]: the worker over the notification queue, and the failure queue.
 
 pub mod checkpoint;
@@ -34,6 +36,7 @@ pub mod redrive;
 pub mod retry;
 pub mod s3;
 pub mod sender;
+pub mod settings;
 pub mod sink;
 pub mod sqs;
 

@@ -1,0 +1,206 @@
+//! The load settings, once: flags of `aztrail load`, `run` and `redrive`, and environment
+//! variables of the load Lambda, with one set of defaults; and the one place the queue worker
+//! and the CloudTrail client are built from them, so that the commands only parse and wire.
+
+use std::sync::Arc;
+
+use aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN;
+
+use crate::checkpoint::S3Checkpoints;
+use crate::loader::LoadConfig;
+use crate::rate::RateLimiter;
+use crate::sink::{AuditSink, CloudTrailSink};
+use crate::sqs::{SqsFailures, Worker};
+
+/// PutAuditEvents calls in flight at most, by default.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Calls per second per process, by default: a quarter of the account's 100.
+pub const DEFAULT_MAX_CALLS_PER_SECOND: f64 = 25.0;
+/// Seconds a received message stays invisible, by default: the Lambda function's longest run and
+/// the ingest lease.
+pub const DEFAULT_VISIBILITY_TIMEOUT: i32 = 900;
+/// Batches between two checkpoints, by default.
+pub const DEFAULT_CHECKPOINT_EVERY: u32 = 10;
+
+/// How events are loaded, whoever loads them.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct LoadSettings {
+    /// PutAuditEvents calls in flight at most. Eight keep 100 calls/s busy at up to 80 ms per
+    /// call.
+    #[arg(long, env = "AZTRAIL_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+    /// Calls per second for this process (or Lambda instance). The account allows 100 per
+    /// second in all, so the default, 25, leaves room for four at once: set it to 100 divided by
+    /// the number of workers you run.
+    #[arg(long, env = "AZTRAIL_MAX_CALLS_PER_SECOND", default_value_t = DEFAULT_MAX_CALLS_PER_SECOND)]
+    pub max_calls_per_second: f64,
+    /// Seconds a received message stays invisible to other workers. The queue worker renews it
+    /// at half this while the message's objects load, so it only bounds how long a crashed
+    /// worker's messages wait; redrive keeps each message this long, so one run tries it once.
+    #[arg(long, env = "AZTRAIL_VISIBILITY_TIMEOUT", default_value_t = DEFAULT_VISIBILITY_TIMEOUT)]
+    pub visibility_timeout: i32,
+    /// Save a checkpoint every this many batches (of up to 100 events): after a crash, at most
+    /// this many batches plus those in flight are sent again.
+    #[arg(long, env = "AZTRAIL_CHECKPOINT_EVERY", default_value_t = DEFAULT_CHECKPOINT_EVERY)]
+    pub checkpoint_every: u32,
+    /// Records longer than this many bytes are passed over unread and reported as
+    /// RecordTooLarge (with their offset and length), so memory stays bounded.
+    #[arg(long, env = "AZTRAIL_MAX_RECORD_BYTES", default_value_t = DEFAULT_MAX_RECORD_LEN)]
+    pub max_record_bytes: usize,
+}
+
+impl Default for LoadSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: DEFAULT_CONCURRENCY,
+            max_calls_per_second: DEFAULT_MAX_CALLS_PER_SECOND,
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            max_record_bytes: DEFAULT_MAX_RECORD_LEN,
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    /// No call could ever be made.
+    #[error("--max-calls-per-second (AZTRAIL_MAX_CALLS_PER_SECOND) must be positive, not {0}")]
+    CallsPerSecond(f64),
+    /// A message would be visible again before the heartbeat could renew it.
+    #[error(
+        "--visibility-timeout (AZTRAIL_VISIBILITY_TIMEOUT) must be 2 to 43200 seconds, not {0}"
+    )]
+    VisibilityTimeout(i32),
+}
+
+impl LoadSettings {
+    /// Checks what cannot be corrected quietly (a zero count is raised to one instead).
+    pub fn check(&self) -> Result<(), SettingsError> {
+        if !(self.max_calls_per_second > 0.0 && self.max_calls_per_second.is_finite()) {
+            return Err(SettingsError::CallsPerSecond(self.max_calls_per_second));
+        }
+        if !(2..=43_200).contains(&self.visibility_timeout) {
+            return Err(SettingsError::VisibilityTimeout(self.visibility_timeout));
+        }
+        Ok(())
+    }
+
+    /// The process's rate limit.
+    pub fn limiter(&self) -> Arc<RateLimiter> {
+        Arc::new(RateLimiter::new(self.max_calls_per_second))
+    }
+
+    /// The loader's configuration for events of `account`.
+    pub fn config(&self, account: impl Into<String>) -> LoadConfig {
+        LoadConfig {
+            account: account.into(),
+            concurrency: self.concurrency.max(1),
+            checkpoint_every: self.checkpoint_every.max(1),
+            max_record_len: self.max_record_bytes.max(1),
+            ..LoadConfig::default()
+        }
+    }
+
+    /// The queue worker over `queue_url`, its failures to `failure_queue_url` and its checkpoints
+    /// in `checkpoint_bucket` (or each object's staging bucket).
+    pub fn worker<S: AuditSink>(
+        &self,
+        aws: &AwsClients,
+        queues: &Queues,
+        sink: Arc<S>,
+        limiter: Arc<RateLimiter>,
+        config: LoadConfig,
+    ) -> Worker<S, S3Checkpoints> {
+        Worker {
+            s3: aws.s3.clone(),
+            sqs: aws.sqs.clone(),
+            queue_url: queues.work.clone(),
+            failures: SqsFailures::new(aws.sqs.clone(), &queues.failures),
+            checkpoints: S3Checkpoints::new(aws.s3.clone(), queues.checkpoint_bucket.clone()),
+            sink,
+            limiter,
+            config,
+            visibility_timeout: self.visibility_timeout.max(2),
+        }
+    }
+}
+
+/// The S3 and SQS clients a worker uses.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    /// Reads staged objects, keeps checkpoints.
+    pub s3: aws_sdk_s3::Client,
+    /// Receives work, sends failures.
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+/// Where a worker's messages come from and go.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    /// The work queue of S3 notifications.
+    pub work: String,
+    /// The failure queue.
+    pub failures: String,
+    /// The bucket for load checkpoints (`None`: each object's own staging bucket).
+    pub checkpoint_bucket: Option<String>,
+}
+
+/// The CloudTrail Lake destination from the shared AWS settings: PutAuditEvents on
+/// `channel_arn`, at `endpoint` when given (the local lake), with the SDK's own retries off,
+/// since the sender retries with its own accounting.
+pub fn cloudtrail_sink(
+    shared: &aws_types::SdkConfig,
+    endpoint: Option<&str>,
+    channel_arn: &str,
+) -> CloudTrailSink {
+    let mut ct = aws_sdk_cloudtraildata::config::Builder::from(shared)
+        .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled());
+    if let Some(url) = endpoint {
+        ct = ct.endpoint_url(url);
+    }
+    CloudTrailSink::new(
+        aws_sdk_cloudtraildata::Client::from_conf(ct.build()),
+        channel_arn,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: LoadSettings,
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_structs_and_bad_values_are_refused() {
+        let parsed = Cli::try_parse_from(["x"]).expect("no flags").settings;
+        assert_eq!(parsed, LoadSettings::default());
+        assert_eq!(parsed.check(), Ok(()));
+        let fast =
+            Cli::try_parse_from(["x", "--concurrency", "0", "--max-calls-per-second", "100"])
+                .expect("flags")
+                .settings;
+        assert_eq!(fast.config("123").concurrency, 1);
+        assert_eq!(
+            LoadSettings {
+                max_calls_per_second: 0.0,
+                ..LoadSettings::default()
+            }
+            .check(),
+            Err(SettingsError::CallsPerSecond(0.0))
+        );
+        assert_eq!(
+            LoadSettings {
+                visibility_timeout: 1,
+                ..LoadSettings::default()
+            }
+            .check(),
+            Err(SettingsError::VisibilityTimeout(1))
+        );
+    }
+}
