@@ -103,6 +103,28 @@ fn every_record_converts_or_is_rejected_with_a_reason() {
     );
 }
 
+/// No value of a converted record is lost: each is in its event, or listed as cut.
+#[test]
+fn every_value_of_every_record_reaches_its_event() {
+    let mut checked = 0;
+    let mut losses = Vec::new();
+    for o in run_corpus() {
+        let Ok((event, _)) = &o.result else { continue };
+        let record: Value = serde_json::from_slice(&o.raw).expect("a converted record is JSON");
+        checked += 1;
+        for (path, value) in common::lossless::lost_values(&record, event) {
+            losses.push(format!("{}: {path} = {value}", o.file));
+        }
+    }
+    assert!(checked >= 100, "only {checked} records converted");
+    assert!(
+        losses.is_empty(),
+        "{} values lost, first: {:#?}",
+        losses.len(),
+        &losses[..losses.len().min(25)]
+    );
+}
+
 /// A rejected record really has no usable time (or is not an export at all).
 #[test]
 fn rejections_are_justified() {

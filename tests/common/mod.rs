@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod lossless;
 pub mod schema;
 
 use std::path::{Path, PathBuf};

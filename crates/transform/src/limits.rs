@@ -20,6 +20,10 @@ pub const MAX_NAME_LEN: usize = 1024;
 pub const MAX_ERROR_LEN: usize = 256;
 /// `requestParameters`, `responseElements` (serialized JSON).
 pub const MAX_PARAMETERS_BYTES: usize = 100_000;
+/// The record's whole `identity` in `userIdentity.details` (serialized JSON). The service sets
+/// no limit of its own there but the event's; aztrail keeps identities up to the size it allows
+/// `additionalEventData` (real ones are a few kB), and past it lists the identity in `truncated`.
+pub const MAX_IDENTITY_BYTES: usize = 28_000;
 /// `additionalEventData` (serialized JSON).
 pub const MAX_ADDITIONAL_BYTES: usize = 28_000;
 

@@ -17,8 +17,8 @@ use crate::framing::Record;
 use crate::ip::source_ip;
 use crate::json::{escaped_len, write_int, write_key, write_str, write_value, Doc, JsonSink};
 use crate::limits::{
-    cut, MAX_ADDITIONAL_BYTES, MAX_ERROR_LEN, MAX_IDENTITY_TYPE_LEN, MAX_NAME_LEN,
-    MAX_PARAMETERS_BYTES,
+    cut, MAX_ADDITIONAL_BYTES, MAX_ERROR_LEN, MAX_IDENTITY_BYTES, MAX_IDENTITY_TYPE_LEN,
+    MAX_NAME_LEN, MAX_PARAMETERS_BYTES,
 };
 use crate::time::{blob_path_hour, from_epoch_number, parse_time, UtcSeconds};
 
@@ -330,6 +330,15 @@ impl<'a> Raw<'a> {
     /// The raw bytes of the object-valued top-level member `name` of the record on `nodes`, when
     /// they can be found exactly and copied as they are (no raw control characters).
     fn member(&self, nodes: &[Node<'_>], name: &str) -> Option<&'a [u8]> {
+        let (key, _) = members(nodes).find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+        self.member_any(nodes, key)
+            .filter(|raw| raw.first() == Some(&b'{') && !crate::json::has_control(raw))
+    }
+
+    /// The raw bytes of the top-level member `name` (exactly as named), whatever its value (numbers exactly as
+    /// written, which the tape keeps only as 64-bit numbers), when they can be found exactly
+    /// and copied as they are.
+    fn member_any(&self, nodes: &[Node<'_>], name: &str) -> Option<&'a [u8]> {
         let b = self.bytes;
         let mut key_at = None;
         let mut next_key_at = None;
@@ -338,10 +347,8 @@ impl<'a> Raw<'a> {
                 next_key_at = Some(self.offset_of(key)?);
                 break;
             }
-            if key.eq_ignore_ascii_case(name) {
-                if !matches!(value.first(), Some(Node::Object { .. })) {
-                    return None;
-                }
+            if key == name {
+                let _ = value;
                 key_at = Some(self.offset_of(key)?);
             }
         }
@@ -369,9 +376,6 @@ impl<'a> Raw<'a> {
         p += 1;
         while blank(*b.get(p)?) {
             p += 1;
-        }
-        if *b.get(p)? != b'{' {
-            return None;
         }
         let start = p;
         // The value ends before `,` and the next key's quote, or before the record's last brace.
@@ -405,11 +409,11 @@ impl<'a> Raw<'a> {
         while blank(b[q]) {
             q = q.checked_sub(1)?;
         }
-        if b[q] != b'}' || q < start {
+        if q < start {
             return None;
         }
         let raw = &b[start..=q];
-        (!crate::json::has_control(raw)).then_some(raw)
+        Some(raw)
     }
 }
 
@@ -433,7 +437,9 @@ const T_LOCATION: usize = 15;
 const T_PROPERTIES: usize = 16;
 const T_TIME_GENERATED: usize = 17;
 const T_OPERATION_NAME_VALUE: usize = 18;
-const TOP_FIELDS: usize = 19;
+const T_TIMESTAMP: usize = 19;
+const T_EVENT_TIMESTAMP: usize = 20;
+const TOP_FIELDS: usize = 21;
 
 fn top_fields() -> &'static FieldSet<TOP_FIELDS> {
     static SET: OnceLock<FieldSet<TOP_FIELDS>> = OnceLock::new();
@@ -458,6 +464,8 @@ fn top_fields() -> &'static FieldSet<TOP_FIELDS> {
             "properties",
             "TimeGenerated",
             "OperationNameValue",
+            "timeStamp",
+            "eventTimestamp",
         ])
     })
 }
@@ -702,12 +710,31 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
         "tenantId",
         identity.tenant_id.or(non_empty(top[T_TENANT])),
     );
-    detail(ed, "identity", identity.text);
     detail(ed, "idtyp", identity.idtyp);
     detail(ed, "authorizationScope", identity.scope);
     detail(ed, "authorizationAction", identity.action);
     detail(ed, "role", identity.role);
     detail(ed, "principalType", identity.evidence_type);
+    // The whole identity as written: every claim (authnmethodsreferences says whether MFA was
+    // used) and the authorization evidence (the role assignment that allowed the call).
+    if let Some(v) = top[T_IDENTITY] {
+        let named = members(nodes)
+            .find(|(k, _)| k.eq_ignore_ascii_case("identity"))
+            .map_or("identity", |(k, _)| k);
+        let mark = ed.mark();
+        if !first {
+            ed.punct(b',');
+        }
+        ed.key("identity");
+        match ctx.raw.and_then(|r| r.member_any(nodes, named)) {
+            Some(raw) => literal_minified(ed, raw),
+            None => write_value(ed, v, None),
+        }
+        if ed.json.len() - mark.0 > MAX_IDENTITY_BYTES {
+            ed.truncate(mark);
+            truncated.push("userIdentity.details.identity");
+        }
+    }
     ed.punct(b'}');
     ed.punct(b'}');
 
@@ -754,11 +781,12 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
 
     let ip = non_empty(top[T_CALLER_IP])
         .and_then(source_ip)
-        .or_else(|| non_empty(props[P_IP]).and_then(source_ip));
-    if let Some(ip) = ip {
+        .or_else(|| non_empty(props[P_IP]).and_then(source_ip))
+        .map(|ip| ip.to_string());
+    if let Some(ip) = &ip {
         ed.punct(b',');
         ed.key("sourceIPAddress");
-        ed.string(&ip.to_string());
+        ed.string(ip);
     }
     ed.punct(b',');
     ed.key("recipientAccountId");
@@ -783,6 +811,8 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
         props: props_val,
         raw_props,
         skip: &skip_bodies,
+        nodes,
+        source_ip: ip.as_deref(),
     };
     extra.write(ed, &[], false);
     if ed.json.len() - mark.0 > MAX_ADDITIONAL_BYTES {
@@ -804,6 +834,8 @@ fn event_time(
 ) -> Result<(UtcSeconds, Option<&'static str>), Rejection> {
     let candidates = [
         (top[T_TIME], "time"),
+        (top[T_TIMESTAMP], "timeStamp"),
+        (top[T_EVENT_TIMESTAMP], "eventTimestamp"),
         (top[T_CREATED], "createdDateTime"),
         (props[P_CREATED], "properties.createdDateTime"),
         (props[P_ACTIVITY_TIME], "properties.activityDateTime"),
@@ -1043,12 +1075,10 @@ fn write_body(
             if t.is_empty() {
                 return;
             }
-            match serde_json::from_str::<serde_json::Value>(t) {
-                Ok(v @ serde_json::Value::Object(_)) => {
-                    if serde_json::to_writer(&mut *tmp, &v).is_err() {
-                        return;
-                    }
-                }
+            // A JSON object in a string is kept as written: its numbers keep every digit and
+            // repeated keys stay (a rebuilt value would round 30-digit numbers and drop them).
+            match serde_json::from_str::<&serde_json::value::RawValue>(t) {
+                Ok(v) if v.get().starts_with('{') => minify_into(tmp, v.get().as_bytes()),
                 // Not a JSON object: kept as text so nothing is lost.
                 _ => {
                     tmp.extend_from_slice(b"{\"body\":");
@@ -1073,6 +1103,40 @@ fn write_body(
     ed.literal(tmp);
 }
 
+/// Appends valid JSON `json` without the blanks between its tokens (line breaks of a
+/// pretty-printed body would be raw control characters in `eventData`'s text); every value stays
+/// exactly as written.
+fn minify_into(out: &mut Vec<u8>, json: &[u8]) {
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            continue;
+        } else if b == b'"' {
+            in_string = true;
+        }
+        out.push(b);
+    }
+}
+
+/// Writes a raw JSON value of the record as it stands, without blanks between its tokens.
+fn literal_minified(ed: &mut Doc, raw: &[u8]) {
+    if crate::json::has_control(raw) {
+        let mut compact = Vec::with_capacity(raw.len());
+        minify_into(&mut compact, raw);
+        ed.literal(&compact);
+    } else {
+        ed.literal(raw);
+    }
+}
+
 /// What goes into `additionalEventData`.
 struct Additional<'a, 't, 'i> {
     top: &'a [Option<Val<'t, 'i>>; TOP_FIELDS],
@@ -1084,14 +1148,83 @@ struct Additional<'a, 't, 'i> {
     raw_props: Option<&'a [u8]>,
     /// Members of `properties` moved elsewhere (the request and response bodies).
     skip: &'a dyn Fn(&str) -> bool,
+    /// The whole record.
+    nodes: Val<'t, 'i>,
+    /// `sourceIPAddress` as written, when the event has one.
+    source_ip: Option<&'a str>,
 }
 
+/// Top-level fields the mapping writes itself (into `additionalEventData` under their usual
+/// names, or elsewhere in the event); every other top-level field is kept under its own name.
+const HANDLED: [&str; 19] = [
+    "time",
+    "timeStamp",
+    "eventTimestamp",
+    "createdDateTime",
+    "resourceId",
+    "operationName",
+    "operationVersion",
+    "category",
+    "tenantId",
+    "resultType",
+    "resultSignature",
+    "resultDescription",
+    "durationMs",
+    "callerIpAddress",
+    "correlationId",
+    "identity",
+    "level",
+    "location",
+    "properties",
+];
+
+/// Keys of `additionalEventData` that aztrail writes: a record field of the same name is kept
+/// as `record.<name>` instead.
+const OWN_KEYS: [&str; 3] = ["eventTimeSource", "source", "truncated"];
+
 impl Additional<'_, '_, '_> {
+    /// Writes `v` (the top-level member `key` as named in the record) exactly as written when
+    /// the raw record allows it, else from the tape.
+    fn verbatim(&self, ed: &mut Doc, key: &str, v: Val<'_, '_>) {
+        match self.ctx.raw.and_then(|r| r.member_any(self.nodes, key)) {
+            Some(raw) => literal_minified(ed, raw),
+            None => write_value(ed, v, None),
+        }
+    }
+
     /// Writes the object. `dropped` names members of `properties` left out; `bare` leaves
-    /// `properties` out entirely and cuts the other strings short.
+    /// `properties` out entirely, cuts the other strings short and leaves out other objects and
+    /// arrays, each listed in `truncated`.
     fn write(&self, ed: &mut Doc, dropped: &[&str], bare: bool) {
         let top = self.top;
+        let mut cut_here: Vec<String> = Vec::new();
         ed.punct(b'{');
+        let mut field = |ed: &mut Doc, name: &str, as_named: &str, v: Val<'_, '_>| {
+            match (bare, v.first()) {
+                (true, Some(Node::String(s))) => {
+                    ed.key(name);
+                    let c = cut(s, MAX_NAME_LEN);
+                    if c.len() < s.len() {
+                        cut_here.push(name.to_string());
+                    }
+                    ed.string(c);
+                }
+                (true, Some(Node::Object { .. } | Node::Array { .. })) => {
+                    cut_here.push(name.to_string());
+                    return;
+                }
+                _ => {
+                    ed.key(name);
+                    self.verbatim(ed, as_named, v);
+                }
+            }
+            ed.punct(b',');
+        };
+        let named = |want: &'static str| -> &str {
+            members(self.nodes)
+                .find(|(k, _)| k.eq_ignore_ascii_case(want))
+                .map_or(want, |(k, _)| k)
+        };
         for (key, slot) in [
             ("category", T_CATEGORY),
             ("level", T_LEVEL),
@@ -1104,19 +1237,32 @@ impl Additional<'_, '_, '_> {
             ("resultType", T_RESULT_TYPE),
             ("resultSignature", T_RESULT_SIGNATURE),
             ("resultDescription", T_RESULT_DESCRIPTION),
+            ("durationMs", T_DURATION),
+            // The time as written (eventTime keeps whole seconds in UTC only).
+            ("time", T_TIME),
+            ("timeStamp", T_TIMESTAMP),
+            ("eventTimestamp", T_EVENT_TIMESTAMP),
+            ("createdDateTime", T_CREATED),
         ] {
             let Some(v) = top[slot] else { continue };
-            ed.key(key);
-            match (bare, as_str(v)) {
-                (true, Some(s)) => ed.string(cut(s, MAX_NAME_LEN)),
-                _ => write_value(ed, v, None),
-            }
-            ed.punct(b',');
+            field(ed, key, named(key), v);
         }
-        if let Some(ms) = top[T_DURATION].and_then(as_int) {
-            ed.key("durationMs");
-            write_int(ed, ms);
-            ed.punct(b',');
+        // callerIpAddress, unless sourceIPAddress holds it as written.
+        if let Some(v) = top[T_CALLER_IP] {
+            if as_str(v).is_none_or(|s| Some(s) != self.source_ip) {
+                field(ed, "callerIpAddress", named("callerIpAddress"), v);
+            }
+        }
+        // Every other top-level field, under its own name.
+        for (key, v) in members(self.nodes) {
+            if HANDLED.iter().any(|h| h.eq_ignore_ascii_case(key)) {
+                continue;
+            }
+            if OWN_KEYS.iter().any(|o| o.eq_ignore_ascii_case(key)) {
+                field(ed, &format!("record.{key}"), key, v);
+            } else {
+                field(ed, key, key, v);
+            }
         }
         if let Some(ts) = self.time_source {
             ed.key("eventTimeSource");
@@ -1132,6 +1278,7 @@ impl Additional<'_, '_, '_> {
             .copied()
             .chain(dropped.iter().copied())
             .chain(bare.then_some("properties"))
+            .chain(cut_here.iter().map(String::as_str))
             .collect();
         if !cut_fields.is_empty() {
             ed.punct(b',');
@@ -1238,6 +1385,37 @@ mod tests {
     fn base() -> Value {
         json!({"time": "2024-05-01T10:00:00.1234567Z", "operationName": "Microsoft.Storage/storageAccounts/write",
                "category": "Administrative", "resultType": "Success"})
+    }
+
+    #[test]
+    fn other_time_names_and_every_unmapped_field_are_kept_as_written() {
+        for key in ["timeStamp", "TIMESTAMP", "eventTimestamp"] {
+            let r = json!({key: "2024-05-01T10:00:00.1234567Z", "operationName": "Microsoft.Web/sites/write",
+                           "callerIpAddress": "10.0.0.1:443", "RoleLocation": "West Europe",
+                           "source": "theirs", "durationMs": "12",
+                           "identity": {"claims": {"http://schemas.microsoft.com/claims/authnmethodsreferences": "pwd,mfa"},
+                                        "authorization": {"evidence": {"roleAssignmentId": "ra1"}}}});
+            let ed = map_at(&r.to_string(), "no/hour/here").unwrap();
+            assert_eq!(ed["eventTime"], "2024-05-01T10:00:00Z", "{key}");
+            let extra = &ed["additionalEventData"];
+            // Known fields go under their usual names, whatever the record's casing.
+            let usual = if key == "TIMESTAMP" { "timeStamp" } else { key };
+            assert_eq!(extra[usual], "2024-05-01T10:00:00.1234567Z");
+            assert_eq!(
+                extra["eventTimeSource"],
+                if key == "eventTimestamp" {
+                    "eventTimestamp"
+                } else {
+                    "timeStamp"
+                }
+            );
+            assert_eq!(ed["sourceIPAddress"], "10.0.0.1");
+            assert_eq!(extra["callerIpAddress"], "10.0.0.1:443");
+            assert_eq!(extra["RoleLocation"], "West Europe");
+            assert_eq!(extra["record.source"], "theirs");
+            assert_eq!(extra["durationMs"], "12");
+            assert_eq!(ed["userIdentity"]["details"]["identity"], r["identity"]);
+        }
     }
 
     #[test]
