@@ -18,8 +18,9 @@ const CHUNK: usize = 1 << 20;
 
 /// Convert Azure log records (PT1H.json) into CloudTrail Lake PutAuditEvents entries.
 ///
-/// Reads each FILE (standard input when none is given, or for "-"), in JSON Lines or the legacy
-/// {"records":[...]} form. Writes one line per event to standard output:
+/// Reads each FILE (standard input when none is given, or for "-"), in JSON Lines, the legacy
+/// {"records":[...]} form, a JSON array, or Activity Log REST API pages ({"value":[...],
+/// "nextLink":...}, what `az monitor activity-log list` and the API return, for a backfill). Writes one line per event to standard output:
 /// {"id":…,"eventData":…,"eventDataChecksum":…}, exactly as PutAuditEvents takes it. Writes one
 /// JSON line per rejected record to standard error: {"file","offset","length","code","reason"}.
 ///

@@ -2,7 +2,8 @@
 //!
 //! Azure writes JSON Lines (one record per line) since 2018-11-01 and a single
 //! `{"records":[...]}` document before that; documentation samples are sometimes one pretty-printed
-//! record or a JSON array. The [`Framer`] accepts all of them from a stream of chunks of any size and
+//! record or a JSON array; the Activity Log REST API writes pages, `{"value":[...],"nextLink":…}`
+//! (a backfill). The [`Framer`] accepts all of them from a stream of chunks of any size and
 //! hands out each complete record with its byte offset in the stream; an incomplete tail is kept for
 //! the next chunk and handed out by [`Framer::finish`] at the end, so nothing is ever dropped here
 //! (a truncated record is rejected later, by the parser, with its offset).
@@ -100,10 +101,14 @@ struct Scanner {
     layout: Option<Layout>,
     /// Whether the stream starts at offset 0 (a BOM is only looked for there).
     at_stream_start: bool,
-    /// The current array is the `records` member of a `{"records":[...]}` document.
-    wrapped: bool,
-    /// A wrapped array just closed: the document's `}` is expected next.
-    close_wrapper: bool,
+    /// The current array is the `records` member of a `{"records":[...]}` document, or the
+    /// `value` member of an Activity Log REST API page.
+    wrapped: Wrapper,
+    /// A wrapped array just closed: the document's `}` (or, for a page, its other members such
+    /// as `nextLink`, then `}`) is expected next.
+    close_wrapper: Wrapper,
+    /// Passing over the rest of a page after its `value` array (`,"nextLink":…}`).
+    page_tail: Option<ValueScan>,
     /// Progress through the value being scanned (array and document layouts).
     value: ValueScan,
     /// How many bytes of the pending record (at the start of the unconsumed bytes) were scanned
@@ -150,8 +155,9 @@ impl Framer {
                     Some(Layout::Lines)
                 },
                 at_stream_start: offset == 0,
-                wrapped: false,
-                close_wrapper: false,
+                wrapped: Wrapper::None,
+                close_wrapper: Wrapper::None,
+                page_tail: None,
                 value: ValueScan::default(),
                 scanned: 0,
                 skip: None,
@@ -260,6 +266,17 @@ impl Scanner {
     ) -> usize {
         let mut pos = 0;
         loop {
+            if let Some(tail) = &mut self.page_tail {
+                match tail.run(&data[pos..]) {
+                    Some(k) => {
+                        pos += k;
+                        self.page_tail = None;
+                    }
+                    // The page's tail goes on in the next chunk (or the stream ends inside it,
+                    // where no record can be).
+                    None => return data.len(),
+                }
+            }
             if self.skip.is_some() {
                 pos += self.pass_over(&data[pos..], eof, emit);
                 if self.skip.is_some() || pos == data.len() {
@@ -286,12 +303,22 @@ impl Scanner {
                     if pos == data.len() {
                         return pos;
                     }
-                    if self.close_wrapper {
-                        self.close_wrapper = false;
-                        if data[pos] == b'}' {
+                    match std::mem::replace(&mut self.close_wrapper, Wrapper::None) {
+                        Wrapper::None => {}
+                        _ if data[pos] == b'}' => {
                             pos += 1;
                             continue;
                         }
+                        Wrapper::Page if data[pos] == b',' => {
+                            // The page's other members (`nextLink`) are not records.
+                            self.page_tail = Some(ValueScan {
+                                started: true,
+                                depth: 1,
+                                ..ValueScan::default()
+                            });
+                            continue;
+                        }
+                        Wrapper::Records | Wrapper::Page => {}
                     }
                     match detect_layout(&data[pos..], eof) {
                         Some((layout, skip, wrapped)) => {
@@ -319,7 +346,7 @@ impl Scanner {
                     // The array is over: what follows is framed on its own.
                     self.layout = None;
                     self.close_wrapper = self.wrapped;
-                    self.wrapped = false;
+                    self.wrapped = Wrapper::None;
                 }
             }
         }
@@ -485,24 +512,35 @@ impl Scanner {
     }
 }
 
+/// What an array of records stands in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wrapper {
+    /// Nothing: a bare `[...]` (or no array).
+    None,
+    /// The legacy `{"records":[...]}` document.
+    Records,
+    /// A page of the Activity Log REST API, `{"value":[...],"nextLink":...}`.
+    Page,
+}
+
 /// Finds the layout from the first bytes after the BOM and blanks. Returns it with the number of
-/// bytes to skip (the `{"records":[` or `[` prefix of an array) and whether the array is wrapped
-/// in a `{"records":...}` document, or `None` when more bytes are needed.
-fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize, bool)> {
+/// bytes to skip (the `{"records":[`, `{"value":[` or `[` prefix of an array) and what the array
+/// is wrapped in, or `None` when more bytes are needed.
+fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize, Wrapper)> {
     let first = data.iter().position(|&b| !is_blank(b));
     let Some(first) = first else {
         return if eof {
-            Some((Layout::Lines, 0, false))
+            Some((Layout::Lines, 0, Wrapper::None))
         } else {
             None
         };
     };
     match data[first] {
-        b'[' => return Some((Layout::Array, first + 1, false)),
+        b'[' => return Some((Layout::Array, first + 1, Wrapper::None)),
         b'{' => {}
-        _ => return Some((Layout::Lines, 0, false)),
+        _ => return Some((Layout::Lines, 0, Wrapper::None)),
     }
-    // `{` ws "records" ws : ws [  -> the legacy wrapped document.
+    // `{` ws "records" ws : ws [  -> the legacy wrapped document; `"value"` -> a REST page.
     let mut p = first + 1;
     let skip_blanks = |p: &mut usize| {
         while *p < data.len() && is_blank(data[*p]) {
@@ -510,16 +548,24 @@ fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize, bool)> {
         }
     };
     skip_blanks(&mut p);
-    let want = b"\"records\"";
     let have = &data[p.min(data.len())..];
-    let n = have.len().min(want.len());
-    if have[..n] != want[..n] {
+    let mut matched = None;
+    for (want, wrapper) in [
+        (&b"\"records\""[..], Wrapper::Records),
+        (&b"\"value\""[..], Wrapper::Page),
+    ] {
+        let n = have.len().min(want.len());
+        if have[..n] == want[..n] {
+            if n < want.len() {
+                return need_more(data, eof);
+            }
+            matched = Some((want.len(), wrapper));
+        }
+    }
+    let Some((len, wrapper)) = matched else {
         return first_line_layout(data, first, eof);
-    }
-    if n < want.len() {
-        return need_more(data, eof);
-    }
-    p += want.len();
+    };
+    p += len;
     skip_blanks(&mut p);
     match data.get(p) {
         None => return need_more(data, eof),
@@ -529,30 +575,30 @@ fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize, bool)> {
     skip_blanks(&mut p);
     match data.get(p) {
         None => need_more(data, eof),
-        Some(b'[') => Some((Layout::Array, p + 1, true)),
+        Some(b'[') => Some((Layout::Array, p + 1, wrapper)),
         Some(_) => first_line_layout(data, first, eof),
     }
 }
 
-fn need_more(data: &[u8], eof: bool) -> Option<(Layout, usize, bool)> {
+fn need_more(data: &[u8], eof: bool) -> Option<(Layout, usize, Wrapper)> {
     if eof || data.len() >= DETECT_WINDOW {
-        Some((Layout::Lines, 0, false))
+        Some((Layout::Lines, 0, Wrapper::None))
     } else {
         None
     }
 }
 
 /// A first line that is only `{` starts a pretty-printed document; anything else is JSON Lines.
-fn first_line_layout(data: &[u8], first: usize, eof: bool) -> Option<(Layout, usize, bool)> {
+fn first_line_layout(data: &[u8], first: usize, eof: bool) -> Option<(Layout, usize, Wrapper)> {
     let window = &data[first..data.len().min(first + DETECT_WINDOW)];
     let Some(nl) = memchr(b'\n', window) else {
         return need_more(data, eof);
     };
     let (_, line) = trim(&window[..nl]);
     if line == b"{" {
-        Some((Layout::Document, 0, false))
+        Some((Layout::Document, 0, Wrapper::None))
     } else {
-        Some((Layout::Lines, 0, false))
+        Some((Layout::Lines, 0, Wrapper::None))
     }
 }
 
@@ -808,6 +854,18 @@ mod tests {
             7,
         );
         assert_eq!(recs_of(&got), vec!["{\"a\":1}", ", \"x\":2}", "{\"b\":2}"]);
+    }
+
+    #[test]
+    fn activity_log_api_pages_are_framed_without_their_next_link() {
+        let data = b"{\"value\":[{\"a\":1},{\"b\":\"}]\"}],\"nextLink\":\"https://m/x?$skipToken=1}\"}\n{ \"value\" : [ {\"c\":3} ], \"nextLink\": null }\n{\"value\":[]}\n{\"d\":4}\n";
+        for chunk in [1, 3, 7, 1000] {
+            assert_eq!(
+                recs_of(&framed(data, 1 << 20, chunk)),
+                vec!["{\"a\":1}", "{\"b\":\"}]\"}", "{\"c\":3}", "{\"d\":4}"],
+                "chunk {chunk}"
+            );
+        }
     }
 
     #[test]

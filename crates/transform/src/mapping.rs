@@ -439,7 +439,15 @@ const T_TIME_GENERATED: usize = 17;
 const T_OPERATION_NAME_VALUE: usize = 18;
 const T_TIMESTAMP: usize = 19;
 const T_EVENT_TIMESTAMP: usize = 20;
-const TOP_FIELDS: usize = 21;
+// The Activity Log REST API's shape (`az monitor activity-log list`).
+const T_CALLER: usize = 21;
+const T_CLAIMS: usize = 22;
+const T_AUTHORIZATION: usize = 23;
+const T_HTTP_REQUEST: usize = 24;
+const T_STATUS: usize = 25;
+const T_SUB_STATUS: usize = 26;
+const T_PROVIDER: usize = 27;
+const TOP_FIELDS: usize = 28;
 
 fn top_fields() -> &'static FieldSet<TOP_FIELDS> {
     static SET: OnceLock<FieldSet<TOP_FIELDS>> = OnceLock::new();
@@ -466,6 +474,13 @@ fn top_fields() -> &'static FieldSet<TOP_FIELDS> {
             "OperationNameValue",
             "timeStamp",
             "eventTimestamp",
+            "caller",
+            "claims",
+            "authorization",
+            "httpRequest",
+            "status",
+            "subStatus",
+            "resourceProviderName",
         ])
     })
 }
@@ -557,6 +572,8 @@ struct Identity<'i> {
     evidence_principal: Option<&'i str>,
     evidence_type: Option<&'i str>,
     text: Option<&'i str>,
+    /// The REST API's `caller`: a UPN, or an object or application id.
+    caller: Option<&'i str>,
 }
 
 fn read_identity<'i>(v: Option<Val<'_, 'i>>) -> Identity<'i> {
@@ -596,6 +613,8 @@ fn read_identity<'i>(v: Option<Val<'_, 'i>>) -> Identity<'i> {
                 match ak {
                     "scope" => id.scope = ne(av),
                     "action" => id.action = ne(av),
+                    // The REST API names the role here, the export under `evidence`.
+                    "role" => id.role = id.role.or(ne(av)),
                     "evidence" => {
                         for (ek, ev) in members(av) {
                             match ek {
@@ -631,7 +650,8 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
         Some(p) if matches!(p.first(), Some(Node::Object { .. })) => property_fields().read(p),
         _ => [None; PROPERTY_FIELDS],
     };
-    let category = non_empty(top[T_CATEGORY]);
+    // The export writes `"category":"Administrative"`, the REST API `{"value":"Administrative",…}`.
+    let category = non_empty(top[T_CATEGORY]).or_else(|| localized(top[T_CATEGORY]));
     let entra = category.is_some_and(is_entra);
 
     // eventTime
@@ -650,6 +670,7 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     let source_ns = operation
         .and_then(|op| op.split_once('/').map(|(ns, _)| ns))
         .filter(|ns| ns.contains('.') && !ns.contains(' '))
+        .or_else(|| localized(top[T_PROVIDER]))
         .or_else(|| resource_id.and_then(provider_namespace))
         .unwrap_or(if entra { "Microsoft.aadiam" } else { "Azure" });
 
@@ -659,7 +680,15 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     ed.literal(b"{\"version\":\"1.0\",\"userIdentity\":{");
 
     // userIdentity
-    let identity = read_identity(top[T_IDENTITY]);
+    // The export nests claims and authorization in `identity`; the REST API has them at the top.
+    let mut identity = match top[T_IDENTITY] {
+        Some(v) => read_identity(Some(v)),
+        None if top[T_CLAIMS].is_some() || top[T_AUTHORIZATION].is_some() => {
+            read_identity(Some(nodes))
+        }
+        None => Identity::default(),
+    };
+    identity.caller = non_empty(top[T_CALLER]);
     let (principal, id_type) = principal(&identity, &props, category);
     ed.key("type");
     write_cut(
@@ -781,6 +810,11 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
 
     let ip = non_empty(top[T_CALLER_IP])
         .and_then(source_ip)
+        .or_else(|| {
+            top[T_HTTP_REQUEST]
+                .and_then(|h| non_empty(get(h, "clientIpAddress")))
+                .and_then(source_ip)
+        })
         .or_else(|| non_empty(props[P_IP]).and_then(source_ip))
         .map(|ip| ip.to_string());
     if let Some(ip) = &ip {
@@ -868,6 +902,11 @@ fn event_time(
     Err(Rejection::NoEventTime(problems.join("; ")))
 }
 
+/// The `value` of a REST API localizable string (`{"value":…,"localizedValue":…}`).
+fn localized<'i>(v: Option<Val<'_, 'i>>) -> Option<&'i str> {
+    v.and_then(|v| non_empty(get(v, "value")))
+}
+
 /// The namespace after `/providers/` in a resource id (`Microsoft.aadiam`).
 fn provider_namespace(resource_id: &str) -> Option<&str> {
     let bytes = resource_id.as_bytes();
@@ -915,11 +954,19 @@ fn principal<'i>(
     } else {
         "Unknown"
     };
-    let candidates: [(Option<&'i str>, &'static str); 12] = [
+    let candidates: [(Option<&'i str>, &'static str); 13] = [
         (id.object_id, claims_type),
         (id.upn, "User"),
         (id.name, claims_type),
         (id.app_id, "ServicePrincipal"),
+        (
+            id.caller,
+            if id.caller.is_some_and(|c| c.contains('@')) {
+                "User"
+            } else {
+                "Unknown"
+            },
+        ),
         (id.evidence_principal, "Unknown"),
         (non_empty(props[P_USER_ID]), "User"),
         (non_empty(props[P_SP_ID]), "ServicePrincipal"),
@@ -963,7 +1010,11 @@ fn failure<'i>(
     entra: bool,
 ) -> Option<(String, Option<&'i str>)> {
     let result_type = top[T_RESULT_TYPE];
-    let result_str = result_type.and_then(as_str).map(str::trim);
+    // The REST API's `status.value` says what the export's resultType says.
+    let result_str = result_type
+        .and_then(as_str)
+        .or_else(|| localized(top[T_STATUS]))
+        .map(str::trim);
     if let Some(r) = result_str {
         let r = r.trim_end_matches('.');
         if [
@@ -1005,6 +1056,7 @@ fn failure<'i>(
         return None;
     }
     let signature = non_empty(top[T_RESULT_SIGNATURE])
+        .or_else(|| localized(top[T_SUB_STATUS]))
         .filter(|s| !s.eq_ignore_ascii_case("None") && *s != "-1");
     let code = status_code
         .or(numeric_result)
@@ -1017,7 +1069,8 @@ fn failure<'i>(
         .and_then(|s| non_empty(get(s, "failureReason")))
         .or_else(|| non_empty(props[P_RESULT_REASON]))
         .or_else(|| non_empty(top[T_RESULT_DESCRIPTION]))
-        .or_else(|| non_empty(props[P_STATUS_MESSAGE]));
+        .or_else(|| non_empty(props[P_STATUS_MESSAGE]))
+        .or_else(|| top[T_SUB_STATUS].and_then(|v| non_empty(get(v, "localizedValue"))));
     Some((code, message))
 }
 
