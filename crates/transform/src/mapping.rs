@@ -449,40 +449,64 @@ const T_SUB_STATUS: usize = 26;
 const T_PROVIDER: usize = 27;
 const TOP_FIELDS: usize = 28;
 
+/// The top-level fields the mapping reads, by slot (`T_*`).
+const TOP_NAMES: [&str; TOP_FIELDS] = [
+    "time",
+    "createdDateTime",
+    "resourceId",
+    "operationName",
+    "operationVersion",
+    "category",
+    "tenantId",
+    "resultType",
+    "resultSignature",
+    "resultDescription",
+    "durationMs",
+    "callerIpAddress",
+    "correlationId",
+    "identity",
+    "level",
+    "location",
+    "properties",
+    "TimeGenerated",
+    "OperationNameValue",
+    "timeStamp",
+    "eventTimestamp",
+    "caller",
+    "claims",
+    "authorization",
+    "httpRequest",
+    "status",
+    "subStatus",
+    "resourceProviderName",
+];
+
+/// Slots read for the mapping but kept in `additionalEventData` under the record's own name
+/// (the REST shape's fields, and the Log Analytics markers).
+const KEPT_AS_NAMED: [usize; 9] = [
+    T_TIME_GENERATED,
+    T_OPERATION_NAME_VALUE,
+    T_CALLER,
+    T_CLAIMS,
+    T_AUTHORIZATION,
+    T_HTTP_REQUEST,
+    T_STATUS,
+    T_SUB_STATUS,
+    T_PROVIDER,
+];
+
 fn top_fields() -> &'static FieldSet<TOP_FIELDS> {
     static SET: OnceLock<FieldSet<TOP_FIELDS>> = OnceLock::new();
-    SET.get_or_init(|| {
-        FieldSet::new([
-            "time",
-            "createdDateTime",
-            "resourceId",
-            "operationName",
-            "operationVersion",
-            "category",
-            "tenantId",
-            "resultType",
-            "resultSignature",
-            "resultDescription",
-            "durationMs",
-            "callerIpAddress",
-            "correlationId",
-            "identity",
-            "level",
-            "location",
-            "properties",
-            "TimeGenerated",
-            "OperationNameValue",
-            "timeStamp",
-            "eventTimestamp",
-            "caller",
-            "claims",
-            "authorization",
-            "httpRequest",
-            "status",
-            "subStatus",
-            "resourceProviderName",
-        ])
-    })
+    SET.get_or_init(|| FieldSet::new(TOP_NAMES))
+}
+
+/// Whether the mapping writes the top-level field `key` itself (into `additionalEventData` under
+/// its usual name, or elsewhere in the event); every other field is kept under its own name.
+fn handled(key: &str) -> bool {
+    TOP_NAMES
+        .iter()
+        .enumerate()
+        .any(|(slot, name)| name.eq_ignore_ascii_case(key) && !KEPT_AS_NAMED.contains(&slot))
 }
 
 // Members of `properties` that the mapping reads.
@@ -1207,30 +1231,6 @@ struct Additional<'a, 't, 'i> {
     source_ip: Option<&'a str>,
 }
 
-/// Top-level fields the mapping writes itself (into `additionalEventData` under their usual
-/// names, or elsewhere in the event); every other top-level field is kept under its own name.
-const HANDLED: [&str; 19] = [
-    "time",
-    "timeStamp",
-    "eventTimestamp",
-    "createdDateTime",
-    "resourceId",
-    "operationName",
-    "operationVersion",
-    "category",
-    "tenantId",
-    "resultType",
-    "resultSignature",
-    "resultDescription",
-    "durationMs",
-    "callerIpAddress",
-    "correlationId",
-    "identity",
-    "level",
-    "location",
-    "properties",
-];
-
 /// Keys of `additionalEventData` that aztrail writes: a record field of the same name is kept
 /// as `record.<name>` instead.
 const OWN_KEYS: [&str; 3] = ["eventTimeSource", "source", "truncated"];
@@ -1308,7 +1308,7 @@ impl Additional<'_, '_, '_> {
         }
         // Every other top-level field, under its own name.
         for (key, v) in members(self.nodes) {
-            if HANDLED.iter().any(|h| h.eq_ignore_ascii_case(key)) {
+            if handled(key) {
                 continue;
             }
             if OWN_KEYS.iter().any(|o| o.eq_ignore_ascii_case(key)) {
