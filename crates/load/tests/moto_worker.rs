@@ -57,6 +57,28 @@ impl Stack {
         }
     }
 
+    /// The records accepted according to the load checkpoints in the staging bucket (summed).
+    async fn checkpointed(&self) -> u64 {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket("staging")
+            .prefix(aztrail_load::checkpoint::CHECKPOINT_PREFIX)
+            .send()
+            .await
+            .unwrap();
+        let mut accepted = 0;
+        for object in listed.contents() {
+            let Some(key) = object.key() else { continue };
+            let got = self.s3.get_object().bucket("staging").key(key).send().await;
+            let Ok(got) = got else { continue };
+            let bytes = got.body.collect().await.unwrap().into_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            accepted += v["accepted"].as_u64().unwrap_or(0);
+        }
+        accepted
+    }
+
     async fn put(&self, key: &str, body: Vec<u8>) {
         self.s3
             .put_object()
@@ -254,6 +276,8 @@ async fn notifications_to_lake_with_every_record_accounted_for() {
 struct Crashing {
     inner: Arc<CloudTrailSink>,
     calls: AtomicU32,
+    /// Calls answered (all but the ones that hang).
+    answered: AtomicU32,
     crash_after: u32,
 }
 
@@ -262,7 +286,9 @@ impl AuditSink for Crashing {
         if self.calls.fetch_add(1, Ordering::SeqCst) >= self.crash_after {
             futures::future::pending::<()>().await;
         }
-        self.inner.put(events).await
+        let result = self.inner.put(events).await;
+        self.answered.fetch_add(1, Ordering::SeqCst);
+        result
     }
 }
 
@@ -279,6 +305,7 @@ async fn a_redelivered_message_resumes_after_a_crash_without_resending_accepted_
     let crashing = Arc::new(Crashing {
         inner: lake_sink(&lake),
         calls: AtomicU32::new(0),
+        answered: AtomicU32::new(0),
         crash_after: 12,
     });
     let first = stack.worker(Arc::clone(&crashing), visibility);
@@ -288,8 +315,23 @@ async fn a_redelivered_message_resumes_after_a_crash_without_resending_accepted_
         assert!(started.elapsed() < Duration::from_secs(60), "no crash");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Let the checkpoint of the calls that were answered be written, then kill the worker.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait until the 12 calls that pass are answered (the 13th never is) and the checkpoint
+    // covers what they stored, within the one save interval the loader allows; then kill the
+    // worker.
+    loop {
+        let answered = crashing.answered.load(Ordering::SeqCst);
+        let stored = lake.stats().await.unwrap().events;
+        let saved = stack.checkpointed().await;
+        if answered == 12 && saved + 2 * 100 >= stored {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{answered} calls answered, {stored} stored, {saved} checkpointed"
+        );
+        // A poll interval, not a wait for something to happen by itself.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     run.abort();
     let _ = run.await;
     let before = lake.stats().await.unwrap().events;
