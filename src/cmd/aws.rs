@@ -86,7 +86,6 @@ const NO_CREDENTIALS: &str = "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_
 /// otherwise the credential chain is asked once (an instance or task role), and if it has none
 /// the run stops here, before anything is loaded, saying how to set them.
 pub async fn clients(endpoints: &Endpoints, uses_s3_or_sqs: bool) -> anyhow::Result<Clients> {
-    use aws_sdk_cloudtraildata::config::Credentials;
     let mut loader = aws_config::from_env();
     if !credentials_configured() {
         let env_endpoint = |service: &str| {
@@ -107,13 +106,7 @@ pub async fn clients(endpoints: &Endpoints, uses_s3_or_sqs: bool) -> anyhow::Res
                 "aztrail: no AWS credentials set; signing for the local endpoints with placeholders"
             );
             loader = loader
-                .credentials_provider(Credentials::new(
-                    "AKIDLOCAL",
-                    "local",
-                    None,
-                    None,
-                    "aztrail",
-                ))
+                .credentials_provider(aztrail_load::sink::placeholder_credentials())
                 .region(aws_config::Region::new(
                     std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
                 ));

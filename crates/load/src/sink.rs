@@ -113,24 +113,22 @@ impl CloudTrailSink {
     }
 }
 
+/// Credentials for endpoints on this machine (the local lake, emulators), which check only the
+/// signature's form: what aztrail signs with there when the environment names none.
+pub fn placeholder_credentials() -> aws_sdk_cloudtraildata::config::Credentials {
+    aws_sdk_cloudtraildata::config::Credentials::new("AKIDLOCAL", "local", None, None, "aztrail")
+}
+
 impl CloudTrailSink {
     /// Sends to `channel_arn` at a stand-in's `endpoint` (the local lake): region us-east-1,
     /// placeholder credentials (a stand-in checks the signature's form only), and no SDK retries,
     /// since the sender retries with its own accounting.
     pub fn for_endpoint(endpoint: &str, channel_arn: impl Into<String>) -> Self {
-        use aws_sdk_cloudtraildata::config::{
-            retry::RetryConfig, BehaviorVersion, Credentials, Region,
-        };
+        use aws_sdk_cloudtraildata::config::{retry::RetryConfig, BehaviorVersion, Region};
         let config = aws_sdk_cloudtraildata::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                "AKIDLOCAL",
-                "local",
-                None,
-                None,
-                "aztrail",
-            ))
+            .credentials_provider(placeholder_credentials())
             .endpoint_url(endpoint)
             .retry_config(RetryConfig::disabled())
             .build();

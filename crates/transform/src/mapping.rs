@@ -342,13 +342,12 @@ impl<'a> Raw<'a> {
         let b = self.bytes;
         let mut key_at = None;
         let mut next_key_at = None;
-        for (key, value) in members(nodes) {
+        for (key, _) in members(nodes) {
             if key_at.is_some() {
                 next_key_at = Some(self.offset_of(key)?);
                 break;
             }
             if key == name {
-                let _ = value;
                 key_at = Some(self.offset_of(key)?);
             }
         }
