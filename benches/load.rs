@@ -26,7 +26,7 @@ use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACC
 use aztrail_load::checkpoint::{Checkpoint, NoProgress};
 use aztrail_load::loader::{load, Destination, LoadConfig, MemoryFailures, Summary};
 use aztrail_load::rate::RateLimiter;
-use aztrail_load::sink::{AuditSink, CallError, CloudTrailSink, OutEvent, PutResult};
+use aztrail_load::sink::{CallError, CloudTrailSink, EventSink, OutEvent, PutResult};
 use aztrail_transform::{synth, Source};
 use criterion::{Criterion, Throughput};
 
@@ -40,7 +40,7 @@ fn sink(lake: &Lake) -> Arc<CloudTrailSink> {
 /// Accepts every event at once.
 struct NullSink;
 
-impl AuditSink for NullSink {
+impl EventSink for NullSink {
     async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
         Ok(PutResult {
             successful: events.iter().map(|e| e.id.clone()).collect(),
@@ -49,7 +49,7 @@ impl AuditSink for NullSink {
     }
 }
 
-async fn run<S: AuditSink>(
+async fn run<S: EventSink>(
     object: &[u8],
     sink: &Arc<S>,
     limiter: &Arc<RateLimiter>,

@@ -3,18 +3,12 @@
 
 use std::sync::Arc;
 
-use aztrail_load::settings::{cloudtrail_sink, AwsClients};
-use aztrail_load::sink::CloudTrailSink;
+use aztrail_load::destination::{writer_name, DestinationSettings, Kind, Sink};
+use aztrail_load::settings::AwsClients;
 
 /// Where AWS calls go.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Endpoints {
-    /// The CloudTrail Lake channel to send to (its account becomes recipientAccountId).
-    #[arg(long, env = "AZTRAIL_CHANNEL_ARN")]
-    pub channel_arn: String,
-    /// Send PutAuditEvents here instead of the AWS endpoint (the local lake, for example).
-    #[arg(long, env = "AZTRAIL_CLOUDTRAIL_ENDPOINT")]
-    pub cloudtrail_endpoint: Option<String>,
     /// Address S3 with path-style URLs (for S3 emulators such as moto).
     #[arg(long, env = "AZTRAIL_S3_PATH_STYLE")]
     pub s3_path_style: bool,
@@ -24,7 +18,10 @@ pub struct Endpoints {
 pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
-    pub sink: Arc<CloudTrailSink>,
+    /// The destination.
+    pub sink: Arc<Sink>,
+    /// The account events name as recipientAccountId.
+    pub account: String,
 }
 
 impl Clients {
@@ -78,14 +75,20 @@ fn credentials_configured() -> bool {
 /// The message for a run with no AWS credentials that needs them.
 const NO_CREDENTIALS: &str = "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
 (and AWS_REGION), or AWS_PROFILE, or run where a role provides them. Against the local lake \
-(--cloudtrail-endpoint http://127.0.0.1:PORT) none are needed: any credentials are accepted there";
+(--cloudtrail-endpoint http://127.0.0.1:PORT) or an emulator on this machine none are needed: \
+any credentials are accepted there";
 
 /// Builds the clients from the environment and `endpoints`. With no credentials in the
 /// environment: when every endpoint in use is on this machine (the local lake, an emulator),
 /// placeholder credentials sign the calls, since stand-ins check only the signature's form;
 /// otherwise the credential chain is asked once (an instance or task role), and if it has none
 /// the run stops here, before anything is loaded, saying how to set them.
-pub async fn clients(endpoints: &Endpoints, uses_s3_or_sqs: bool) -> anyhow::Result<Clients> {
+pub async fn clients(
+    endpoints: &Endpoints,
+    destination: &DestinationSettings,
+    uses_s3_or_sqs: bool,
+) -> anyhow::Result<Clients> {
+    destination.check()?;
     let mut loader = aws_config::from_env();
     if !credentials_configured() {
         let env_endpoint = |service: &str| {
@@ -93,10 +96,15 @@ pub async fn clients(endpoints: &Endpoints, uses_s3_or_sqs: bool) -> anyhow::Res
                 .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
                 .ok()
         };
-        let all_local = endpoints
-            .cloudtrail_endpoint
-            .as_deref()
-            .is_some_and(is_loopback)
+        let service = match destination.destination {
+            Kind::Cloudtrail => "CLOUDTRAIL_DATA",
+            Kind::Cloudwatch => "CLOUDWATCH_LOGS",
+        };
+        let to = destination
+            .endpoint()
+            .map(str::to_string)
+            .or_else(|| env_endpoint(service));
+        let all_local = to.as_deref().is_some_and(is_loopback)
             && (!uses_s3_or_sqs
                 || ["S3", "SQS"]
                     .iter()
@@ -137,12 +145,14 @@ pub async fn clients(endpoints: &Endpoints, uses_s3_or_sqs: bool) -> anyhow::Res
             .build(),
     );
     let sqs = aws_sdk_sqs::Client::new(&shared);
-    let sink = Arc::new(cloudtrail_sink(
-        &shared,
-        endpoints.cloudtrail_endpoint.as_deref(),
-        &endpoints.channel_arn,
-    ));
-    Ok(Clients { s3, sqs, sink })
+    let sink = Arc::new(destination.sink(&shared, &writer_name())?);
+    let account = destination.account(&shared).await?;
+    Ok(Clients {
+        s3,
+        sqs,
+        sink,
+        account,
+    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use aztrail_load::metrics::load_metrics;
 use aztrail_load::settings::{LoadSettings, Queues};
 use lambda_runtime::{service_fn, LambdaEvent};
 
-use super::account_of_channel_arn;
 use super::aws::{clients, Endpoints};
 
 /// Run a Lambda function's runtime loop (normally started by Lambda itself).
@@ -112,11 +111,11 @@ fn now_ms() -> u64 {
 }
 
 fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let account = account_of_channel_arn(&args.endpoints.channel_arn)?;
+    args.settings.destination.check()?;
     args.settings.check()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let c = clients(&args.endpoints, true).await?;
+        let c = clients(&args.endpoints, &args.settings.destination, true).await?;
         let queues = Queues {
             work: args.queue_url.clone(),
             failures: args.failure_queue_url.clone(),
@@ -127,7 +126,7 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
             &queues,
             Arc::clone(&c.sink),
             args.settings.limiter(),
-            args.settings.config(account),
+            args.settings.config(c.account.clone()),
         );
         let worker = tokio::sync::Mutex::new(worker);
         let margin = Duration::from_secs(args.deadline_margin_seconds);

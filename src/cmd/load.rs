@@ -18,9 +18,9 @@ use aztrail_transform::Source;
 
 use super::aws::{clients, Endpoints};
 use super::progress::ProgressLine;
-use super::{account_of_channel_arn, EXIT_REJECTED};
+use super::EXIT_REJECTED;
 
-/// Load staged objects into CloudTrail Lake (PutAuditEvents).
+/// Load staged objects into CloudTrail Lake (PutAuditEvents) or CloudWatch Logs (PutLogEvents).
 ///
 /// Work comes from one of three places:
 ///
@@ -106,7 +106,7 @@ pub async fn load_one<S, F, R>(
     config: &LoadConfig,
 ) -> anyhow::Result<(Summary, Option<String>)>
 where
-    S: aztrail_load::sink::AuditSink,
+    S: aztrail_load::sink::EventSink,
     F: FailureSink,
     R: tokio::io::AsyncRead + Unpin,
 {
@@ -131,7 +131,7 @@ pub async fn load_resumed<S, F, R, P>(
     config: &LoadConfig,
 ) -> anyhow::Result<(Summary, Option<String>)>
 where
-    S: aztrail_load::sink::AuditSink,
+    S: aztrail_load::sink::EventSink,
     F: FailureSink,
     R: tokio::io::AsyncRead + Unpin,
     P: aztrail_load::checkpoint::Progress,
@@ -207,7 +207,7 @@ fn items(sources: &[String]) -> anyhow::Result<Vec<Item>> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let account = account_of_channel_arn(&args.endpoints.channel_arn)?;
+    args.settings.destination.check()?;
     anyhow::ensure!(
         !args.sources.is_empty() || args.queue_url.is_some(),
         "nothing to load: give s3://bucket/key objects, local paths or --queue-url"
@@ -222,6 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let c = clients(
             &args.endpoints,
+            &args.settings.destination,
             args.queue_url.is_some()
                 || args.sources.iter().any(|s| s.starts_with("s3://"))
                 || args.failure_queue_url.is_some(),
@@ -232,7 +233,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let config = LoadConfig {
             live: Some(Arc::clone(&live)),
             stop: Some(stop_on_signal()),
-            ..args.settings.config(account)
+            ..args.settings.config(c.account.clone())
         };
         let failures = match (&args.failure_queue_url, &args.failure_file) {
             (Some(url), _) => Failures::Queue(SqsFailures::new(c.sqs.clone(), url)),

@@ -7,11 +7,12 @@ use aztrail_load::redrive::Redriver;
 use aztrail_load::settings::LoadSettings;
 
 use super::aws::{clients, Endpoints};
-use super::{account_of_channel_arn, EXIT_REJECTED};
+use super::EXIT_REJECTED;
 
-/// Send the failure queue's events to CloudTrail Lake again.
+/// Send the failure queue's events to their destination again.
 ///
-/// Run it once the cause of the failures is fixed (a quota raised, a channel restored). Each
+/// Run it once the cause of the failures is fixed (a quota raised, a channel restored), with
+/// the same destination settings as the load. Each
 /// message's record is taken from the message, or re-read from the staging bucket when the
 /// message is a pointer (bucket, key, offset, length), mapped again (same UID as before) and
 /// sent. A message is deleted only when its event was accepted; the others stay in the queue.
@@ -34,18 +35,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let account = account_of_channel_arn(&args.endpoints.channel_arn)?;
+    args.settings.destination.check()?;
     args.settings.check()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let c = clients(&args.endpoints, true).await?;
+        let c = clients(&args.endpoints, &args.settings.destination, true).await?;
         let redriver = Redriver {
             s3: c.s3,
             sqs: c.sqs,
             queue_url: args.failure_queue_url.clone(),
             sink: c.sink,
             limiter: args.settings.limiter(),
-            config: args.settings.config(account),
+            config: args.settings.config(c.account.clone()),
             visibility_timeout: args.settings.visibility_timeout,
             dry_run: args.dry_run,
         };

@@ -16,20 +16,22 @@ use aztrail_ingest::local::{LocalContainer, LocalStaging};
 use aztrail_ingest::run::{ingest_with, IngestConfig, IngestSummary};
 use aztrail_ingest::source::{S3Staging, Staging};
 use aztrail_ingest::stage::Stager;
-use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN};
+use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
 use aztrail_load::checkpoint::{CheckpointStore as _, ObjectProgress};
+use aztrail_load::destination::{writer_name, DestinationSettings, Kind, Sink};
 use aztrail_load::loader::{Destination, Live, LoadConfig, Summary};
 use aztrail_load::local::{open_file, DirCheckpoints, FileFailures};
-use aztrail_load::settings::{cloudtrail_sink, AwsClients, LoadSettings, Queues};
+use aztrail_load::settings::{AwsClients, LoadSettings, Queues};
 use aztrail_load::sink::CloudTrailSink;
 use aztrail_load::sqs::WorkerSummary;
 use aztrail_transform::synth;
 use aztrail_transform::Source;
 
 use super::progress::ProgressLine;
-use super::{account_of_channel_arn, parse_duration, EXIT_REJECTED};
+use super::{parse_duration, EXIT_REJECTED};
 
-/// Run the whole pipeline once: Azure logs → staging → queue → loader → CloudTrail Lake.
+/// Run the whole pipeline once: Azure logs → staging → queue → loader → CloudTrail Lake (or
+/// CloudWatch Logs).
 ///
 /// With no flags everything runs on this machine, under --dir (default ./aztrail-run):
 ///
@@ -45,8 +47,10 @@ use super::{account_of_channel_arn, parse_duration, EXIT_REJECTED};
 ///
 /// Swap in real parts with: --source DIR (your own container tree); --azure-secret-arn ARN or
 /// --azure (credentials from AZTRAIL_AZURE_CREDENTIALS) for Azure Storage; --staging-bucket with
-/// --queue-url and --failure-queue-url for S3 + SQS (the bucket must notify the queue); and
-/// --channel-arn (with --cloudtrail-endpoint for a stand-in) for CloudTrail Lake.
+/// --queue-url and --failure-queue-url for S3 + SQS (the bucket must notify the queue);
+/// --channel-arn (with --cloudtrail-endpoint for a stand-in) for CloudTrail Lake; or
+/// --destination cloudwatch --log-group NAME (with --logs-endpoint for a stand-in) for
+/// CloudWatch Logs.
 ///
 /// Prints progress on a terminal, then a JSON summary: what ingest staged, what load did
 /// (records = skipped + accepted + failed, where skipped were loaded by an earlier run), the
@@ -83,12 +87,6 @@ pub struct Args {
     /// The SQS queue for records that could not be loaded.
     #[arg(long)]
     failure_queue_url: Option<String>,
-    /// Send to this CloudTrail Lake channel instead of the local lake.
-    #[arg(long)]
-    channel_arn: Option<String>,
-    /// With --channel-arn: send PutAuditEvents here (a stand-in) instead of AWS.
-    #[arg(long)]
-    cloudtrail_endpoint: Option<String>,
     /// Address S3 with path-style URLs (for S3 emulators such as moto).
     #[arg(long)]
     s3_path_style: bool,
@@ -202,8 +200,16 @@ impl Sources {
     }
 }
 
+/// Whether the run sends to the embedded local lake: CloudTrail Lake with no channel named.
+fn local_lake(dest: &DestinationSettings) -> bool {
+    dest.destination == Kind::Cloudtrail && dest.channel_arn.is_none()
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     args.settings.check()?;
+    if !local_lake(&args.settings.destination) {
+        args.settings.destination.check()?;
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(pipeline(args))
 }
@@ -212,7 +218,7 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let shared = aws_config::load_from_env().await;
     // The working directory holds the local stand-ins: not needed when every part is real.
-    if args.staging_bucket.is_none() || args.channel_arn.is_none() {
+    if args.staging_bucket.is_none() || local_lake(&args.settings.destination) {
         std::fs::create_dir_all(&args.dir)
             .with_context(|| format!("creating {}", args.dir.display()))?;
     }
@@ -256,28 +262,29 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
         )
     };
 
-    // Lake.
-    let (lake, channel_arn, endpoint) = match &args.channel_arn {
-        Some(arn) => (None, arn.clone(), args.cloudtrail_endpoint.clone()),
-        None => {
-            let db = args.dir.join("lake.db");
-            let lake = Lake::start(LakeConfig {
-                faults: FaultConfig::default(),
-                ..LakeConfig::with_file(&db)
-            })
-            .await
-            .with_context(|| format!("starting the local lake on {}", db.display()))?;
-            say(format!("lake: {} (store {})", lake.url(), db.display()));
-            let url = lake.url();
-            (Some(lake), DEFAULT_CHANNEL_ARN.to_string(), Some(url))
-        }
-    };
-    let account = account_of_channel_arn(&channel_arn)?;
-    let sink = Arc::new(match (&lake, &endpoint) {
+    // Destination: the local lake unless one is named.
+    let (lake, sink, account) = if local_lake(&args.settings.destination) {
+        let db = args.dir.join("lake.db");
+        let lake = Lake::start(LakeConfig {
+            faults: FaultConfig::default(),
+            ..LakeConfig::with_file(&db)
+        })
+        .await
+        .with_context(|| format!("starting the local lake on {}", db.display()))?;
+        say(format!("lake: {} (store {})", lake.url(), db.display()));
         // The local lake checks the signature's form only; no AWS account is needed.
-        (Some(_), Some(url)) => CloudTrailSink::for_endpoint(url, &channel_arn),
-        _ => cloudtrail_sink(&shared, endpoint.as_deref(), &channel_arn),
-    });
+        let sink = Sink::CloudTrail(CloudTrailSink::for_endpoint(
+            &lake.url(),
+            DEFAULT_CHANNEL_ARN,
+        ));
+        (Some(lake), sink, LOCAL_ACCOUNT.to_string())
+    } else {
+        let dest = &args.settings.destination;
+        let sink = dest.sink(&shared, &writer_name())?;
+        say(format!("destination: {}", sink.describe()));
+        (None, sink, dest.account(&shared).await?)
+    };
+    let sink = Arc::new(sink);
     let limiter = args.settings.limiter();
     let live = Arc::new(Live::default());
     let load_config = LoadConfig {

@@ -14,13 +14,13 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::time::Instant;
 
 use crate::checkpoint::CheckpointStore;
-use crate::sink::AuditSink;
+use crate::sink::EventSink;
 use crate::sqs::{Outcome, Worker, WorkerSummary};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 /// Processes one invocation's batch before `deadline`, keeping `margin` in hand to save
 /// checkpoints and answer. Returns the response for Lambda and what was done.
-pub async fn handle_batch<S: AuditSink, C: CheckpointStore>(
+pub async fn handle_batch<S: EventSink, C: CheckpointStore>(
     worker: &mut Worker<S, C>,
     event: SqsEvent,
     deadline: Instant,

@@ -23,7 +23,10 @@
 //!   client built from them.
 //! - [`sqs`]: the worker over the notification queue, and the failure queue.
 
+pub mod batch;
 pub mod checkpoint;
+pub mod cloudwatch;
+pub mod destination;
 pub mod failure;
 pub mod lambda;
 pub mod loader;

@@ -16,18 +16,19 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aztrail_transform::{Batch, Batcher, Framer, Mapper, Source};
+use aztrail_transform::{Framer, Mapper, Source};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
+use crate::batch::{Batch, Batches};
 use crate::checkpoint::{Checkpoint, Progress};
 use crate::failure::{FailureMessage, Location};
 use crate::pool::CallPool;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
 use crate::sender::{send_batch, SendPolicy, Sent};
-use crate::sink::{AuditSink, OutEvent};
+use crate::sink::EventSink;
 
 /// Where failure messages go (the failure queue, or a list in tests).
 pub trait FailureSink: Send + Sync {
@@ -283,7 +284,7 @@ pub async fn load<S, F, R, P>(
     config: &LoadConfig,
 ) -> Result<Summary, LoadError>
 where
-    S: AuditSink,
+    S: EventSink,
     F: FailureSink,
     R: AsyncRead + Unpin,
     P: Progress,
@@ -293,10 +294,10 @@ where
     let mut framer = Framer::new().with_max_record_len(config.max_record_len);
     let mut mapper = Mapper::new(&config.account);
     mapper.set_source(source);
-    let mut batcher: Batcher<(Tag, OutEvent)> = Batcher::new();
+    let wire = dest.sink.wire();
+    let mut batches: Batches<Tag> = Batches::new(wire);
     let mut in_flight = FuturesUnordered::new();
     let mut chunk = vec![0u8; config.chunk_size.max(4096)];
-    let mut entry = Vec::new();
     let mut batch_no = 0u64;
     let mut mark = Watermark {
         framed_end: resume.offset,
@@ -305,7 +306,7 @@ where
     let mut settled_since_save = 0u32;
     // Records rejected by the transform, with their raw bytes, waiting to be reported.
     let mut rejected: Vec<(Location, String, String, Vec<u8>)> = Vec::new();
-    let mut full: Vec<(u64, Batch<(Tag, OutEvent)>)> = Vec::new();
+    let mut full: Vec<(u64, Batch<Tag>)> = Vec::new();
     let mut eof = false;
     let mut out_of_time = false;
     let mut read_error: Option<std::io::Error> = None;
@@ -340,33 +341,24 @@ where
             };
             match mapper.map(rec) {
                 Ok(ev) => {
-                    entry.clear();
-                    ev.write_entry(&mut entry);
-                    if entry.len() > batcher.max_entry() {
+                    let out = wire.encode(&ev);
+                    if !batches.sendable(&out) {
                         // Cannot happen (the transform caps every field), but must not be lost.
                         rejected.push((
                             at,
                             "EntryTooLarge".into(),
-                            format!(
-                                "a serialized event of {} bytes fits no request",
-                                entry.len()
-                            ),
+                            format!("an event of {} bytes fits no call", out.size),
                             rec.bytes.to_vec(),
                         ));
                         return;
                     }
-                    let out = OutEvent {
-                        id: ev.id.to_string(),
-                        entry: entry.clone(),
-                    };
                     let tag = Tag {
                         at,
                         raw: rec.bytes.to_vec(),
                         event_time: ev.event_time.0,
                     };
                     let first = rec.offset;
-                    let id = out.id.clone();
-                    if let Ok(Some(done)) = batcher.push_unique(&id, &entry, (tag, out)) {
+                    if let Some(done) = batches.push(tag, out) {
                         batch_no += 1;
                         if let Some(f) = mark.open_first.take() {
                             mark.pending.insert(batch_no, f);
@@ -394,7 +386,7 @@ where
             framer.feed(&chunk[..n], &mut handle);
         }
         if eof {
-            if let Some(done) = batcher.take() {
+            if let Some(done) = batches.take() {
                 batch_no += 1;
                 if let Some(f) = mark.open_first.take() {
                     mark.pending.insert(batch_no, f);
@@ -415,8 +407,8 @@ where
                 .await
                 .map_err(LoadError::FailureSink)?;
         }
-        let mut batches = full.drain(..);
-        for (no, batch) in batches.by_ref() {
+        let mut closed = full.drain(..);
+        for (no, batch) in closed.by_ref() {
             while in_flight.len() >= config.concurrency.max(1) {
                 if let Some(done) = in_flight.next().await {
                     settle(done, &mut summary, &mut mark, dest.failures, live).await?;
@@ -437,19 +429,19 @@ where
             let limiter = Arc::clone(dest.limiter);
             let policy = config.policy.clone();
             let mut backoff = Backoff::new(policy.backoff_base, policy.backoff_cap, no);
-            let events: Vec<(Tag, OutEvent)> = batch.items.into_iter().map(|(t, _)| t).collect();
             let pool = config.pool.clone();
             in_flight.push(async move {
                 let sent = match pool {
-                    Some(pool) => pool.send(events, &policy).await,
+                    Some(pool) => pool.send(batch, &policy).await,
                     None => {
-                        send_batch(sink.as_ref(), &limiter, &mut backoff, &policy, events).await
+                        send_batch(sink.as_ref(), &limiter, &mut backoff, &policy, batch.items)
+                            .await
                     }
                 };
                 (no, sent)
             });
         }
-        drop(batches);
+        drop(closed);
         if out_of_time {
             break 'read;
         }
@@ -539,7 +531,7 @@ mod tests {
     use super::*;
     use crate::checkpoint::{CheckpointStore, MemoryCheckpoints, ObjectProgress};
     use crate::notification::ObjectRef;
-    use crate::sink::{CallError, PutResult};
+    use crate::sink::{CallError, OutEvent, PutResult};
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -547,7 +539,7 @@ mod tests {
     #[derive(Default)]
     struct Recording(Mutex<Vec<String>>);
 
-    impl AuditSink for Recording {
+    impl EventSink for Recording {
         async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
             tokio::time::sleep(Duration::from_millis(10)).await;
             let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();

@@ -4,26 +4,30 @@
 //! its own wastes nine tenths of one. Every loader of a process (one per object, many at once
 //! when the worker holds several messages) hands its batches to one [`CallPool`]. The pool waits
 //! for a free call slot (the process's `concurrency`) and a rate-limit token, then closes a call
-//! with every batch that arrived in the meantime, up to 100 events and the request byte limit. Under
+//! with every batch that arrived in the meantime, within the destination's call limits (its
+//! [`Wire`]: 100 events and 1 MB for CloudTrail Lake; 10,000 events, 1 MiB and 24 hours for
+//! CloudWatch Logs). Under
 //! the quota, batches pile up during the wait and calls leave full; with room to spare, a batch
 //! leaves at once. Each batch gets back exactly its own events' fate, as if it had been sent alone,
 //! so each object's accounting and checkpoints are unchanged.
 
 use std::sync::Arc;
 
-use aztrail_transform::limits::{MAX_EVENTS_PER_CALL, MAX_REQUEST_BYTES};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::batch::Batch;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
 use crate::sender::{send_batch_from, Failed, SendPolicy, Sent};
-use crate::sink::{request_len, AuditSink, OutEvent};
+use crate::sink::{EventSink, OutEvent, Wire};
 
 /// One object's batch waiting for a call.
 struct Job {
     events: Vec<OutEvent>,
-    /// The events' serialized size.
+    /// The events' counted size.
     bytes: usize,
+    /// Their oldest and newest time.
+    span: Option<(i64, i64)>,
     policy: SendPolicy,
     reply: oneshot::Sender<Sent<usize>>,
 }
@@ -43,7 +47,7 @@ impl std::fmt::Debug for CallPool {
 impl CallPool {
     /// A pool sending to `sink`, at most `concurrency` calls in flight, each taking a token of
     /// `limiter`. It runs on the current runtime until every handle is dropped.
-    pub fn start<S: AuditSink>(
+    pub fn start<S: EventSink>(
         sink: Arc<S>,
         limiter: Arc<RateLimiter>,
         concurrency: usize,
@@ -59,13 +63,13 @@ impl CallPool {
     /// objects' batches too, until each event is accepted or has failed. The call-level counts
     /// (`calls`, `retried`, `throttled`) go to the first batch of each call, so that summed over
     /// objects they count each call once.
-    pub async fn send<T>(&self, batch: Vec<(T, OutEvent)>, policy: &SendPolicy) -> Sent<T> {
-        let (tags, events): (Vec<T>, Vec<OutEvent>) = batch.into_iter().unzip();
-        let bytes = events.iter().map(|e| e.entry.len()).sum();
+    pub async fn send<T>(&self, batch: Batch<T>, policy: &SendPolicy) -> Sent<T> {
+        let (tags, events): (Vec<T>, Vec<OutEvent>) = batch.items.into_iter().unzip();
         let (reply, answer) = oneshot::channel();
         let job = Job {
             events,
-            bytes,
+            bytes: batch.bytes,
+            span: batch.span,
             policy: policy.clone(),
             reply,
         };
@@ -114,18 +118,30 @@ impl CallPool {
     }
 }
 
-/// Whether `job` fits a call that holds `events` events in `bytes` bytes.
-fn fits(events: usize, bytes: usize, job: &Job) -> bool {
-    events + job.events.len() <= MAX_EVENTS_PER_CALL
-        && request_len(events + job.events.len(), bytes + job.bytes) <= MAX_REQUEST_BYTES
+/// Whether `job` joins a call of `events` events, `bytes` bytes and times `span`.
+fn fits(wire: &Wire, (events, bytes, span): (usize, usize, Option<(i64, i64)>), job: &Job) -> bool {
+    wire.fits(
+        (events, bytes, span),
+        (job.events.len(), job.bytes, job.span),
+    )
 }
 
-async fn dispatch<S: AuditSink>(
+/// The oldest and newest of two spans.
+fn widen(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    match (a, b) {
+        (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+async fn dispatch<S: EventSink>(
     sink: Arc<S>,
     limiter: Arc<RateLimiter>,
     concurrency: usize,
     mut jobs: mpsc::Receiver<Job>,
 ) {
+    let wire = sink.wire();
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut next: Option<Job> = None;
     let mut call_no = 0u64;
@@ -142,12 +158,13 @@ async fn dispatch<S: AuditSink>(
         };
         limiter.acquire().await;
         // Everything that arrived while waiting for the slot and the token rides along.
-        let (mut events, mut bytes) = (first.events.len(), first.bytes);
+        let (mut events, mut bytes, mut span) = (first.events.len(), first.bytes, first.span);
         let mut call = vec![first];
         while let Ok(job) = jobs.try_recv() {
-            if fits(events, bytes, &job) {
+            if fits(&wire, (events, bytes, span), &job) {
                 events += job.events.len();
                 bytes += job.bytes;
+                span = widen(span, job.span);
                 call.push(job);
             } else {
                 next = Some(job);
@@ -165,7 +182,7 @@ async fn dispatch<S: AuditSink>(
 }
 
 /// Sends one call's jobs and answers each with its own events' fate.
-async fn send_call<S: AuditSink>(sink: &S, limiter: &RateLimiter, call: Vec<Job>, call_no: u64) {
+async fn send_call<S: EventSink>(sink: &S, limiter: &RateLimiter, call: Vec<Job>, call_no: u64) {
     let policy = call[0].policy.clone();
     let mut batch = Vec::new();
     let mut replies = Vec::with_capacity(call.len());

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use aztrail_transform::{Framer, Mapper, Source};
 use tokio::io::AsyncReadExt;
 
+use crate::batch::Batches;
 use crate::failure::FailureMessage;
 use crate::loader::LoadConfig;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
-use crate::sender::send_batch;
-use crate::sink::{AuditSink, OutEvent};
+use crate::sender::{send_batch, Sent};
+use crate::sink::{EventSink, OutEvent};
 
 /// What a redrive did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -49,7 +50,7 @@ pub enum RedriveError {
 }
 
 /// Re-sends the events of a failure queue.
-pub struct Redriver<S: AuditSink> {
+pub struct Redriver<S: EventSink> {
     /// Reads pointed-to records.
     pub s3: aws_sdk_s3::Client,
     /// Reads and deletes failure messages.
@@ -69,7 +70,7 @@ pub struct Redriver<S: AuditSink> {
     pub dry_run: bool,
 }
 
-impl<S: AuditSink> Redriver<S> {
+impl<S: EventSink> Redriver<S> {
     fn sqs_error(&self, e: impl std::fmt::Display) -> RedriveError {
         RedriveError::Sqs {
             queue_url: self.queue_url.clone(),
@@ -130,14 +131,34 @@ impl<S: AuditSink> Redriver<S> {
                 self.config.policy.backoff_cap,
                 summary.messages,
             );
-            let sent = send_batch(
-                self.sink.as_ref(),
-                &self.limiter,
-                &mut backoff,
-                &self.config.policy,
-                batch,
-            )
-            .await;
+            // Events a call cannot hold together (CloudWatch Logs: more than 24 hours apart) go
+            // in calls of their own.
+            let mut split = Batches::new(self.sink.wire());
+            let mut calls: Vec<Vec<(String, OutEvent)>> = batch
+                .into_iter()
+                .filter_map(|(receipt, ev)| split.push(receipt, ev))
+                .map(|b| b.items)
+                .collect();
+            calls.extend(split.take().map(|b| b.items));
+            let mut sent = Sent {
+                accepted: Vec::new(),
+                failed: Vec::new(),
+                calls: 0,
+                retried: 0,
+                throttled: 0,
+            };
+            for call in calls {
+                let s = send_batch(
+                    self.sink.as_ref(),
+                    &self.limiter,
+                    &mut backoff,
+                    &self.config.policy,
+                    call,
+                )
+                .await;
+                sent.accepted.extend(s.accepted);
+                sent.failed.extend(s.failed);
+            }
             for receipt in sent.accepted {
                 self.sqs
                     .delete_message()
@@ -198,7 +219,7 @@ impl<S: AuditSink> Redriver<S> {
         let ev = mapper
             .map(rec)
             .map_err(|r| (r.code().to_string(), r.to_string()))?;
-        Ok(OutEvent::from_mapped(&ev))
+        Ok(self.sink.wire().encode(&ev))
     }
 
     /// Re-reads a record that was too large for its failure message from the staging bucket.

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::rate::RateLimiter;
 use crate::retry::{retryable_call, retryable_event_error, Backoff};
-use crate::sink::{AuditSink, OutEvent};
+use crate::sink::{EventSink, OutEvent};
 
 /// How hard to try.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ pub struct Sent<T> {
 }
 
 /// Sends `batch` (at most one call's worth) until every event is accepted or has failed.
-pub async fn send_batch<S: AuditSink, T>(
+pub async fn send_batch<S: EventSink, T>(
     sink: &S,
     limiter: &RateLimiter,
     backoff: &mut Backoff,
@@ -79,7 +79,7 @@ pub async fn send_batch<S: AuditSink, T>(
 
 /// Like [`send_batch`]; with `first_token_held`, the rate-limit token of the first call was
 /// taken already (by the [`crate::pool::CallPool`], which takes it before closing the call).
-pub(crate) async fn send_batch_from<S: AuditSink, T>(
+pub(crate) async fn send_batch_from<S: EventSink, T>(
     sink: &S,
     limiter: &RateLimiter,
     backoff: &mut Backoff,
@@ -190,7 +190,7 @@ mod tests {
         calls: Mutex<Vec<Vec<String>>>,
     }
 
-    impl AuditSink for Scripted {
+    impl EventSink for Scripted {
         async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
             self.calls
                 .lock()

@@ -1,15 +1,17 @@
 //! The load settings, once: flags of `aztrail load`, `run` and `redrive`, and environment
 //! variables of the load Lambda, with one set of defaults; and the one place the queue worker
-//! and the CloudTrail client are built from them, so that the commands only parse and wire.
+//! is built from them (the destination's sink is built in [`crate::destination`]), so that the
+//! commands only parse and wire.
 
 use std::sync::Arc;
 
 use aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN;
 
 use crate::checkpoint::S3Checkpoints;
+use crate::destination::DestinationSettings;
 use crate::loader::LoadConfig;
 use crate::rate::RateLimiter;
-use crate::sink::{AuditSink, CloudTrailSink};
+use crate::sink::EventSink;
 use crate::sqs::{SqsFailures, Worker};
 
 /// PutAuditEvents calls in flight at most, by default.
@@ -47,6 +49,9 @@ pub struct LoadSettings {
     /// RecordTooLarge (with their offset and length), so memory stays bounded.
     #[arg(long, env = "AZTRAIL_MAX_RECORD_BYTES", default_value_t = DEFAULT_MAX_RECORD_LEN)]
     pub max_record_bytes: usize,
+    /// Where events go.
+    #[command(flatten)]
+    pub destination: DestinationSettings,
 }
 
 impl Default for LoadSettings {
@@ -57,6 +62,7 @@ impl Default for LoadSettings {
             visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             max_record_bytes: DEFAULT_MAX_RECORD_LEN,
+            destination: DestinationSettings::default(),
         }
     }
 }
@@ -104,7 +110,7 @@ impl LoadSettings {
 
     /// The queue worker over `queue_url`, its failures to `failure_queue_url` and its checkpoints
     /// in `checkpoint_bucket` (or each object's staging bucket).
-    pub fn worker<S: AuditSink>(
+    pub fn worker<S: EventSink>(
         &self,
         aws: &AwsClients,
         queues: &Queues,
@@ -144,25 +150,6 @@ pub struct Queues {
     pub failures: String,
     /// The bucket for load checkpoints (`None`: each object's own staging bucket).
     pub checkpoint_bucket: Option<String>,
-}
-
-/// The CloudTrail Lake destination from the shared AWS settings: PutAuditEvents on
-/// `channel_arn`, at `endpoint` when given (the local lake), with the SDK's own retries off,
-/// since the sender retries with its own accounting.
-pub fn cloudtrail_sink(
-    shared: &aws_types::SdkConfig,
-    endpoint: Option<&str>,
-    channel_arn: &str,
-) -> CloudTrailSink {
-    let mut ct = aws_sdk_cloudtraildata::config::Builder::from(shared)
-        .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled());
-    if let Some(url) = endpoint {
-        ct = ct.endpoint_url(url);
-    }
-    CloudTrailSink::new(
-        aws_sdk_cloudtraildata::Client::from_conf(ct.build()),
-        channel_arn,
-    )
 }
 
 #[cfg(test)]

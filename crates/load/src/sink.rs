@@ -1,32 +1,35 @@
-//! Where events are sent: PutAuditEvents on one channel, behind a small trait so the sending logic
-//! is tested the same way against the local lake and used unchanged against the real service.
+//! Where events are sent, behind one trait: [`EventSink`] is what the loader, the pool, the
+//! worker and redrive know of a destination. A sink says how its calls are shaped ([`Wire`]: the
+//! entry each event becomes, what a call may hold) and makes calls; the loader batches by the
+//! [`Wire`] and never learns which service it feeds. Here too: the CloudTrail Lake sink
+//! (PutAuditEvents on one channel). The CloudWatch Logs sink is in [`crate::cloudwatch`].
 
 use std::future::Future;
 
 use aws_sdk_cloudtraildata::error::ProvideErrorMetadata;
+use aztrail_transform::limits::{MAX_EVENTS_PER_CALL, MAX_REQUEST_BYTES};
 
 /// One event ready to send, serialized once: the bytes counted against the request limit are the
 /// bytes sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutEvent {
-    /// The PutAuditEvents `id`.
+    /// The event's id (the PutAuditEvents `id`, the `UID`).
     pub id: String,
-    /// `{"id":…,"eventData":"…","eventDataChecksum":…}`, exactly as it appears in the request.
+    /// The event as it appears in the request body, as its [`Wire`] writes it.
     pub entry: Vec<u8>,
+    /// The bytes it counts against the call's limit (see [`Wire::call_len`]).
+    pub size: usize,
+    /// The record's time in milliseconds since the epoch.
+    pub time_ms: i64,
 }
 
 impl OutEvent {
-    /// A mapped record's event.
+    /// A mapped record's event, as CloudTrail Lake takes it.
     pub fn from_mapped(ev: &aztrail_transform::Mapped<'_>) -> Self {
-        let mut entry = Vec::new();
-        ev.write_entry(&mut entry);
-        Self {
-            id: ev.id.to_string(),
-            entry,
-        }
+        Wire::CLOUDTRAIL.encode(ev)
     }
 
-    /// An event from its parts (tests, hand-made events).
+    /// A CloudTrail Lake event from its parts (tests, hand-made events).
     pub fn new(id: &str, event_data: &str, checksum: &str) -> Self {
         let entry = serde_json::json!({
             "id": id,
@@ -37,7 +40,120 @@ impl OutEvent {
         .into_bytes();
         Self {
             id: id.to_string(),
+            size: entry.len(),
             entry,
+            time_ms: 0,
+        }
+    }
+}
+
+/// How a destination's events are written into a request, and what one call may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wire {
+    /// What each event becomes.
+    pub form: Form,
+    /// Events in one call, at most.
+    pub max_events: usize,
+    /// Events in one batch of one object: the unit the loader sends, settles and checkpoints
+    /// (the pool joins batches into calls of up to `max_events`).
+    pub batch_events: usize,
+    /// A call's counted size ([`Wire::call_len`]), at most.
+    pub max_call_bytes: usize,
+    /// Counted bytes of a call around its events.
+    pub call_overhead: usize,
+    /// Counted bytes per event on top of its own.
+    pub per_event: usize,
+    /// One event's own counted size, at most.
+    pub max_event_bytes: usize,
+    /// The most milliseconds from a call's oldest to its newest event, if limited.
+    pub max_span_ms: Option<i64>,
+}
+
+/// What an event becomes in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `{"id":…,"eventData":"…","eventDataChecksum":…}` (PutAuditEvents); counted as sent.
+    AuditEntry,
+    /// `{"timestamp":…,"message":"…"}` with the `eventData` as message (PutLogEvents); counted
+    /// as the message's UTF-8 bytes.
+    LogEvent,
+}
+
+impl Wire {
+    /// PutAuditEvents: 100 events, 1 MB of request body (read as 10^6, the conservative way).
+    pub const CLOUDTRAIL: Wire = Wire {
+        form: Form::AuditEntry,
+        max_events: MAX_EVENTS_PER_CALL,
+        batch_events: MAX_EVENTS_PER_CALL,
+        max_call_bytes: MAX_REQUEST_BYTES,
+        // `{"auditEvents":[` `]}` and a comma between events: 18 + Σ + (n - 1).
+        call_overhead: BODY_OVERHEAD - 1,
+        per_event: 1,
+        max_event_bytes: MAX_REQUEST_BYTES - BODY_OVERHEAD,
+        max_span_ms: None,
+    };
+
+    /// PutLogEvents: 10,000 events and 1,048,576 bytes per call, counted as each message's
+    /// UTF-8 bytes plus 26; one event of at most 1 MB with its 26; a call spans at most 24 hours.
+    pub const CLOUDWATCH: Wire = Wire {
+        form: Form::LogEvent,
+        max_events: 10_000,
+        batch_events: 1_000,
+        max_call_bytes: 1_048_576,
+        call_overhead: 0,
+        per_event: 26,
+        max_event_bytes: 1_048_576 - 26,
+        max_span_ms: Some(24 * 3600 * 1000),
+    };
+
+    /// The counted size of a call of `events` events whose own sizes sum to `bytes`.
+    pub fn call_len(&self, events: usize, bytes: usize) -> usize {
+        self.call_overhead + bytes + self.per_event * events
+    }
+
+    /// Whether `more` events of `more_bytes` and times `more_span` join a call of `events`
+    /// events, `bytes` bytes and times `span` (oldest, newest) within the limits.
+    pub fn fits(
+        &self,
+        (events, bytes, span): (usize, usize, Option<(i64, i64)>),
+        (more, more_bytes, more_span): (usize, usize, Option<(i64, i64)>),
+    ) -> bool {
+        let span_ok = match (self.max_span_ms, span, more_span) {
+            (Some(max), Some((a0, a1)), Some((b0, b1))) => {
+                a1.max(b1).saturating_sub(a0.min(b0)) <= max
+            }
+            _ => true,
+        };
+        events + more <= self.max_events
+            && self.call_len(events + more, bytes + more_bytes) <= self.max_call_bytes
+            && span_ok
+    }
+
+    /// A mapped record's event, in this form.
+    pub fn encode(&self, ev: &aztrail_transform::Mapped<'_>) -> OutEvent {
+        let mut entry = Vec::new();
+        let size = match self.form {
+            Form::AuditEntry => {
+                ev.write_entry(&mut entry);
+                entry.len()
+            }
+            Form::LogEvent => {
+                // `event_data_escaped` is the eventData as the contents of a JSON string: the
+                // message, written once; the service counts the message itself.
+                entry.reserve(ev.event_data_escaped.len() + 40);
+                entry.extend_from_slice(b"{\"timestamp\":");
+                entry.extend_from_slice(ev.event_time_ms.to_string().as_bytes());
+                entry.extend_from_slice(b",\"message\":\"");
+                entry.extend_from_slice(ev.event_data_escaped);
+                entry.extend_from_slice(b"\"}");
+                ev.event_data.len()
+            }
+        };
+        OutEvent {
+            id: ev.id.to_string(),
+            entry,
+            size,
+            time_ms: ev.event_time_ms,
         }
     }
 }
@@ -79,7 +195,7 @@ pub struct PutResult {
 
 /// A call that failed as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("PutAuditEvents failed ({}): {message}", error_type.as_deref().unwrap_or("no answer"))]
+#[error("the call failed ({}): {message}", error_type.as_deref().unwrap_or("no answer"))]
 pub struct CallError {
     /// HTTP status, when there was an answer.
     pub status: Option<u16>,
@@ -89,9 +205,15 @@ pub struct CallError {
     pub message: String,
 }
 
-/// PutAuditEvents on one channel.
-pub trait AuditSink: Send + Sync + 'static {
-    /// Sends one call's events (at most 100, at most 1 MB).
+/// A destination: CloudTrail Lake, CloudWatch Logs, or a stand-in.
+pub trait EventSink: Send + Sync + 'static {
+    /// How this destination's events are written and what one call may hold.
+    fn wire(&self) -> Wire {
+        Wire::CLOUDTRAIL
+    }
+
+    /// Sends one call's events (within [`EventSink::wire`]'s limits, written by its
+    /// [`Wire::encode`]). Every event ends in the answer's `successful` or `failed`.
     fn put(&self, events: &[OutEvent])
         -> impl Future<Output = Result<PutResult, CallError>> + Send;
 }
@@ -104,6 +226,11 @@ pub struct CloudTrailSink {
 }
 
 impl CloudTrailSink {
+    /// The channel sent to.
+    pub fn channel_arn(&self) -> &str {
+        &self.channel_arn
+    }
+
     /// Sends to `channel_arn` with `client`.
     pub fn new(client: aws_sdk_cloudtraildata::Client, channel_arn: impl Into<String>) -> Self {
         Self {
@@ -139,7 +266,7 @@ impl CloudTrailSink {
     }
 }
 
-impl AuditSink for CloudTrailSink {
+impl EventSink for CloudTrailSink {
     async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
         // The body is the events' own bytes, put in place of the SDK's serialization of an
         // empty list before the request is signed: each event is serialized once, by the
@@ -177,33 +304,46 @@ impl AuditSink for CloudTrailSink {
                     })
                     .collect(),
             }),
-            Err(err) => {
-                use aws_sdk_cloudtraildata::error::{DisplayErrorContext, SdkError};
-                let status = err.raw_response().map(|r| r.status().as_u16());
-                let kind = match &err {
-                    // The request could not be made (no credentials, say): no retry can help.
-                    SdkError::ConstructionFailure(_) => Some("ConstructionFailure".to_string()),
-                    SdkError::TimeoutError(_) => Some("RequestTimeout".to_string()),
-                    _ => None,
-                };
-                let chain = DisplayErrorContext(&err).to_string();
-                match err.into_service_error() {
-                    service if kind.is_none() && service.code().is_some() => Err(CallError {
-                        status,
-                        error_type: service.code().map(str::to_string),
-                        message: service
-                            .message()
-                            .map_or_else(|| service.to_string(), str::to_string),
-                    }),
-                    // Not an answer of the service's own: the whole chain says what happened.
-                    _ => Err(CallError {
-                        status,
-                        error_type: kind,
-                        message: chain,
-                    }),
-                }
-            }
+            Err(err) => Err(call_error(err)),
         }
+    }
+}
+
+/// A failed SDK call as a [`CallError`]: the service's error code and message when it answered
+/// with one, otherwise the whole chain (no answer, a timeout, a request that could not be built,
+/// which no retry can help: `ConstructionFailure`).
+pub fn call_error<E>(
+    err: aws_sdk_cloudtraildata::error::SdkError<
+        E,
+        aws_sdk_cloudtraildata::config::http::HttpResponse,
+    >,
+) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    use aws_sdk_cloudtraildata::error::{DisplayErrorContext, SdkError};
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let kind = match &err {
+        // The request could not be made (no credentials, say): no retry can help.
+        SdkError::ConstructionFailure(_) => Some("ConstructionFailure".to_string()),
+        SdkError::TimeoutError(_) => Some("RequestTimeout".to_string()),
+        _ => None,
+    };
+    let chain = DisplayErrorContext(&err).to_string();
+    match err.as_service_error() {
+        Some(service) if kind.is_none() && service.code().is_some() => CallError {
+            status,
+            error_type: service.code().map(str::to_string),
+            message: service
+                .message()
+                .map_or_else(|| service.to_string(), str::to_string),
+        },
+        // Not an answer of the service's own: the whole chain says what happened.
+        _ => CallError {
+            status,
+            error_type: kind,
+            message: chain,
+        },
     }
 }
 

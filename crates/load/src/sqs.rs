@@ -22,7 +22,7 @@ use crate::notification::{parse, Notification};
 use crate::pool::CallPool;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
-use crate::sink::AuditSink;
+use crate::sink::EventSink;
 
 /// Failure messages sent to an SQS queue.
 #[derive(Debug, Clone)]
@@ -127,7 +127,7 @@ pub enum Outcome {
 }
 
 /// Processes S3 notifications from one queue.
-pub struct Worker<S: AuditSink, C: CheckpointStore> {
+pub struct Worker<S: EventSink, C: CheckpointStore> {
     /// Reads the staged objects.
     pub s3: aws_sdk_s3::Client,
     /// Reads and deletes work messages.
@@ -157,7 +157,7 @@ impl Drop for Heartbeat {
     }
 }
 
-impl<S: AuditSink, C: CheckpointStore> Worker<S, C> {
+impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
     fn sqs_error(&self, e: impl std::fmt::Display) -> WorkerError {
         WorkerError::Sqs {
             queue_url: self.queue_url.clone(),

@@ -24,7 +24,7 @@ use aztrail_load::notification::{parse, Notification};
 use aztrail_load::rate::RateLimiter;
 use aztrail_load::redrive::Redriver;
 use aztrail_load::sender::SendPolicy;
-use aztrail_load::sink::{AuditSink, CallError, CloudTrailSink, OutEvent, PutResult};
+use aztrail_load::sink::{CallError, CloudTrailSink, EventSink, OutEvent, PutResult};
 use aztrail_load::sqs::{SqsFailures, Worker};
 use aztrail_testkit::{Moto, Staging};
 use aztrail_transform::synth;
@@ -90,7 +90,7 @@ impl Stack {
             .unwrap();
     }
 
-    fn worker<S: AuditSink>(
+    fn worker<S: EventSink>(
         &self,
         sink: Arc<S>,
         visibility_timeout: i32,
@@ -281,7 +281,7 @@ struct Crashing {
     crash_after: u32,
 }
 
-impl AuditSink for Crashing {
+impl EventSink for Crashing {
     async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) >= self.crash_after {
             futures::future::pending::<()>().await;

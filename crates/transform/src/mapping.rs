@@ -20,7 +20,7 @@ use crate::limits::{
     cut, MAX_ADDITIONAL_BYTES, MAX_ERROR_LEN, MAX_IDENTITY_BYTES, MAX_IDENTITY_TYPE_LEN,
     MAX_NAME_LEN, MAX_PARAMETERS_BYTES,
 };
-use crate::time::{blob_path_hour, from_epoch_number, parse_time, UtcSeconds};
+use crate::time::{blob_path_hour, from_epoch_number_ms, parse_time_ms, UtcSeconds};
 
 /// Why a record could not become an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +99,9 @@ pub struct Mapped<'a> {
     pub checksum: &'a str,
     /// The event's `eventTime` (for the loader's lag metric).
     pub event_time: UtcSeconds,
+    /// The record's own time in milliseconds since the epoch (`eventTime` keeps whole seconds;
+    /// this keeps the milliseconds the record wrote): a CloudWatch Logs event's time stamp.
+    pub event_time_ms: i64,
 }
 
 impl Mapped<'_> {
@@ -141,6 +144,7 @@ struct Output {
     doc: Doc,
     checksum: String,
     event_time: UtcSeconds,
+    event_millis: u16,
     tmp: Vec<u8>,
 }
 
@@ -238,6 +242,7 @@ impl Mapper {
             event_data_escaped: &out.doc.wire,
             checksum: &out.checksum,
             event_time: out.event_time,
+            event_time_ms: out.event_time.0 * 1000 + i64::from(out.event_millis),
         })
     }
 }
@@ -678,8 +683,9 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     let entra = category.is_some_and(is_entra);
 
     // eventTime
-    let (event_time, time_source) = event_time(&top, &props, ctx.path_hour)?;
+    let ((event_time, millis), time_source) = event_time(&top, &props, ctx.path_hour)?;
     out.event_time = event_time;
+    out.event_millis = millis;
 
     // eventName and eventSource
     let operation =
@@ -883,12 +889,12 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     Ok(())
 }
 
-/// The event time and, when it is not `time`, the field it came from.
+/// The event time (with its milliseconds) and, when it is not `time`, the field it came from.
 fn event_time(
     top: &[Option<Val<'_, '_>>; TOP_FIELDS],
     props: &[Option<Val<'_, '_>>; PROPERTY_FIELDS],
     path_hour: Option<UtcSeconds>,
-) -> Result<(UtcSeconds, Option<&'static str>), Rejection> {
+) -> Result<((UtcSeconds, u16), Option<&'static str>), Rejection> {
     let candidates = [
         (top[T_TIME], "time"),
         (top[T_TIMESTAMP], "timeStamp"),
@@ -901,10 +907,10 @@ fn event_time(
     for (i, (value, name)) in candidates.iter().enumerate() {
         let Some(v) = value else { continue };
         let parsed = match v.first() {
-            Some(Node::String(s)) => parse_time(s),
-            Some(Node::Static(StaticNode::I64(n))) => from_epoch_number(*n as f64),
-            Some(Node::Static(StaticNode::U64(n))) => from_epoch_number(*n as f64),
-            Some(Node::Static(StaticNode::F64(n))) => from_epoch_number(*n),
+            Some(Node::String(s)) => parse_time_ms(s),
+            Some(Node::Static(StaticNode::I64(n))) => from_epoch_number_ms(*n as f64),
+            Some(Node::Static(StaticNode::U64(n))) => from_epoch_number_ms(*n as f64),
+            Some(Node::Static(StaticNode::F64(n))) => from_epoch_number_ms(*n),
             _ => None,
         };
         match parsed {
@@ -916,7 +922,7 @@ fn event_time(
         }
     }
     if let Some(hour) = path_hour {
-        return Ok((hour, Some("blobPathHour")));
+        return Ok(((hour, 0), Some("blobPathHour")));
     }
     if problems.is_empty() {
         problems.push("the record has no time or createdDateTime field".into());

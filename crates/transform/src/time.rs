@@ -159,6 +159,12 @@ impl Cursor<'_> {
 
 /// Parses a time stamp in any of the forms Azure writes. Without a zone, UTC is assumed.
 pub fn parse_time(s: &str) -> Option<UtcSeconds> {
+    parse_time_ms(s).map(|(t, _)| t)
+}
+
+/// Like [`parse_time`], with the milliseconds of the fractional second (0 to 999, truncated):
+/// CloudTrail keeps whole seconds, CloudWatch Logs time stamps are in milliseconds.
+pub fn parse_time_ms(s: &str) -> Option<(UtcSeconds, u16)> {
     let s = s.trim();
     let bytes = s.as_bytes();
     let mut c = Cursor { s: bytes, i: 0 };
@@ -189,6 +195,7 @@ pub fn parse_time(s: &str) -> Option<UtcSeconds> {
         return None;
     };
     let (mut hour, mut minute, mut second) = (0, 0, 0);
+    let mut millis = 0u16;
     let mut offset = 0i64;
     if !c.done() {
         if !(c.eat(b'T') || c.eat(b't') || c.eat(b' ')) {
@@ -205,9 +212,13 @@ pub fn parse_time(s: &str) -> Option<UtcSeconds> {
             c.spaces();
             second = c.num(2)?;
             if c.eat(b'.') || c.eat(b',') {
-                // Fractional seconds are dropped: CloudTrail keeps whole seconds.
+                let start = c.i;
                 if !c.digits() {
                     return None;
+                }
+                // The first three digits are the milliseconds; finer ones are dropped.
+                for (k, d) in bytes[start..c.i].iter().take(3).enumerate() {
+                    millis += u16::from(d - b'0') * [100, 10, 1][k];
                 }
             }
         }
@@ -257,18 +268,24 @@ pub fn parse_time(s: &str) -> Option<UtcSeconds> {
             return None;
         }
     }
-    UtcSeconds::from_civil(year, month, day, hour, minute, second, offset)
+    UtcSeconds::from_civil(year, month, day, hour, minute, second, offset).map(|t| (t, millis))
 }
 
 /// Reads a number as epoch seconds, or milliseconds when it is too large to be seconds.
 pub fn from_epoch_number(n: f64) -> Option<UtcSeconds> {
+    from_epoch_number_ms(n).map(|(t, _)| t)
+}
+
+/// Like [`from_epoch_number`], with the milliseconds of the second (0 to 999).
+pub fn from_epoch_number_ms(n: f64) -> Option<(UtcSeconds, u16)> {
     if !n.is_finite() {
         return None;
     }
-    let secs = if n.abs() >= 1e11 { n / 1000.0 } else { n };
-    let secs = secs.floor();
+    let ms = if n.abs() >= 1e11 { n } else { n * 1000.0 }.floor();
+    let secs = (ms / 1000.0).floor();
     if (MIN_SECS as f64..=MAX_SECS as f64).contains(&secs) {
-        Some(UtcSeconds(secs as i64))
+        let millis = (ms - secs * 1000.0).clamp(0.0, 999.0) as u16;
+        Some((UtcSeconds(secs as i64), millis))
     } else {
         None
     }
@@ -309,6 +326,29 @@ mod tests {
 
     fn iso(s: &str) -> Option<String> {
         parse_time(s).map(UtcSeconds::to_iso)
+    }
+
+    #[test]
+    fn milliseconds_are_kept_truncated_from_strings_and_numbers() {
+        let t = |s: &str| parse_time_ms(s).map(|(t, ms)| (t.to_iso(), ms));
+        let at = "2007-01-09T09:41:00Z".to_string();
+        assert_eq!(t("2007-01-09T09:41:00.6816663Z"), Some((at.clone(), 681)));
+        assert_eq!(t("2007-01-09T09:41:00.2Z"), Some((at.clone(), 200)));
+        assert_eq!(t("2007-01-09T09:41:00.05"), Some((at.clone(), 50)));
+        assert_eq!(t("2007-01-09T09:41:00Z"), Some((at.clone(), 0)));
+        assert_eq!(t("1/9/2007 9:41:00.999 AM"), Some((at.clone(), 999)));
+        let secs = parse_time("2007-01-09T09:41:00Z")
+            .map(|t| t.0)
+            .unwrap_or_default();
+        assert_eq!(
+            from_epoch_number_ms((secs * 1000 + 123) as f64),
+            Some((UtcSeconds(secs), 123))
+        );
+        assert_eq!(
+            from_epoch_number_ms(secs as f64 + 0.5),
+            Some((UtcSeconds(secs), 500))
+        );
+        assert_eq!(from_epoch_number_ms(-1.5), Some((UtcSeconds(-2), 500)));
     }
 
     #[test]
