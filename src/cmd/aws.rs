@@ -146,6 +146,9 @@ pub async fn clients(
     );
     let sqs = aws_sdk_sqs::Client::new(&shared);
     let sink = Arc::new(destination.sink(&shared, &writer_name())?);
+    sink.preflight()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", sink.describe()))?;
     let account = destination.account(&shared).await?;
     Ok(Clients {
         s3,

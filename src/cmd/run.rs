@@ -134,7 +134,11 @@ fn write_example(dir: &Path, containers: &[String], records: usize) -> anyhow::R
             std::fs::create_dir_all(path.parent().context("a blob path has a parent")?)
                 .with_context(|| format!("creating {}", path.display()))?;
             let seed = (ci as u64) * 100 + hours_ago as u64;
-            std::fs::write(&path, synth::generate(records, seed))
+            // The records' times end at the blob's hour's "now", as Azure writes them (and as
+            // CloudWatch Logs, which takes nothing older than 14 days, needs them).
+            let end = now() - hours_ago * 3600;
+            let start = end.saturating_sub(records as i64 * 36 / 100).max(0) as u64;
+            std::fs::write(&path, synth::generate_from(records, seed, start))
                 .with_context(|| format!("writing {}", path.display()))?;
             total += records as u64;
         }
@@ -281,6 +285,9 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         let dest = &args.settings.destination;
         let sink = dest.sink(&shared, &writer_name())?;
+        sink.preflight()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", sink.describe()))?;
         say(format!("destination: {}", sink.describe()));
         (None, sink, dest.account(&shared).await?)
     };

@@ -62,8 +62,9 @@ impl CloudWatchSink {
         &self.stream
     }
 
-    /// Creates the stream unless it is known to exist.
-    async fn ensure_stream(&self) -> Result<(), CallError> {
+    /// Creates the stream unless it is known to exist. Called before the first load, it checks
+    /// the group exists and the credentials may write to it, before anything is read.
+    pub async fn ensure_stream(&self) -> Result<(), CallError> {
         if self.ready.load(Ordering::Acquire) {
             return Ok(());
         }

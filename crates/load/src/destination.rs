@@ -210,6 +210,15 @@ pub enum Sink {
 }
 
 impl Sink {
+    /// Checks, before anything is loaded, what can be checked without sending an event: for
+    /// CloudWatch Logs, that the log group exists and this writer's stream can be created in it.
+    pub async fn preflight(&self) -> Result<(), CallError> {
+        match self {
+            Sink::CloudTrail(_) => Ok(()),
+            Sink::CloudWatch(s) => s.ensure_stream().await,
+        }
+    }
+
     /// What the sink writes to, for a person (`channel arn:…`, `log group G, stream S`).
     pub fn describe(&self) -> String {
         match self {

@@ -63,6 +63,8 @@ impl Rng {
 pub struct Generator {
     rng: Rng,
     seq: u64,
+    /// The first record's time, in seconds since the epoch.
+    start: u64,
     tenant: String,
     subscriptions: Vec<String>,
     users: Vec<User>,
@@ -165,6 +167,9 @@ const ADMIN_OPS: &[Op] = &[
     },
 ];
 
+/// 2026-11-01T00:00:00Z: the default first record's time.
+const DEFAULT_START: u64 = 1_793_491_200;
+
 impl Generator {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Self {
@@ -194,6 +199,7 @@ impl Generator {
         Self {
             rng,
             seq: 0,
+            start: DEFAULT_START,
             tenant,
             subscriptions,
             users,
@@ -228,9 +234,15 @@ impl Generator {
         s
     }
 
+    /// Records from `start` (seconds since the epoch) on, instead of 2026-11-01T00:00:00Z.
+    pub fn starting_at(mut self, start: u64) -> Self {
+        self.start = start;
+        self
+    }
+
     fn time(&mut self) -> String {
-        // 2026-11-01T00:00:00Z plus about 0.36 s per record.
-        let base = 1_793_491_200u64 + self.seq * 36 / 100;
+        // The start plus about 0.36 s per record.
+        let base = self.start + self.seq * 36 / 100;
         let (d, s) = (base / 86_400, base % 86_400);
         let (y, m, day) = crate::time::civil_from_days(d as i64);
         let (h, mi, se) = (s / 3600, s / 60 % 60, s % 60);
@@ -551,6 +563,12 @@ impl Generator {
 /// `n` records of JSON Lines from `seed`.
 pub fn generate(records: usize, seed: u64) -> String {
     Generator::new(seed).lines(records)
+}
+
+/// Like [`generate`], with the records' times from `start` (seconds since the epoch) on, about
+/// 0.36 s apart.
+pub fn generate_from(records: usize, seed: u64, start: u64) -> String {
+    Generator::new(seed).starting_at(start).lines(records)
 }
 
 /// `records` generated records mapped for `account` and packed into PutAuditEvents request
