@@ -63,7 +63,7 @@ resource "aws_lambda_function" "load" {
   #checkov:skip=CKV_AWS_272:Code signing needs a signing profile in the operator's account; the zip is built from this repository by scripts/build-lambda.
   #checkov:skip=CKV_AWS_116:Load is invoked by an SQS event source mapping: failed messages go to the work queue's dead-letter queue, not a function DLQ.
   function_name                  = local.load_function
-  description                    = "aztrail: staged objects into CloudTrail Lake"
+  description                    = local.cloudtrail ? "aztrail: staged objects into CloudTrail Lake" : "aztrail: staged objects into CloudWatch Logs"
   role                           = aws_iam_role.load.arn
   filename                       = var.lambda_zip
   source_code_hash               = filebase64sha256(var.lambda_zip)
@@ -76,15 +76,14 @@ resource "aws_lambda_function" "load" {
   kms_key_arn                    = local.kms_key_arn
 
   environment {
-    variables = {
+    variables = merge(local.destination_env, {
       AZTRAIL_QUEUE_URL               = aws_sqs_queue.work.id
       AZTRAIL_FAILURE_QUEUE_URL       = aws_sqs_queue.failures.id
-      AZTRAIL_CHANNEL_ARN             = awscc_cloudtrail_channel.this.channel_arn
       AZTRAIL_MAX_CALLS_PER_SECOND    = tostring(local.load_calls_per_second)
       AZTRAIL_CONCURRENCY             = "8"
       AZTRAIL_VISIBILITY_TIMEOUT      = tostring(6 * var.load_timeout_seconds)
       AZTRAIL_DEADLINE_MARGIN_SECONDS = "30"
-    }
+    })
   }
 
   tracing_config {

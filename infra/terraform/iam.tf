@@ -138,10 +138,23 @@ data "aws_iam_policy_document" "load" {
     resources = [local.kms_key_arn]
   }
 
-  statement {
-    sid       = "PutEvents"
-    actions   = ["cloudtrail-data:PutAuditEvents"]
-    resources = [awscc_cloudtrail_channel.this.channel_arn]
+  # The destination, and nothing else: the channel, or the events log group's streams.
+  dynamic "statement" {
+    for_each = local.cloudtrail ? [local.channel_arn] : []
+    content {
+      sid       = "PutEvents"
+      actions   = ["cloudtrail-data:PutAuditEvents"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.cloudwatch ? [aws_cloudwatch_log_group.events[0].arn] : []
+    content {
+      sid       = "PutLogEvents"
+      actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+      resources = ["${statement.value}:*"]
+    }
   }
 
   statement {

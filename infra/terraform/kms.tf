@@ -57,7 +57,10 @@ data "aws_iam_policy_document" "kms" {
     condition {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/lambda/${var.name}-*"]
+      values = [
+        "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/lambda/${var.name}-*",
+        "arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/${var.name}/*",
+      ]
     }
   }
 }

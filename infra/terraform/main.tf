@@ -4,7 +4,10 @@
 #   kms.tf         the encryption key (created unless one is given)
 #   storage.tf     the S3 staging bucket and its notification to the work queue
 #   queues.tf      the work queue, its dead-letter queue and the failure queue
-#   cloudtrail.tf  the event data store (unless one is given), the channel and its policy
+#   cloudtrail.tf  destination = "cloudtrail": the event data store (unless one is given), the
+#                  channel and its policy
+#   cloudwatch.tf  destination = "cloudwatch": the events log group
+#   dashboard.tf   one CloudWatch dashboard of both functions' metrics and the alarms
 #   functions.tf   the ingest and load Lambda functions, their logs, schedule and event source
 #   iam.tf         one least-privilege role per function, and the scheduler's
 #   alarms.tf      dead-letter and failure queue depth, function errors
@@ -22,10 +25,29 @@ locals {
   staging_prefix = "staged/"
   kms_key_arn    = var.kms_key_arn != null ? var.kms_key_arn : aws_kms_key.this[0].arn
 
-  event_data_store_arn = var.event_data_store_arn != null ? var.event_data_store_arn : aws_cloudtrail_event_data_store.this[0].arn
+  # One destination: CloudTrail Lake's resources exist only for "cloudtrail", the events log
+  # group only for "cloudwatch".
+  cloudtrail = var.destination == "cloudtrail"
+  cloudwatch = var.destination == "cloudwatch"
 
-  # The account's PutAuditEvents quota, shared by the load instances that may run at once.
-  load_calls_per_second = floor(var.account_calls_per_second * 100 / var.load_max_concurrency) / 100
+  event_data_store_arn = !local.cloudtrail ? null : (var.event_data_store_arn != null ? var.event_data_store_arn : aws_cloudtrail_event_data_store.this[0].arn)
+  channel_arn          = local.cloudtrail ? awscc_cloudtrail_channel.this[0].channel_arn : null
+  events_log_group     = local.cloudwatch ? aws_cloudwatch_log_group.events[0].name : null
+
+  # The account's quota of calls to the destination, shared by the load instances that may run
+  # at once.
+  account_calls_per_second = coalesce(var.account_calls_per_second, local.cloudtrail ? 100 : 800)
+  load_calls_per_second    = floor(local.account_calls_per_second * 100 / var.load_max_concurrency) / 100
+
+  # What the load function sends to, in its environment.
+  destination_env = local.cloudtrail ? tomap({
+    AZTRAIL_DESTINATION = "cloudtrail"
+    AZTRAIL_CHANNEL_ARN = local.channel_arn
+    }) : tomap({
+    AZTRAIL_DESTINATION = "cloudwatch"
+    AZTRAIL_LOG_GROUP   = local.events_log_group
+    AZTRAIL_ACCOUNT_ID  = local.account
+  })
 
   ingest_function = "${var.name}-ingest"
   load_function   = "${var.name}-load"

@@ -1,16 +1,31 @@
+output "destination" {
+  description = "Where the load function sends events: cloudtrail or cloudwatch."
+  value       = var.destination
+}
+
 output "event_data_store_arn" {
-  description = "The event data store receiving the events."
+  description = "The event data store receiving the events (null with destination = cloudwatch)."
   value       = local.event_data_store_arn
 }
 
 output "event_data_store_id" {
-  description = "The event data store's id (what CloudTrail Lake queries name in FROM)."
-  value       = element(split("/", local.event_data_store_arn), length(split("/", local.event_data_store_arn)) - 1)
+  description = "The event data store's id (what CloudTrail Lake queries name in FROM; null with destination = cloudwatch)."
+  value       = local.cloudtrail ? element(split("/", local.event_data_store_arn), length(split("/", local.event_data_store_arn)) - 1) : null
 }
 
 output "channel_arn" {
-  description = "The CloudTrail Lake channel the load function sends to."
-  value       = awscc_cloudtrail_channel.this.channel_arn
+  description = "The CloudTrail Lake channel the load function sends to (null with destination = cloudwatch)."
+  value       = local.channel_arn
+}
+
+output "events_log_group" {
+  description = "The CloudWatch Logs log group receiving the events (null with destination = cloudtrail)."
+  value       = local.events_log_group
+}
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard of the pipeline."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
 }
 
 output "staging_bucket" {

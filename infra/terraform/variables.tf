@@ -9,6 +9,28 @@ variable "name" {
   }
 }
 
+variable "destination" {
+  description = "Where events go: cloudtrail (CloudTrail Lake: an event data store and a channel) or cloudwatch (a CloudWatch Logs log group, for accounts CloudTrail Lake no longer admits; it takes events up to 14 days old only)."
+  type        = string
+  default     = "cloudtrail"
+
+  validation {
+    condition     = contains(["cloudtrail", "cloudwatch"], var.destination)
+    error_message = "destination must be cloudtrail or cloudwatch."
+  }
+}
+
+variable "events_log_retention_days" {
+  description = "With destination = cloudwatch: retention of the events log group, in days (a value CloudWatch Logs accepts)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.events_log_retention_days)
+    error_message = "events_log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
 variable "event_data_store_arn" {
   description = "An existing CloudTrail Lake event data store for integration events (ActivityAuditLog). When null, one is created."
   type        = string
@@ -109,13 +131,13 @@ variable "load_max_concurrency" {
 }
 
 variable "account_calls_per_second" {
-  description = "PutAuditEvents calls per second the account may use (the service quota is 100); divided among load instances."
+  description = "Calls per second the account may use, divided among load instances. Null: 100 for CloudTrail Lake (PutAuditEvents' quota) and 800 for CloudWatch Logs (PutLogEvents' lowest regional quota; raisable, and 5,000 in the largest regions)."
   type        = number
-  default     = 100
+  default     = null
 
   validation {
-    condition     = var.account_calls_per_second > 0 && var.account_calls_per_second <= 100
-    error_message = "account_calls_per_second must be above 0 and at most 100."
+    condition     = var.account_calls_per_second == null || (coalesce(var.account_calls_per_second, 1) > 0 && coalesce(var.account_calls_per_second, 1) <= 10000)
+    error_message = "account_calls_per_second must be above 0 and at most 10000."
   }
 }
 

@@ -5,10 +5,18 @@ only that bucket, the event source mapping reports batch item failures with the 
 rate limit was divided by, every IAM statement names its resources (the only `*` are documented
 exceptions), the retention validation has CloudTrail Lake's bounds, the channel is a Custom
 source with a policy for the load role only, and secrets stay out of outputs.
+
+Both destinations: with "cloudtrail" the store, channel and channel policy exist and the load role
+may PutAuditEvents on the channel only; with "cloudwatch" none of them exist, the events log group
+does (retention, the module's key) and the load role may only create streams and put events in
+that group. The dashboard's JSON (rendered from its template as Terraform does) draws only
+metrics the functions emit, and shows every alarm.
 """
 
 import glob
+import json
 import os
+import re
 
 import hcl2
 import pytest
@@ -63,8 +71,12 @@ def test_the_event_source_mapping_reports_batch_item_failures(tf):
     assert flat(esm["function_response_types"]) == "ReportBatchItemFailures"
     assert flat(flat(esm["scaling_config"])["maximum_concurrency"]) == "${var.load_max_concurrency}"
     env = flat(flat(tf["resource"]["aws_lambda_function.load"]["environment"])["variables"])
-    assert env["AZTRAIL_MAX_CALLS_PER_SECOND"] == "${tostring(local.load_calls_per_second)}"
+    assert "'AZTRAIL_MAX_CALLS_PER_SECOND': '${tostring(local.load_calls_per_second)}'" in env
     assert "var.load_max_concurrency" in flat(tf["locals"]["load_calls_per_second"])
+    # The quota divided is the destination's: PutAuditEvents' 100, PutLogEvents' 800 at least.
+    assert "local.account_calls_per_second" in flat(tf["locals"]["load_calls_per_second"])
+    quota = flat(tf["locals"]["account_calls_per_second"])
+    assert "local.cloudtrail ? 100 : 800" in quota, quota
 
 
 def test_work_messages_go_to_a_dead_letter_queue(tf):
@@ -80,13 +92,43 @@ def test_work_messages_go_to_a_dead_letter_queue(tf):
 STAR_ALLOWED = {("kms", "AccountAdministers"), ("kms", "S3NotifiesEncryptedQueue"), ("kms", "LogsEncrypt")}
 
 
+def statements(doc):
+    """A policy document's statements, those of `dynamic "statement"` blocks included (with the
+    expression their for_each is)."""
+    out = [(st, None) for st in doc.get("statement", [])]
+    for d in doc.get("dynamic", []):
+        if "statement" in d:
+            body = d["statement"]
+            out.append((flat(body["content"]), flat(body["for_each"])))
+    return out
+
+
+def enabled(expr, destination):
+    """Evaluates a count or for_each condition of the form `${COND ? A : B}` for `destination`;
+    True when the block exists (a count of 1, a non-empty list)."""
+    if expr is None:
+        return True
+    m = re.fullmatch(r"\$\{(.*) \? (.*) : (.*)\}", flat(expr), re.S)
+    assert m, expr
+    cond = (
+        m.group(1)
+        .replace("local.cloudtrail", str(destination == "cloudtrail"))
+        .replace("local.cloudwatch", str(destination == "cloudwatch"))
+        .replace("var.event_data_store_arn == None", "True")
+        .replace("&&", " and ")
+        .replace("!", " not ")
+    )
+    chosen = m.group(2) if eval(cond) else m.group(3)  # noqa: S307 - our own HCL, checked form
+    return chosen.strip() not in ("0", "[]")
+
+
 def test_every_iam_statement_names_its_resources(tf):
     seen = 0
     for key, doc in tf["data"].items():
         if not key.startswith("aws_iam_policy_document."):
             continue
         name = key.split(".", 1)[1]
-        for st in doc.get("statement", []):
+        for st, _ in statements(doc):
             sid = flat(st.get("sid", [""]))
             resources = st.get("resources")
             if "principals" in st and name == "lambda_assume":
@@ -109,21 +151,138 @@ def test_every_iam_statement_names_its_resources(tf):
 
 
 def test_each_function_role_gets_only_its_own_actions(tf):
-    def actions(doc):
+    def actions(doc, destination):
         out = set()
-        for st in tf["data"][f"aws_iam_policy_document.{doc}"]["statement"]:
-            a = flat(st["actions"])
-            out.update(a if isinstance(a, list) else [a])
+        for st, when in statements(tf["data"][f"aws_iam_policy_document.{doc}"]):
+            if enabled(when, destination):
+                a = flat(st["actions"])
+                out.update(a if isinstance(a, list) else [a])
         return out
 
-    ingest, load = actions("ingest"), actions("load")
-    assert "cloudtrail-data:PutAuditEvents" in load and "cloudtrail-data:PutAuditEvents" not in ingest
-    assert "secretsmanager:GetSecretValue" in ingest and "secretsmanager:GetSecretValue" not in load
-    assert "sqs:DeleteMessage" in load and "sqs:DeleteMessage" not in ingest
+    for destination in ("cloudtrail", "cloudwatch"):
+        ingest, load = actions("ingest", destination), actions("load", destination)
+        assert "cloudtrail-data:PutAuditEvents" not in ingest
+        assert "secretsmanager:GetSecretValue" in ingest and "secretsmanager:GetSecretValue" not in load
+        assert "sqs:DeleteMessage" in load and "sqs:DeleteMessage" not in ingest
+    assert "cloudtrail-data:PutAuditEvents" in actions("load", "cloudtrail")
+    assert "cloudtrail-data:PutAuditEvents" not in actions("load", "cloudwatch")
+
+
+def test_the_destination_chooses_its_resources_and_the_load_roles_rights(tf):
+    r = tf["resource"]
+    ct_only = [
+        "aws_cloudtrail_event_data_store.this",
+        "awscc_cloudtrail_channel.this",
+        "awscc_cloudtrail_resource_policy.channel",
+    ]
+    for destination in ("cloudtrail", "cloudwatch"):
+        for key in ct_only:
+            assert enabled(r[key].get("count"), destination) == (destination == "cloudtrail"), (key, destination)
+        assert enabled(tf["data"]["aws_iam_policy_document.channel"].get("count"), destination) == (
+            destination == "cloudtrail"
+        )
+        assert enabled(r["aws_cloudwatch_log_group.events"].get("count"), destination) == (
+            destination == "cloudwatch"
+        )
+    # Every CloudTrail resource of the module is among those switched off for CloudWatch.
+    assert {k for k in r if "cloudtrail" in k.split(".")[0]} == set(ct_only)
+
+    group = r["aws_cloudwatch_log_group.events"]
+    assert flat(group["retention_in_days"]) == "${var.events_log_retention_days}"
+    assert flat(group["kms_key_id"]) == "${local.kms_key_arn}"
+    # The module's key lets CloudWatch Logs use it for this group's name.
+    kms = tf["data"]["aws_iam_policy_document.key"] if "aws_iam_policy_document.key" in tf["data"] else None
+    logs_encrypt = [
+        st
+        for doc in tf["data"].values()
+        for st in doc.get("statement", [])
+        if flat(st.get("sid", [""])) == "LogsEncrypt"
+    ]
+    assert logs_encrypt, kms
+    allowed = flat(flat(logs_encrypt[0]["condition"])["values"])
+    assert any(v.endswith("log-group:/${var.name}/*") for v in allowed), allowed
+    assert flat(group["name"]).startswith("/${var.name}/")
+
+    # The load role: PutLogEvents and CreateLogStream on that group's streams only.
+    by_sid = {flat(st["sid"]): (st, when) for st, when in statements(tf["data"]["aws_iam_policy_document.load"])}
+    st, when = by_sid["PutLogEvents"]
+    assert sorted(flat(st["actions"])) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert flat(st["resources"]) == "${statement.value}:*"
+    assert "aws_cloudwatch_log_group.events[0].arn" in when
+    assert enabled(when, "cloudwatch") and not enabled(when, "cloudtrail")
+    st, when = by_sid["PutEvents"]
+    assert "local.channel_arn" in when and enabled(when, "cloudtrail") and not enabled(when, "cloudwatch")
+
+    # The function is told which: the channel, or the group and the account.
+    env = flat(flat(r["aws_lambda_function.load"]["environment"])["variables"])
+    assert "local.destination_env" in env
+    dest_env = flat(tf["locals"]["destination_env"])
+    ct_branch, cw_branch = dest_env.split(" : tomap(")
+    assert "'AZTRAIL_DESTINATION': 'cloudtrail'" in ct_branch and "AZTRAIL_CHANNEL_ARN" in ct_branch
+    assert "'AZTRAIL_DESTINATION': 'cloudwatch'" in cw_branch
+    assert "AZTRAIL_LOG_GROUP" in cw_branch and "AZTRAIL_ACCOUNT_ID" in cw_branch
+    assert "AZTRAIL_CHANNEL_ARN" not in cw_branch
+    v = tf["variable"]["destination"]
+    assert flat(v["default"]) == "cloudtrail"
+    assert "cloudwatch" in flat(flat(v["validation"])["condition"])
+
+
+def emitted_metrics():
+    """The metric names the functions' EMF lines carry, read from the Rust sources."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    names = set()
+    for src in ("crates/load/src/metrics.rs", "crates/ingest/src/run.rs"):
+        with open(os.path.join(root, src)) as f:
+            names.update(re.findall(r'\("([A-Za-z]+)", "(?:Count|Bytes|Seconds)"', f.read()))
+    return names
+
+
+def test_the_dashboard_draws_emitted_metrics_and_every_alarm(tf):
+    dash = tf["resource"]["aws_cloudwatch_dashboard.this"]
+    body = flat(dash["dashboard_body"])
+    assert "dashboard.json.tftpl" in body
+    with open(os.path.join(ROOT, "dashboard.json.tftpl")) as f:
+        template = f.read()
+    values = {
+        "region": "us-east-1",
+        "load_function": "aztrail-load",
+        "ingest_function": "aztrail-ingest",
+        "work_queue": "aztrail-work",
+        "failure_queue": "aztrail-failures",
+        "dead_letter_queue": "aztrail-dlq",
+        "alarms": json.dumps(["arn:aws:cloudwatch:us-east-1:123456789012:alarm:a"]),
+    }
+    placeholders = set(re.findall(r"\$\{([a-z_]+)\}", template))
+    assert placeholders == set(values), placeholders
+    for name in placeholders:
+        assert f"'{name}'" in body, f"{name} is not given to the template"
+    for k, v in values.items():
+        template = template.replace("${" + k + "}", v)
+    widgets = json.loads(template)["widgets"]
+    emitted = emitted_metrics()
+    assert {"Accepted", "Failed", "LagSeconds", "MessagesLeft", "NewBytes", "Contended"} <= emitted
+    drawn = set()
+    for w in widgets:
+        for m in w["properties"].get("metrics", []):
+            namespace, name, dim, function = m[:4]
+            if namespace == "aztrail":
+                assert dim == "Function" and function in ("aztrail-load", "aztrail-ingest"), m
+                assert name in emitted, f"{name} is drawn but no function emits it"
+                drawn.add(name)
+    # Events accepted and failed, lag, messages left, bytes staged, contention.
+    assert {"Accepted", "Failed", "LagSeconds", "MessagesLeft", "NewBytes", "Contended"} <= drawn
+    alarm = [w for w in widgets if w["type"] == "alarm"]
+    assert len(alarm) == 1 and alarm[0]["properties"]["alarms"] == json.loads(values["alarms"])
+    # Every alarm of the module is on it.
+    alarms_expr = body.replace(" ", "")
+    for key in tf["resource"]:
+        if key.startswith("aws_cloudwatch_metric_alarm."):
+            assert key in alarms_expr, f"{key} is not on the dashboard"
 
 
 def test_the_channel_is_custom_and_only_the_load_role_may_use_it(tf):
     ch = tf["resource"]["awscc_cloudtrail_channel.this"]
+    assert enabled(ch["count"], "cloudtrail")
     assert flat(ch["source"]) == "Custom"
     dest = flat(ch["destinations"])
     assert flat(dest["type"]) == "EVENT_DATA_STORE"

@@ -21,6 +21,12 @@ variable "region" {
   default     = "us-east-1"
 }
 
+variable "destination" {
+  description = "cloudtrail (CloudTrail Lake) or cloudwatch (CloudWatch Logs, for accounts CloudTrail Lake no longer admits)."
+  type        = string
+  default     = "cloudtrail"
+}
+
 variable "azure_secret_arn" {
   description = "The Secrets Manager secret with the Azure credentials."
   type        = string
@@ -43,6 +49,7 @@ module "aztrail" {
   source = "../.."
 
   name                 = "aztrail"
+  destination          = var.destination
   retention_days       = 366
   azure_containers     = ["insights-activity-logs", "insights-logs-auditlogs", "insights-logs-signinlogs"]
   azure_secret_arn     = var.azure_secret_arn
@@ -65,4 +72,14 @@ output "channel_arn" {
 output "event_data_store_id" {
   description = "Query it with: SELECT ... FROM <this id>."
   value       = module.aztrail.event_data_store_id
+}
+
+output "events_log_group" {
+  description = "With destination = cloudwatch: query it in Logs Insights."
+  value       = module.aztrail.events_log_group
+}
+
+output "dashboard_name" {
+  description = "The pipeline's CloudWatch dashboard."
+  value       = module.aztrail.dashboard_name
 }
