@@ -16,6 +16,11 @@
 //!    First with S3 and SQS from `aztrail_testkit::standin` (in process, microseconds a call:
 //!    what the worker itself sustains), then on moto (milliseconds a call: moto's own ceiling).
 //!
+//! 5. CloudWatch Logs: the same loader with the CloudWatch sink (PutLogEvents, calls of up to
+//!    10,000 events) against the stand-in's CloudWatch Logs, which checks the batch rules and
+//!    answers at once: CPU µs per event and events per second on one core (`load/cloudwatch`),
+//!    and the worker path's three shapes at 800 calls/s (PutLogEvents' lowest regional quota).
+//!
 //! Run: `cargo bench --bench load`. Under `cargo test` each part runs once, small.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,6 +170,44 @@ fn with_quota(rt: &tokio::runtime::Runtime, events: usize) {
     rt.block_on(lake.stop());
 }
 
+/// The CloudWatch sink of the stand-in at `url`.
+fn cloudwatch_sink(staging: &aztrail_testkit::Staging) -> aztrail_load::cloudwatch::CloudWatchSink {
+    aztrail_load::cloudwatch::CloudWatchSink::new(
+        aws_sdk_cloudwatchlogs::Client::new(&staging.config),
+        "/aztrail/bench",
+        "aztrail/bench",
+    )
+}
+
+/// The loader alone into CloudWatch Logs (the stand-in), no rate limit: its CPU cost per event.
+fn cloudwatch_cpu(rt: &tokio::runtime::Runtime, events: usize) {
+    let object = synth::generate(events, 7).into_bytes();
+    rt.block_on(async {
+        let (standin, staging) = aztrail_testkit::standin::AwsStandIn::start().await;
+        let sink = Arc::new(cloudwatch_sink(&staging));
+        let unlimited = Arc::new(RateLimiter::new(1e9));
+        // Once to warm up (connections, the stream), then measured.
+        run(&object, &sink, &unlimited, 8).await;
+        let (cpu0, started) = (cpu_time(), Instant::now());
+        let summary = run(&object, &sink, &unlimited, 8).await;
+        let elapsed = started.elapsed();
+        assert_eq!(standin.log_events(), 2 * events as u64);
+        if let (Some(a), Some(b)) = (cpu0, cpu_time()) {
+            let per_event = (b - a).as_secs_f64() / summary.accepted.max(1) as f64;
+            println!(
+                "load/cloudwatch: {} events in {:.2} s ({:.0} events/s), {} calls ({:.0} events per call); {:.1} CPU µs per event (loader, SDK and stand-in) = {:.0} events/s per core",
+                summary.accepted,
+                elapsed.as_secs_f64(),
+                summary.accepted as f64 / elapsed.as_secs_f64(),
+                summary.calls,
+                summary.accepted as f64 / summary.calls.max(1) as f64,
+                per_event * 1e6,
+                1.0 / per_event
+            );
+        }
+    });
+}
+
 /// Where the worker path's S3 and SQS are.
 #[derive(Debug, Clone, Copy)]
 enum Aws {
@@ -172,10 +215,20 @@ enum Aws {
     StandIn,
 }
 
+/// Where the worker path sends.
+#[derive(Debug, Clone, Copy)]
+enum To {
+    /// The lake at 100 calls/s and 50 ms a call.
+    Lake,
+    /// The stand-in's CloudWatch Logs at 800 calls/s.
+    CloudWatch,
+}
+
 /// The worker path: `objects` objects of `records` records each, staged and notified, then
 /// loaded by one worker until the queue is empty.
-fn through_worker(rt: &tokio::runtime::Runtime, aws: Aws, objects: usize, records: usize) {
+fn through_worker(rt: &tokio::runtime::Runtime, aws: Aws, to: To, objects: usize, records: usize) {
     use aztrail_load::checkpoint::S3Checkpoints;
+    use aztrail_load::destination::Sink;
     use aztrail_load::sqs::{SqsFailures, Worker};
     use futures::StreamExt;
     let (summary, elapsed) = rt.block_on(async {
@@ -218,8 +271,18 @@ fn through_worker(rt: &tokio::runtime::Runtime, aws: Aws, objects: usize, record
         })
         .await
         .expect("lake");
-        let limiter = Arc::new(RateLimiter::new(100.0));
-        for _ in 0..100 {
+        let (sink, calls_per_second) = match to {
+            To::Lake => (
+                Sink::CloudTrail(CloudTrailSink::for_endpoint(
+                    &lake.url(),
+                    DEFAULT_CHANNEL_ARN,
+                )),
+                100,
+            ),
+            To::CloudWatch => (Sink::CloudWatch(cloudwatch_sink(&staging)), 800),
+        };
+        let limiter = Arc::new(RateLimiter::new(f64::from(calls_per_second)));
+        for _ in 0..calls_per_second {
             limiter.acquire().await;
         }
         let worker = Worker {
@@ -228,7 +291,7 @@ fn through_worker(rt: &tokio::runtime::Runtime, aws: Aws, objects: usize, record
             queue_url: staging.work.clone(),
             failures: SqsFailures::new(staging.sqs.clone(), &staging.failures),
             checkpoints: S3Checkpoints::new(staging.s3.clone(), None),
-            sink: sink(&lake),
+            sink: Arc::new(sink),
             limiter,
             config: LoadConfig {
                 account: LOCAL_ACCOUNT.into(),
@@ -244,7 +307,14 @@ fn through_worker(rt: &tokio::runtime::Runtime, aws: Aws, objects: usize, record
         let total = (objects * records) as u64;
         // The worker runs on the runtime's two threads, as in `aztrail load`, not on this one.
         let running = tokio::spawn(async move { worker.run(true).await });
-        while lake.count().await.expect("count") < total {
+        loop {
+            let stored = match (to, &_standin) {
+                (To::CloudWatch, Some(s)) => s.log_events(),
+                _ => lake.count().await.expect("count"),
+            };
+            if stored >= total {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let elapsed = started.elapsed();
@@ -265,7 +335,7 @@ fn through_worker(rt: &tokio::runtime::Runtime, aws: Aws, objects: usize, record
         "{summary:?}"
     );
     println!(
-        "load/worker/{aws:?} {objects} object(s) of {records}: {} events in {:.2} s = {:.0} events/s, {} calls = {:.1} events per call, {} throttled",
+        "load/worker/{aws:?}/{to:?} {objects} object(s) of {records}: {} events in {:.2} s = {:.0} events/s, {} calls = {:.1} events per call, {} throttled",
         load.accepted,
         elapsed.as_secs_f64(),
         load.accepted as f64 / elapsed.as_secs_f64(),
@@ -290,9 +360,14 @@ fn main() {
     } else {
         &[(1, 100), (10, 10)]
     };
-    for aws in [Aws::StandIn, Aws::Moto] {
+    cloudwatch_cpu(&rt, if benching { 50_000 } else { 500 });
+    for (aws, to) in [
+        (Aws::StandIn, To::Lake),
+        (Aws::StandIn, To::CloudWatch),
+        (Aws::Moto, To::Lake),
+    ] {
         for &(objects, records) in shapes {
-            through_worker(&rt, aws, objects, records);
+            through_worker(&rt, aws, to, objects, records);
         }
     }
     c.final_summary();

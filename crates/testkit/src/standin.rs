@@ -1,13 +1,15 @@
-//! An in-process stand-in for the S3 and SQS calls the queue worker makes, for benchmarks.
+//! An in-process stand-in for the S3, SQS and CloudWatch Logs calls the queue worker makes, for
+//! benchmarks.
 //!
 //! moto is the reference for behaviour and every test runs against it, but it spends some 16 ms
 //! of single-threaded CPU per message received and 6 to 20 ms per S3 call, so a benchmark of
 //! many small objects on moto measures moto. This stand-in answers the same wire protocols the
 //! official SDK clients speak (S3 path-style GetObject/PutObject; SQS's JSON protocol:
 //! ReceiveMessage with long polls and visibility timeouts, DeleteMessage,
-//! ChangeMessageVisibility, SendMessage) in microseconds, and notifies the work queue of every
-//! object put under `staged/` as S3 does. It keeps everything in memory and checks nothing
-//! (no signatures, no conditions): never use it where behaviour is what is tested.
+//! ChangeMessageVisibility, SendMessage; CloudWatch Logs' CreateLogStream and PutLogEvents) in
+//! microseconds, and notifies the work queue of every object put under `staged/` as S3 does. It
+//! keeps everything in memory and checks nothing but PutLogEvents' batch rules (no signatures,
+//! no conditions): never use it where behaviour is what is tested.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,8 @@ struct World {
     objects: HashMap<String, Bytes>,
     queues: HashMap<String, Queue>,
     next: u64,
+    /// Log events put.
+    log_events: u64,
 }
 
 struct Shared {
@@ -44,8 +48,9 @@ struct Shared {
 
 /// The stand-in, serving until dropped.
 pub struct AwsStandIn {
-    /// Its endpoint (`http://127.0.0.1:PORT`), for S3 and SQS alike.
+    /// Its endpoint (`http://127.0.0.1:PORT`), for S3, SQS and CloudWatch Logs alike.
     pub url: String,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -86,7 +91,12 @@ impl AwsStandIn {
             &format!("{url}/queue/failures"),
         )
         .await;
-        (Self { url, task }, staging)
+        (Self { url, shared, task }, staging)
+    }
+
+    /// Log events PutLogEvents took, in every stream.
+    pub fn log_events(&self) -> u64 {
+        lock(&self.shared).log_events
     }
 }
 
@@ -101,13 +111,57 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|t| t.strip_prefix("AmazonSQS."))
-    {
-        Some(op) => sqs(&shared, op, &body).await,
-        None => s3(&shared, &method, uri.path(), &headers, body),
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    if let Some(op) = target.and_then(|t| t.strip_prefix("AmazonSQS.")) {
+        return sqs(&shared, op, &body).await;
+    }
+    if let Some(op) = target.and_then(|t| t.strip_prefix("Logs_20140328.")) {
+        return logs(&shared, op, &body);
+    }
+    s3(&shared, &method, uri.path(), &headers, body)
+}
+
+/// CloudWatch Logs: streams are taken as they come; PutLogEvents checks the batch rules (at most
+/// 10,000 events and 1,048,576 bytes counted as message + 26, time order, 24 hours) and counts.
+fn logs(shared: &Shared, op: &str, body: &[u8]) -> Response {
+    let refuse = |message: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            [("x-amzn-errortype", "InvalidParameterException")],
+            json!({"__type": "InvalidParameterException", "message": message}).to_string(),
+        )
+            .into_response()
+    };
+    match op {
+        "CreateLogStream" => "{}".into_response(),
+        "PutLogEvents" => {
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return refuse("the body is not JSON".into());
+            };
+            let events = v["logEvents"].as_array().cloned().unwrap_or_default();
+            let mut size = 0;
+            let mut times = Vec::with_capacity(events.len());
+            for e in &events {
+                size += e["message"].as_str().map_or(0, str::len) + 26;
+                times.push(e["timestamp"].as_i64().unwrap_or_default());
+            }
+            if events.len() > 10_000 || size > 1_048_576 {
+                return refuse(format!("{} events of {size} bytes", events.len()));
+            }
+            if times.windows(2).any(|w| w[0] > w[1]) {
+                return refuse("log events must be in chronological order".into());
+            }
+            if let (Some(a), Some(b)) = (times.first(), times.last()) {
+                if b - a > 24 * 3600 * 1000 {
+                    return refuse("a batch cannot span more than 24 hours".into());
+                }
+            }
+            lock(shared).log_events += events.len() as u64;
+            json!({"nextSequenceToken": "0"})
+                .to_string()
+                .into_response()
+        }
+        other => refuse(format!("{other} is not served here")),
     }
 }
 
