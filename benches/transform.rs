@@ -9,8 +9,6 @@
 //! both sizes is linear time, and the bytes the framer holds (printed once) stay under the maximum
 //! record length plus a chunk whatever the size.
 
-use std::path::Path;
-
 use aztrail_transform::{frame_all, synth, Framer, Mapper, Parser};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -21,20 +19,7 @@ fn generated() -> Vec<u8> {
 
 /// Every record of ../shared/corpus, re-framed as JSON Lines.
 fn corpus() -> Option<Vec<u8>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    let mut files = Vec::new();
-    let mut dirs = vec![root];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|e| e == "json" || e == "jsonl") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = aztrail_testkit::corpus_files().ok()?;
     let mut out = Vec::new();
     for f in files {
         let bytes = std::fs::read(&f).ok()?;

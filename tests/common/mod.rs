@@ -8,31 +8,17 @@ use std::path::{Path, PathBuf};
 
 /// `../shared/corpus`, read in place (never copied into the repository).
 pub fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+    aztrail_testkit::corpus_dir()
 }
 
 /// Every record file of the corpus (`*.json`, `*.jsonl`), sorted.
 pub fn corpus_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![corpus_dir()];
-    while let Some(dir) = dirs.pop() {
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-            panic!(
-                "reading {}: {e} (is ../shared/corpus there?)",
-                dir.display()
-            )
-        });
-        for entry in entries.flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|e| e == "json" || e == "jsonl") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
+    aztrail_testkit::corpus_files().unwrap_or_else(|e| {
+        panic!(
+            "reading {}: {e} (is ../shared/corpus there?)",
+            corpus_dir().display()
+        )
+    })
 }
 
 /// `aztrail load PATH --failure-file FAILURES` into the lake at `lake_url` (its default channel),

@@ -74,10 +74,7 @@ impl DestinationSettings {
     pub fn check(&self) -> Result<(), DestinationError> {
         match self.destination {
             Kind::Cloudtrail => {
-                let arn = self
-                    .channel_arn
-                    .as_deref()
-                    .ok_or(DestinationError::NoChannel)?;
+                let arn = self.channel()?;
                 self.channel_account(arn).map(drop)
             }
             Kind::Cloudwatch => {
@@ -90,6 +87,12 @@ impl DestinationSettings {
                 }
             }
         }
+    }
+
+    fn channel(&self) -> Result<&str, DestinationError> {
+        self.channel_arn
+            .as_deref()
+            .ok_or(DestinationError::NoChannel)
     }
 
     fn channel_account(&self, arn: &str) -> Result<String, DestinationError> {
@@ -137,10 +140,7 @@ impl DestinationSettings {
         self.check()?;
         match self.destination {
             Kind::Cloudtrail => {
-                let arn = self
-                    .channel_arn
-                    .as_deref()
-                    .ok_or(DestinationError::NoChannel)?;
+                let arn = self.channel()?;
                 let mut ct = aws_sdk_cloudtraildata::config::Builder::from(shared)
                     .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled());
                 if let Some(url) = &self.cloudtrail_endpoint {

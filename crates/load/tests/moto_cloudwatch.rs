@@ -177,23 +177,12 @@ fn expected(object: &[u8], key: &str) -> (HashMap<String, (i64, Value)>, usize) 
 }
 
 fn corpus_object() -> Vec<u8> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    let mut files = Vec::new();
-    let mut dirs = vec![dir];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d)
-            .unwrap_or_else(|e| panic!("{}: {e} (is ../shared/corpus there?)", d.display()))
-            .flatten()
-        {
-            let p = entry.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|e| e == "json" || e == "jsonl") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = aztrail_testkit::corpus_files().unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (is ../shared/corpus there?)",
+            aztrail_testkit::corpus_dir().display()
+        )
+    });
     assert!(files.len() >= 40, "the corpus looks incomplete");
     let mut all = Vec::new();
     for f in files {
