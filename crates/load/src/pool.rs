@@ -11,6 +11,7 @@
 //! leaves at once. Each batch gets back exactly its own events' fate, as if it had been sent alone,
 //! so each object's accounting and checkpoints are unchanged.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -126,6 +127,13 @@ fn fits(wire: &Wire, (events, bytes, span): (usize, usize, Option<(i64, i64)>), 
     )
 }
 
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
 /// The oldest and newest of two spans.
 fn widen(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
     match (a, b) {
@@ -157,11 +165,18 @@ async fn dispatch<S: EventSink>(
             return;
         };
         limiter.acquire().await;
-        // Everything that arrived while waiting for the slot and the token rides along.
+        // Everything that arrived while waiting for the slot and the token rides along, unless
+        // it holds an id the call holds already (the same record staged in two objects):
+        // PutAuditEvents fails a whole call that names an id twice, so that batch waits for the
+        // next call. (A hash collision only closes a call early.)
         let (mut events, mut bytes, mut span) = (first.events.len(), first.bytes, first.span);
+        let mut ids: HashSet<u64> = first.events.iter().map(|e| id_hash(&e.id)).collect();
         let mut call = vec![first];
         while let Ok(job) = jobs.try_recv() {
-            if fits(&wire, (events, bytes, span), &job) {
+            if fits(&wire, (events, bytes, span), &job)
+                && !job.events.iter().any(|e| ids.contains(&id_hash(&e.id)))
+            {
+                ids.extend(job.events.iter().map(|e| id_hash(&e.id)));
                 events += job.events.len();
                 bytes += job.bytes;
                 span = widen(span, job.span);
@@ -222,5 +237,73 @@ async fn send_call<S: EventSink>(sink: &S, limiter: &RateLimiter, call: Vec<Job>
     for ((reply, _), sent) in replies.into_iter().zip(per_job) {
         // A loader that stopped waiting (its task was cancelled) needs no answer.
         let _ = reply.send(sent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{CallError, PutResult};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Accepts after 10 ms; refuses a call naming an id twice, as PutAuditEvents does.
+    #[derive(Default)]
+    struct Strict(Mutex<Vec<Vec<String>>>);
+
+    impl EventSink for Strict {
+        async fn put(&self, events: &[OutEvent]) -> Result<PutResult, CallError> {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+            self.0.lock().unwrap().push(ids.clone());
+            let distinct: HashSet<&String> = ids.iter().collect();
+            if distinct.len() < ids.len() {
+                return Err(CallError {
+                    status: Some(400),
+                    error_type: Some("DuplicatedAuditEventId".into()),
+                    message: "an id twice".into(),
+                });
+            }
+            Ok(PutResult {
+                successful: ids,
+                failed: Vec::new(),
+            })
+        }
+    }
+
+    fn batch(ids: &[&str]) -> Batch<usize> {
+        Batch {
+            items: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (i, OutEvent::new(id, "{}", "c")))
+                .collect(),
+            bytes: ids.len() * 40,
+            span: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn small_batches_share_a_call_but_never_an_id() {
+        let sink = Arc::new(Strict::default());
+        let pool = CallPool::start(Arc::clone(&sink), Arc::new(RateLimiter::new(1000.0)), 1);
+        let policy = SendPolicy::default();
+        // The first takes the only slot; the others queue and leave together when it frees,
+        // except the one that repeats an id.
+        let sent = futures::future::join_all([
+            pool.send(batch(&["a"]), &policy),
+            pool.send(batch(&["b", "c"]), &policy),
+            pool.send(batch(&["c"]), &policy),
+            pool.send(batch(&["d"]), &policy),
+        ])
+        .await;
+        for s in &sent {
+            assert!(s.failed.is_empty(), "{s:?}");
+        }
+        let calls = sink.0.lock().unwrap().clone();
+        assert!(calls.len() < 4, "small batches shared calls: {calls:?}");
+        assert!(calls.iter().any(|c| c.len() > 1), "{calls:?}");
+        let all: usize = calls.iter().map(Vec::len).sum();
+        assert_eq!(all, 5);
     }
 }
