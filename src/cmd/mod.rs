@@ -51,7 +51,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// The account of a CloudTrail channel ARN (`arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID`).
 pub fn account_of_channel_arn(arn: &str) -> anyhow::Result<String> {
-    match aztrail_transform::channel::ChannelArn::parse(arn) {
+    match aztrail_channel::ChannelArn::parse(arn) {
         Some(c) => Ok(c.account.to_string()),
         None => anyhow::bail!(
             "{arn:?} is not a CloudTrail channel ARN (arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID)"
@@ -82,7 +82,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 /// A 12-digit AWS account id.
 pub fn check_account_id(id: &str) -> anyhow::Result<String> {
     anyhow::ensure!(
-        aztrail_transform::channel::is_account_id(id),
+        aztrail_channel::is_account_id(id),
         "{id:?} is not an AWS account id (12 digits)"
     );
     Ok(id.to_string())

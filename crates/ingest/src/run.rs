@@ -477,8 +477,8 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
 
 /// The ingest function's metrics for one pass, as an embedded-metric-format line.
 pub fn metrics_line(function: &str, s: &IngestSummary, timestamp_ms: u64) -> String {
-    aztrail_transform::emf::emf_line(
-        aztrail_transform::emf::NAMESPACE,
+    aztrail_emf::emf_line(
+        aztrail_emf::NAMESPACE,
         ("Function", function),
         &[
             ("Containers", "Count", s.containers as f64),

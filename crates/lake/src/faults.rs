@@ -8,8 +8,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aztrail_transform::synth::Rng;
-
 /// What to inject.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultConfig {
@@ -63,7 +61,7 @@ pub enum EventFault {
 #[derive(Debug)]
 pub struct Faults {
     config: FaultConfig,
-    rng: Rng,
+    rng: fastrand::Rng,
     buckets: HashMap<String, Bucket>,
 }
 
@@ -77,7 +75,7 @@ impl Faults {
     /// Faults as configured.
     pub fn new(config: FaultConfig) -> Self {
         Self {
-            rng: Rng::new(config.seed),
+            rng: fastrand::Rng::with_seed(config.seed),
             config,
             buckets: HashMap::new(),
         }
@@ -89,7 +87,7 @@ impl Faults {
     }
 
     fn draw(&mut self, rate: f64) -> bool {
-        rate > 0.0 && ((self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < rate
+        rate > 0.0 && self.rng.f64() < rate
     }
 
     /// Whether this call is answered with an HTTP 500.

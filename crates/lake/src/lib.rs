@@ -84,7 +84,7 @@ pub struct Channel {
 impl Channel {
     /// A channel from its ARN (`arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID`).
     pub fn from_arn(arn: &str) -> Result<Self, LakeError> {
-        let parsed = aztrail_transform::channel::ChannelArn::parse(arn)
+        let parsed = aztrail_channel::ChannelArn::parse(arn)
             .ok_or_else(|| LakeError::BadChannel(arn.to_string()))?;
         Ok(Self {
             arn: arn.to_string(),
@@ -173,7 +173,7 @@ impl Lake {
             channels,
             faults: Mutex::new(faults::Faults::new(config.faults.clone())),
             store: Arc::clone(&store),
-            ids: Mutex::new(aztrail_transform::synth::Rng::new(id_seed)),
+            ids: Mutex::new(fastrand::Rng::with_seed(id_seed)),
             body_timeout: config.limits.body_timeout,
         });
         let listener = tokio::net::TcpListener::bind(config.listen)

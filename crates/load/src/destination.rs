@@ -96,7 +96,7 @@ impl DestinationSettings {
     }
 
     fn channel_account(&self, arn: &str) -> Result<String, DestinationError> {
-        aztrail_transform::channel::ChannelArn::parse(arn)
+        aztrail_channel::ChannelArn::parse(arn)
             .map(|c| c.account.to_string())
             .ok_or_else(|| DestinationError::BadChannel(arn.to_string()))
     }
@@ -170,7 +170,7 @@ impl DestinationSettings {
 }
 
 fn is_account(a: &str) -> bool {
-    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
+    aztrail_channel::is_account_id(a)
 }
 
 fn now_secs() -> i64 {

@@ -4,7 +4,7 @@
 //! those values as CloudWatch metrics without a PutMetricData call: no extra permission, no extra
 //! latency. The load function prints one line per invocation from its [`WorkerSummary`].
 
-use aztrail_transform::emf::{emf_line, NAMESPACE};
+use aztrail_emf::{emf_line, NAMESPACE};
 
 use crate::sqs::WorkerSummary;
 

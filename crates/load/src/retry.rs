@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use aztrail_transform::synth::Rng;
-
 /// Per-event error codes worth another try.
 pub fn retryable_event_error(code: &str) -> bool {
     matches!(code, "Throttling" | "InternalFailure")
@@ -35,7 +33,7 @@ pub fn retryable_call(status: Option<u16>, error_type: Option<&str>) -> bool {
 pub struct Backoff {
     base: Duration,
     cap: Duration,
-    rng: Rng,
+    rng: fastrand::Rng,
 }
 
 impl Backoff {
@@ -44,7 +42,7 @@ impl Backoff {
         Self {
             base,
             cap,
-            rng: Rng::new(seed),
+            rng: fastrand::Rng::with_seed(seed),
         }
     }
 
@@ -54,7 +52,7 @@ impl Backoff {
             .base
             .saturating_mul(1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX))
             .min(self.cap);
-        let fraction = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let fraction = self.rng.f64();
         ceiling.mul_f64(fraction)
     }
 }

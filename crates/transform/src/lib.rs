@@ -7,16 +7,12 @@
 //! - [`mapping`] turns one record into one event (`id`, `eventData`, `eventDataChecksum`), or a
 //!   typed [`Rejection`] that says why not.
 //! - [`batch`] packs events into PutAuditEvents request bodies under the API's limits.
-//! - [`limits`], [`time`], [`ip`], [`json`] and [`fields`] are the pieces those are built from;
-//!   [`form`] decodes form-encoded S3 keys and query values for the crates above.
-//! - [`emf`] formats CloudWatch embedded-metric-format lines for the Lambda functions.
-//! - [`synth`] generates realistic records, deterministically, for tests and benchmarks.
+//! - [`limits`], [`time`], [`ip`], [`json`] and [`fields`] are the pieces those are built from.
+//! - [`synth`] generates realistic records, deterministically, for `aztrail gen`, the embedded
+//!   example, tests and benchmarks (no production path draws on it).
 
 pub mod batch;
-pub mod channel;
-pub mod emf;
 pub mod fields;
-pub mod form;
 pub mod framing;
 pub mod ip;
 pub mod json;

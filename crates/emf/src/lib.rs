@@ -1,4 +1,4 @@
-//! CloudWatch embedded-metric-format (EMF) lines: metrics as one JSON log line.
+//! aztrail-emf: CloudWatch embedded-metric-format (EMF) lines, metrics as one JSON log line.
 //!
 //! A Lambda function that prints a JSON line with an `_aws.CloudWatchMetrics` directive gets
 //! those values as CloudWatch metrics without a PutMetricData call: no extra permission, no extra

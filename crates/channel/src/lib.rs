@@ -1,6 +1,7 @@
-//! CloudTrail Lake channel ARNs (`arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID`): the one place
-//! that knows their form, for the CLI (whose account becomes `recipientAccountId`), the local
-//! lake's configuration and its request checks.
+//! aztrail-channel: CloudTrail Lake channel ARNs (`arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID`)
+//! and AWS account ids. The one place that knows their form, shared by the loader's destination
+//! settings (whose channel's account becomes `recipientAccountId`), the CLI, and the local lake's
+//! configuration and request checks.
 
 /// A well-formed channel ARN, borrowed from its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
