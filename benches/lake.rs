@@ -44,7 +44,11 @@ fn bench(c: &mut Criterion) {
         .expect("runtime");
     let batches = batches();
     let events: usize = batches.iter().map(Vec::len).sum();
-    let dir = std::env::temp_dir().join(format!("aztrail-bench-lake-{}", std::process::id()));
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("aztrail-bench-lake-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = tmp_dir.path().to_path_buf();
     let _ = std::fs::create_dir_all(&dir);
     let mut group = c.benchmark_group("lake/accept");
     group.sample_size(10);

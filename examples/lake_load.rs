@@ -26,7 +26,11 @@ async fn main() -> anyhow::Result<()> {
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
     let conns: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
     let mode = args.get(3).map(String::as_str).unwrap_or("file");
-    let dir = std::env::temp_dir().join(format!("aztrail-lake-load-{}", std::process::id()));
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("aztrail-lake-load-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = tmp_dir.path().to_path_buf();
     std::fs::create_dir_all(&dir)?;
     let (db, sync) = match mode {
         "memory" => (Db::Memory, Sync::Process),

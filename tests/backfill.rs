@@ -93,16 +93,19 @@ fn layouts() -> Vec<(&'static str, String)> {
     vec![("array", array), ("pages", page), ("lines", lines)]
 }
 
-fn dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("aztrail-backfill-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh temporary directory, removed when dropped.
+fn dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("aztrail-backfill-")
+        .tempdir()
+        .expect("a temporary directory")
 }
 
 #[test]
 fn rest_api_events_map_by_the_export_rules_in_every_layout() {
     for (name, text) in layouts() {
-        let file = dir().join(format!("{name}.json"));
+        let tmp = dir();
+        let file = tmp.path().join(format!("{name}.json"));
         std::fs::write(&file, &text).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_aztrail"))
             .args([
@@ -196,12 +199,13 @@ fn rest_api_events_map_by_the_export_rules_in_every_layout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_api_events_load_into_the_lake_in_every_layout() {
     let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
-    let d = dir().join("load");
+    let tmp = dir();
+    let d = tmp.path().join("load");
     std::fs::create_dir_all(&d).unwrap();
     for (name, text) in layouts() {
         std::fs::write(d.join(format!("{name}.json")), text).unwrap();
     }
-    let failures = dir().join("load-failures.jsonl");
+    let failures = tmp.path().join("load-failures.jsonl");
     let out = common::load_into_lake(&lake.url(), &failures, &d);
     assert_eq!(
         out.status.code(),

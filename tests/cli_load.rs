@@ -11,7 +11,11 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_loads_with_every_record_accounted_for() {
-    let dir = std::env::temp_dir().join(format!("aztrail-cli-load-{}", std::process::id()));
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("aztrail-cli-load-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = tmp_dir.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     let container = dir.join("container/resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=27");
     std::fs::create_dir_all(container.join("h=10/m=00")).unwrap();
@@ -91,7 +95,11 @@ fn a_missing_path_says_why_once() {
 /// placeholders; against AWS it stops before loading anything, saying how to set them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_credentials_a_local_load_works_and_a_real_one_says_why() {
-    let dir = std::env::temp_dir().join(format!("aztrail-cli-nocreds-{}", std::process::id()));
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("aztrail-cli-nocreds-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = tmp_dir.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("PT1H.json");

@@ -12,15 +12,19 @@ fn aztrail() -> Command {
     Command::new(env!("CARGO_BIN_EXE_aztrail"))
 }
 
-fn tmp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("aztrail-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A path named `name` in a fresh temporary directory, removed when the guard drops.
+fn tmp(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("aztrail-cli-")
+        .tempdir()
+        .expect("a temporary directory");
+    let path = dir.path().join(name);
+    (dir, path)
 }
 
 #[test]
 fn generated_file_converts_completely() {
-    let file = tmp("gen.jsonl");
+    let (_dir, file) = tmp("gen.jsonl");
     let st = aztrail()
         .args(["gen", "--records", "500", "--seed", "9", "-o"])
         .arg(&file)
@@ -58,7 +62,7 @@ fn generated_file_converts_completely() {
 
 #[test]
 fn rejected_records_are_reported_with_location_and_the_rest_converts() {
-    let file = tmp("mixed.jsonl");
+    let (_dir, file) = tmp("mixed.jsonl");
     let good = r#"{"time":"2024-01-01T00:00:00Z","operationName":"Microsoft.Storage/storageAccounts/write","category":"Administrative"}"#;
     let body = format!("{good}\n{{\"truncated\":\n[1,2]\n{good}\r\n");
     std::fs::write(&file, &body).unwrap();

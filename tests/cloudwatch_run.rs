@@ -73,7 +73,11 @@ async fn the_embedded_run_loads_into_cloudwatch_logs_once() {
     let moto = Moto::start();
     let config = Staging::clients(&moto.url, "", "", "").await.config;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
-    let dir = std::env::temp_dir().join(format!("aztrail-cw-run-{}", std::process::id()));
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("aztrail-cw-run-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = tmp_dir.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
 
     // No log group yet: a clear error, exit 2, nothing loaded.

@@ -366,7 +366,11 @@ async fn injected_faults_are_reported_per_event_and_per_call() {
 
 #[tokio::test]
 async fn accepted_events_survive_a_restart() {
-    let dir = std::env::temp_dir().join(format!("aztrail-lake-restart-{}", std::process::id()));
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("aztrail-lake-restart-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = tmp_dir.path().to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("lake.db");
     let _ = std::fs::remove_file(&db);

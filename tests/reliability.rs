@@ -19,7 +19,11 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_lose_and_duplicate_nothing() {
-    let dir = std::env::temp_dir().join(format!("aztrail-faults-{}", std::process::id()));
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("aztrail-faults-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = tmp_dir.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     let lake = Lake::start(LakeConfig {
         faults: FaultConfig {
@@ -202,7 +206,11 @@ async fn killed_loaders_lose_nothing_after_redelivery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_is_finished_by_the_next() {
-    let dir = std::env::temp_dir().join(format!("aztrail-killed-run-{}", std::process::id()));
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("aztrail-killed-run-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = tmp_dir.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     let lake = Lake::start(LakeConfig {
         faults: FaultConfig::none(),

@@ -19,7 +19,11 @@ fn good(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_reported_and_good_records_load() {
-    let dir = std::env::temp_dir().join(format!("aztrail-bad-input-{}", std::process::id()));
+    let tmp_dir = tempfile::Builder::new()
+        .prefix("aztrail-bad-input-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = tmp_dir.path().to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     let src = dir.join("in");
     std::fs::create_dir_all(&src).unwrap();

@@ -422,8 +422,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_local_container_is_staged_once_and_announced() {
-        let base =
-            std::env::temp_dir().join(format!("aztrail-local-ingest-{}", std::process::id()));
+        let tmp_base = tempfile::Builder::new()
+            .prefix("aztrail-local-ingest-")
+            .tempdir()
+            .expect("a temporary directory");
+        let base = tmp_base.path().to_path_buf();
         let _ = std::fs::remove_dir_all(&base);
         let now = 1_796_076_000 + 1800; // 2026-11-30T22:30:00Z
         let blob = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=30/h=22/m=00/PT1H.json";
@@ -483,7 +486,11 @@ mod tests {
     #[tokio::test]
     async fn replaced_blobs_odd_names_and_links_are_handled_and_reported() {
         use std::os::unix::ffi::OsStrExt;
-        let base = std::env::temp_dir().join(format!("aztrail-local-odd-{}", std::process::id()));
+        let tmp_base = tempfile::Builder::new()
+            .prefix("aztrail-local-odd-")
+            .tempdir()
+            .expect("a temporary directory");
+        let base = tmp_base.path().to_path_buf();
         let _ = std::fs::remove_dir_all(&base);
         let now = 1_796_076_000 + 1800; // 2026-11-30T22:30:00Z
         let hour = "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=30/h=22/m=00/";
@@ -598,7 +605,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_stopped_pass_commits_what_it_finished_and_releases_its_claim() {
-        let base = std::env::temp_dir().join(format!("aztrail-local-stop-{}", std::process::id()));
+        let tmp_base = tempfile::Builder::new()
+            .prefix("aztrail-local-stop-")
+            .tempdir()
+            .expect("a temporary directory");
+        let base = tmp_base.path().to_path_buf();
         let _ = std::fs::remove_dir_all(&base);
         let now = 1_796_076_000 + 1800;
         let container = base.join("source/insights-activity-logs");

@@ -208,7 +208,11 @@ mod tests {
 
     #[test]
     fn directories_are_walked_in_name_order_without_hidden_entries() {
-        let dir = std::env::temp_dir().join(format!("aztrail-local-{}", std::process::id()));
+        let tmp_dir = tempfile::Builder::new()
+            .prefix("aztrail-local-")
+            .tempdir()
+            .expect("a temporary directory");
+        let dir = tmp_dir.path().to_path_buf();
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("b/h=01")).unwrap();
         std::fs::create_dir_all(dir.join(".state")).unwrap();
@@ -227,7 +231,11 @@ mod tests {
 
     #[tokio::test]
     async fn unfinished_objects_are_those_without_a_complete_checkpoint() {
-        let dir = std::env::temp_dir().join(format!("aztrail-local-cp-{}", std::process::id()));
+        let tmp_dir = tempfile::Builder::new()
+            .prefix("aztrail-local-cp-")
+            .tempdir()
+            .expect("a temporary directory");
+        let dir = tmp_dir.path().to_path_buf();
         let _ = std::fs::remove_dir_all(&dir);
         for f in ["staged/a.0-10", "staged/b.0-10", "staged/c.0-10"] {
             std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();

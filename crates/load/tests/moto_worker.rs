@@ -29,6 +29,12 @@ use aztrail_load::sqs::{SqsFailures, Worker};
 use aztrail_testkit::{Moto, Staging};
 use aztrail_transform::synth;
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
@@ -259,8 +265,21 @@ async fn notifications_to_lake_with_every_record_accounted_for() {
         "no failure twice"
     );
 
-    // A re-drop (a new PUT of the same bytes) is loaded again in full.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // A re-drop (a new PUT of the same bytes) is loaded again in full. moto's notifications
+    // carry no sequencer, so a PUT is told apart by its event time (ms): put again only once the
+    // clock is past the first PUT's.
+    let first_put = parse(&first)
+        .ok()
+        .and_then(|n| match n {
+            Notification::Objects { objects, .. } => objects.into_iter().next()?.event_time,
+            _ => None,
+        })
+        .and_then(|t| aztrail_transform::time::parse_time_ms(&t))
+        .map(|(s, ms)| s.0 * 1000 + i64::from(ms))
+        .expect("the first notification's event time");
+    while now_ms() <= first_put {
+        tokio::task::yield_now().await;
+    }
     stack.put(key_a, plain.clone()).await;
     let redrop = worker.run(true).await.unwrap();
     assert_eq!((redrop.objects, redrop.load.skipped), (1, 0));

@@ -53,16 +53,44 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn wait_for(port: u16, what: &str, child: &mut Child) {
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited at start: {status}");
+/// Starts an emulator with `spawn(port)` on a port that was free a moment ago, and waits until
+/// it listens. The port is released before the emulator binds it, so another process may take
+/// it in between: then the emulator exits at start (or, were someone else to answer there, exits
+/// soon after), and it is started again on another port, up to five times.
+fn start_on_free_port(what: &str, spawn: impl Fn(u16) -> Child) -> (Child, u16) {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn(port);
+        match wait_for(port, &mut child) {
+            Ok(()) => return (child, port),
+            Err(why) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                last = why;
+            }
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{what} did not start"
-        );
+    }
+    panic!("{what} did not start on any of five ports: {last}");
+}
+
+/// Waits until `port` accepts connections while `child` runs.
+fn wait_for(port: u16, child: &mut Child) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited at start: {status}"));
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Listening, and still ours: it did not exit on a failed bind.
+            return match child.try_wait() {
+                Ok(None) => Ok(()),
+                other => Err(format!("exited at start: {other:?}")),
+            };
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err("not listening after 60 s".into());
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -92,14 +120,14 @@ impl Moto {
             target_dir().join("venv-test/bin/moto_server"),
             "it installs moto[server] into target/venv-test",
         );
-        let port = free_port();
-        let mut child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto");
-        wait_for(port, "moto", &mut child);
+        let (child, port) = start_on_free_port("moto", |port| {
+            Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting moto")
+        });
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -118,7 +146,8 @@ impl Drop for Moto {
 /// dropped.
 pub struct Azurite {
     child: Child,
-    dir: PathBuf,
+    /// Azurite's data, removed when dropped (after the process is stopped).
+    _dir: tempfile::TempDir,
     /// `http://127.0.0.1:PORT/devstoreaccount1`.
     pub account_url: String,
 }
@@ -134,30 +163,31 @@ impl Azurite {
             target_dir().join("node-test/node_modules/.bin/azurite-blob"),
             "it installs azurite into target/node-test",
         );
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("aztrail-azurite-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("azurite dir");
-        let mut child = Command::new(&bin)
-            .args([
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                &port.to_string(),
-                "--skipApiVersionCheck",
-                "--disableProductStyleUrl",
-                "--silent",
-                "--location",
-            ])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting azurite");
-        wait_for(port, "azurite", &mut child);
+        let dir = tempfile::Builder::new()
+            .prefix("aztrail-azurite-")
+            .tempdir()
+            .expect("azurite dir");
+        let (child, port) = start_on_free_port("azurite", |port| {
+            Command::new(&bin)
+                .args([
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    &port.to_string(),
+                    "--skipApiVersionCheck",
+                    "--disableProductStyleUrl",
+                    "--silent",
+                    "--location",
+                ])
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting azurite")
+        });
         Self {
             child,
-            dir,
+            _dir: dir,
             account_url: format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
         }
     }
@@ -167,7 +197,7 @@ impl Drop for Azurite {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // `dir` is removed as it drops, after the process.
     }
 }
 
