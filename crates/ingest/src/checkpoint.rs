@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use aztrail_state::{S3Json, Write};
 use serde::{Deserialize, Serialize};
 
 /// Where ingest checkpoints live in the staging bucket.
@@ -101,32 +102,9 @@ pub fn checkpoint_key(account: &str, container: &str) -> String {
     format!("{INGEST_PREFIX}{account}/{container}.json")
 }
 
-/// Why the checkpoint could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    /// Another run wrote the checkpoint since it was read.
-    #[error("checkpoint {key} changed since it was read (another run)")]
-    Conflict {
-        /// The key.
-        key: String,
-    },
-    /// S3 failed.
-    #[error("checkpoint {key}: {message}")]
-    Store {
-        /// The key.
-        key: String,
-        /// What S3 said.
-        message: String,
-    },
-    /// Not one of ours.
-    #[error("checkpoint {key} is unreadable: {message}")]
-    Corrupt {
-        /// The key.
-        key: String,
-        /// Why.
-        message: String,
-    },
-}
+/// Why the checkpoint could not be read or written (the one state-object error of aztrail;
+/// `Conflict` when another run wrote it since it was read).
+pub use aztrail_state::StateError as CheckpointError;
 
 /// Checkpoints in the staging bucket.
 #[derive(Debug, Clone)]
@@ -143,36 +121,8 @@ impl CheckpointStore {
         &self,
         key: &str,
     ) -> Result<(ContainerCheckpoint, Option<String>), CheckpointError> {
-        let store = |message: String| CheckpointError::Store {
-            key: key.to_string(),
-            message,
-        };
-        let got = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await;
-        let out = match got {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Ok((ContainerCheckpoint::default(), None))
-            }
-            Err(e) => return Err(store(aws_sdk_s3::error::DisplayErrorContext(e).to_string())),
-        };
-        let etag = out.e_tag.clone();
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| store(e.to_string()))?
-            .into_bytes();
-        let cp = serde_json::from_slice(&body).map_err(|e| CheckpointError::Corrupt {
-            key: key.to_string(),
-            message: e.to_string(),
-        })?;
-        Ok((cp, etag))
+        let got = S3Json::new(self.s3.clone()).get(&self.bucket, key).await?;
+        Ok(got.unwrap_or_default())
     }
 
     /// Writes `cp` if the stored version is still `etag` (or, with `None`, if there is none yet).
@@ -183,52 +133,10 @@ impl CheckpointStore {
         cp: &ContainerCheckpoint,
         etag: Option<&str>,
     ) -> Result<String, CheckpointError> {
-        let body = serde_json::to_vec(cp).map_err(|e| CheckpointError::Corrupt {
-            key: key.to_string(),
-            message: e.to_string(),
-        })?;
-        let mut put = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/json")
-            .body(body.into());
-        put = match etag {
-            Some(e) => put.if_match(e),
-            None => put.if_none_match("*"),
-        };
-        match put.send().await {
-            Ok(out) => Ok(out.e_tag.unwrap_or_default()),
-            Err(e) if is_precondition_failed(&e) => Err(CheckpointError::Conflict {
-                key: key.to_string(),
-            }),
-            Err(e) => Err(CheckpointError::Store {
-                key: key.to_string(),
-                message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
-            }),
-        }
-    }
-}
-
-/// Whether S3 answered 412 Precondition Failed (or 409 ConditionalRequestConflict).
-pub fn is_precondition_failed<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> bool
-where
-    R: HttpStatus,
-{
-    e.raw_response()
-        .is_some_and(|r| matches!(r.status_code(), 412 | 409))
-}
-
-/// The status of a raw HTTP response (so [`is_precondition_failed`] stays generic).
-pub trait HttpStatus {
-    /// The status code.
-    fn status_code(&self) -> u16;
-}
-
-impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
+        let write = etag.map_or(Write::IfAbsent, Write::IfMatch);
+        S3Json::new(self.s3.clone())
+            .put(&self.bucket, key, cp, write)
+            .await
     }
 }
 

@@ -46,11 +46,11 @@ impl LocalContainer {
         }
     }
 
-    fn err(&self, what: String, e: impl std::fmt::Display) -> AzureError {
+    fn err(&self, what: String, e: impl Into<aztrail_state::BoxError>) -> AzureError {
         AzureError::Request {
             container: self.name.clone(),
             what,
-            message: e.to_string(),
+            source: e.into(),
         }
     }
 
@@ -302,19 +302,14 @@ impl Staging for LocalStaging {
         let path = self.path(key);
         match tokio::fs::read(&path).await {
             Ok(bytes) => {
-                let cp = serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
-                    key: key.to_string(),
-                    message: e.to_string(),
-                })?;
+                let cp =
+                    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::corrupt(key, e))?;
                 Ok((cp, Some(etag_of(&bytes))))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Ok((ContainerCheckpoint::default(), None))
             }
-            Err(e) => Err(CheckpointError::Store {
-                key: key.to_string(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(CheckpointError::store(key, e)),
         }
     }
 
@@ -324,10 +319,7 @@ impl Staging for LocalStaging {
         cp: &ContainerCheckpoint,
         etag: Option<&str>,
     ) -> Result<String, CheckpointError> {
-        let store = |e: std::io::Error| CheckpointError::Store {
-            key: key.to_string(),
-            message: e.to_string(),
-        };
+        let store = |e: std::io::Error| CheckpointError::store(key, e);
         let _held = self.lock.lock().await;
         let current = self.get_checkpoint(key).await?.1;
         if current.as_deref() != etag {
@@ -335,10 +327,7 @@ impl Staging for LocalStaging {
                 key: key.to_string(),
             });
         }
-        let bytes = serde_json::to_vec(cp).map_err(|e| CheckpointError::Corrupt {
-            key: key.to_string(),
-            message: e.to_string(),
-        })?;
+        let bytes = serde_json::to_vec(cp).map_err(|e| CheckpointError::corrupt(key, e))?;
         let path = self.path(key);
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(store)?;
@@ -359,7 +348,7 @@ impl Staging for LocalStaging {
         let io = |e: std::io::Error| StageError::S3 {
             bucket: self.dir.display().to_string(),
             key: key.to_string(),
-            message: e.to_string(),
+            source: Box::new(e),
         };
         let path = self.path(key);
         if path.exists() {
@@ -378,7 +367,7 @@ impl Staging for LocalStaging {
         while let Some(chunk) = source.next().await {
             let chunk = chunk.map_err(|e| StageError::Source {
                 key: key.to_string(),
-                message: e.to_string(),
+                source: Box::new(e),
             })?;
             tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
                 .await

@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 
-use crate::checkpoint::is_precondition_failed;
+use aztrail_state::is_precondition_failed;
 
 /// How a staged write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +25,13 @@ pub enum Staged {
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     /// The source stream failed.
-    #[error("reading the source of {key}: {message}")]
+    #[error("reading the source of {key}")]
     Source {
         /// The staged key.
         key: String,
         /// Why.
-        message: String,
+        #[source]
+        source: aztrail_state::BoxError,
     },
     /// The source ended early or ran long.
     #[error("the source of {key} gave {got} bytes, {expected} expected")]
@@ -43,14 +44,15 @@ pub enum StageError {
         got: u64,
     },
     /// S3 failed.
-    #[error("writing s3://{bucket}/{key}: {message}")]
+    #[error("writing s3://{bucket}/{key}")]
     S3 {
         /// The bucket.
         bucket: String,
         /// The key.
         key: String,
         /// What S3 said.
-        message: String,
+        #[source]
+        source: aztrail_state::BoxError,
     },
 }
 
@@ -77,11 +79,11 @@ pub struct Stager {
 }
 
 impl Stager {
-    fn s3_error(&self, key: &str, e: impl std::fmt::Display) -> StageError {
+    fn s3_error(&self, key: &str, e: impl Into<aztrail_state::BoxError>) -> StageError {
         StageError::S3 {
             bucket: self.bucket.clone(),
             key: key.to_string(),
-            message: e.to_string(),
+            source: e.into(),
         }
     }
 
@@ -95,7 +97,7 @@ impl Stager {
     ) -> Result<Staged, StageError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        E: std::error::Error + Send + Sync + 'static,
     {
         let part_size = self.part_size.max(5 * 1024 * 1024);
         let mut read = 0u64;
@@ -124,7 +126,7 @@ impl Stager {
             .set_metadata(Some(metadata(meta)))
             .send()
             .await
-            .map_err(|e| self.s3_error(key, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(|e| self.s3_error(key, e))?;
         let upload_id = upload.upload_id.unwrap_or_default();
         let result = async {
             let mut parts = Vec::new();
@@ -147,7 +149,7 @@ impl Stager {
                     .body(ByteStream::from(body))
                     .send()
                     .await
-                    .map_err(|e| self.s3_error(key, aws_sdk_s3::error::DisplayErrorContext(e)))?;
+                    .map_err(|e| self.s3_error(key, e))?;
                 parts.push(
                     CompletedPart::builder()
                         .part_number(number)
@@ -179,7 +181,7 @@ impl Stager {
             match done {
                 Ok(_) => Ok(Staged::Created),
                 Err(e) if is_precondition_failed(&e) => Ok(Staged::Existed),
-                Err(e) => Err(self.s3_error(key, aws_sdk_s3::error::DisplayErrorContext(e))),
+                Err(e) => Err(self.s3_error(key, e)),
             }
         }
         .await;
@@ -218,7 +220,7 @@ impl Stager {
         match sent {
             Ok(_) => Ok(Staged::Created),
             Err(e) if is_precondition_failed(&e) => Ok(Staged::Existed),
-            Err(e) => Err(self.s3_error(key, aws_sdk_s3::error::DisplayErrorContext(e))),
+            Err(e) => Err(self.s3_error(key, e)),
         }
     }
 }
@@ -234,7 +236,7 @@ async fn fill<S, E>(
 ) -> Result<bool, StageError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: std::error::Error + Send + Sync + 'static,
 {
     while buf.len() < target {
         match source.next().await {
@@ -245,7 +247,7 @@ where
             Some(Err(e)) => {
                 return Err(StageError::Source {
                     key: key.into(),
-                    message: e.to_string(),
+                    source: Box::new(e),
                 })
             }
             None => return Ok(true),

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
+use aztrail_state::{S3Json, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::notification::ObjectRef;
@@ -36,26 +37,8 @@ pub struct Checkpoint {
     pub failed: u64,
 }
 
-/// Why a checkpoint could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    /// The store failed.
-    #[error("checkpoint {key}: {message}")]
-    Store {
-        /// The checkpoint's key.
-        key: String,
-        /// What the store said.
-        message: String,
-    },
-    /// The stored checkpoint is not one of ours.
-    #[error("checkpoint {key} is unreadable: {message}")]
-    Corrupt {
-        /// The checkpoint's key.
-        key: String,
-        /// Why.
-        message: String,
-    },
-}
+/// Why a checkpoint could not be read or written (the one state-object error of aztrail).
+pub use aztrail_state::StateError as CheckpointError;
 
 /// Where checkpoints are kept.
 pub trait CheckpointStore: Send + Sync {
@@ -102,39 +85,10 @@ impl S3Checkpoints {
 
 impl CheckpointStore for S3Checkpoints {
     async fn get(&self, object: &ObjectRef) -> Result<Option<Checkpoint>, CheckpointError> {
-        let key = checkpoint_key(object);
-        let got = self
-            .client
-            .get_object()
-            .bucket(self.bucket(object))
-            .key(&key)
-            .send()
-            .await;
-        let out = match got {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => {
-                return Err(CheckpointError::Store {
-                    key,
-                    message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
-                })
-            }
-        };
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| CheckpointError::Store {
-                key: key.clone(),
-                message: e.to_string(),
-            })?
-            .into_bytes();
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| CheckpointError::Corrupt {
-                key,
-                message: e.to_string(),
-            })
+        let got = S3Json::new(self.client.clone())
+            .get(self.bucket(object), &checkpoint_key(object))
+            .await?;
+        Ok(got.map(|(checkpoint, _)| checkpoint))
     }
 
     async fn put(
@@ -142,24 +96,15 @@ impl CheckpointStore for S3Checkpoints {
         object: &ObjectRef,
         checkpoint: &Checkpoint,
     ) -> Result<(), CheckpointError> {
-        let key = checkpoint_key(object);
-        let body = serde_json::to_vec(checkpoint).map_err(|e| CheckpointError::Corrupt {
-            key: key.clone(),
-            message: e.to_string(),
-        })?;
-        self.client
-            .put_object()
-            .bucket(self.bucket(object))
-            .key(&key)
-            .content_type("application/json")
-            .body(body.into())
-            .send()
+        S3Json::new(self.client.clone())
+            .put(
+                self.bucket(object),
+                &checkpoint_key(object),
+                checkpoint,
+                Write::Always,
+            )
             .await
-            .map(|_| ())
-            .map_err(|e| CheckpointError::Store {
-                key,
-                message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
-            })
+            .map(drop)
     }
 }
 
@@ -171,10 +116,9 @@ impl MemoryCheckpoints {
     fn lock(
         &self,
     ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Checkpoint>>, CheckpointError> {
-        self.0.lock().map_err(|e| CheckpointError::Store {
-            key: String::new(),
-            message: e.to_string(),
-        })
+        self.0
+            .lock()
+            .map_err(|e| CheckpointError::store("memory", e.to_string()))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::checkpoint::{
     checkpoint_key, Checkpoint, CheckpointError, CheckpointStore, STATE_PREFIX,
 };
 use crate::failure::FailureMessage;
-use crate::loader::FailureSink;
+use crate::loader::{FailureSink, FailureSinkError};
 use crate::notification::ObjectRef;
 
 /// Why local files could not be listed or opened.
@@ -85,11 +85,14 @@ impl FileFailures {
 }
 
 impl FailureSink for FileFailures {
-    async fn send(&self, message: FailureMessage) -> Result<(), String> {
+    async fn send(&self, message: FailureMessage) -> Result<(), FailureSinkError> {
         let mut line = message.to_json();
         line.push('\n');
-        let mut f = self.0.lock().map_err(|e| e.to_string())?;
-        f.write_all(line.as_bytes()).map_err(|e| e.to_string())
+        let mut f = self
+            .0
+            .lock()
+            .map_err(|e| FailureSinkError::new(e.to_string()))?;
+        f.write_all(line.as_bytes()).map_err(FailureSinkError::new)
     }
 }
 
@@ -131,10 +134,10 @@ impl DirCheckpoints {
             Ok(f) => f,
             Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(CheckpointError::Store {
-                    key: self.dir.display().to_string(),
-                    message: e.source.to_string(),
-                })
+                return Err(CheckpointError::store(
+                    self.dir.display().to_string(),
+                    e.source,
+                ))
             }
         };
         let mut out = Vec::new();
@@ -162,19 +165,11 @@ impl CheckpointStore for DirCheckpoints {
     async fn get(&self, object: &ObjectRef) -> Result<Option<Checkpoint>, CheckpointError> {
         let key = checkpoint_key(object);
         match tokio::fs::read(self.dir.join(&key)).await {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| CheckpointError::Corrupt {
-                        key,
-                        message: e.to_string(),
-                    })
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| CheckpointError::corrupt(key, e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(CheckpointError::Store {
-                key,
-                message: e.to_string(),
-            }),
+            Err(e) => Err(CheckpointError::store(key, e)),
         }
     }
 
@@ -184,18 +179,13 @@ impl CheckpointStore for DirCheckpoints {
         checkpoint: &Checkpoint,
     ) -> Result<(), CheckpointError> {
         let key = checkpoint_key(object);
-        let store = |e: std::io::Error| CheckpointError::Store {
-            key: key.clone(),
-            message: e.to_string(),
-        };
+        let store = |e: std::io::Error| CheckpointError::store(key.clone(), e);
         let path = self.dir.join(&key);
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(store)?;
         }
-        let body = serde_json::to_vec(checkpoint).map_err(|e| CheckpointError::Corrupt {
-            key: key.clone(),
-            message: e.to_string(),
-        })?;
+        let body =
+            serde_json::to_vec(checkpoint).map_err(|e| CheckpointError::corrupt(key.clone(), e))?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         tokio::fs::write(&tmp, &body).await.map_err(store)?;
         tokio::fs::rename(&tmp, &path).await.map_err(store)
