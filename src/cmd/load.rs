@@ -9,7 +9,7 @@ use anyhow::Context;
 use aztrail_load::checkpoint::{Checkpoint, NoProgress};
 use aztrail_load::failure::{FailureMessage, Location};
 use aztrail_load::loader::{
-    load, Destination, FailureSink, Live, LoadConfig, LoadError, Stop, Summary,
+    load, Destination, FailureSink, FailureSinkError, Live, LoadConfig, LoadError, Stop, Summary,
 };
 use aztrail_load::local::{list_files, open_file, FileFailures};
 use aztrail_load::settings::{LoadSettings, Queues};
@@ -73,7 +73,7 @@ pub struct Args {
 struct StderrFailures;
 
 impl FailureSink for StderrFailures {
-    async fn send(&self, message: FailureMessage) -> Result<(), String> {
+    async fn send(&self, message: FailureMessage) -> Result<(), FailureSinkError> {
         eprintln!("{}", message.to_json());
         Ok(())
     }
@@ -87,7 +87,7 @@ enum Failures {
 }
 
 impl FailureSink for Failures {
-    async fn send(&self, message: FailureMessage) -> Result<(), String> {
+    async fn send(&self, message: FailureMessage) -> Result<(), FailureSinkError> {
         match self {
             Failures::Queue(q) => q.send(message).await,
             Failures::File(f) => f.send(message).await,
@@ -150,11 +150,11 @@ where
                 offset,
                 length: summary.bytes.saturating_sub(offset),
             };
+            let why = aztrail_load::error_chain(&e);
             dest.failures
-                .send(FailureMessage::unreadable(at, &e.to_string()))
-                .await
-                .map_err(|e| anyhow::anyhow!("writing a failure: {e}"))?;
-            Ok((*summary, Some(e.to_string())))
+                .send(FailureMessage::unreadable(at, &why))
+                .await?;
+            Ok((*summary, Some(why)))
         }
         Err(e) => Err(e.into()),
     }

@@ -42,22 +42,24 @@ pub struct BlobInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum AzureError {
     /// Credentials could not be turned into a client.
-    #[error("Azure credentials for {container}: {message}")]
+    #[error("Azure credentials for {container}")]
     Auth {
         /// The container.
         container: String,
         /// Why.
-        message: String,
+        #[source]
+        source: aztrail_state::BoxError,
     },
     /// A request failed.
-    #[error("Azure {container}: {what}: {message}")]
+    #[error("Azure {container}: {what}")]
     Request {
         /// The container.
         container: String,
         /// What was asked.
         what: String,
         /// What Azure said.
-        message: String,
+        #[source]
+        source: aztrail_state::BoxError,
     },
 }
 
@@ -86,7 +88,7 @@ impl Container {
     ) -> Result<Self, AzureError> {
         let err = |message: String| AzureError::Auth {
             container: container.to_string(),
-            message,
+            source: message.into(),
         };
         let url = format!("{}/{container}", auth.account_url());
         let (query, credential): (Option<String>, Option<Arc<dyn TokenCredential>>) = match auth {
@@ -134,11 +136,11 @@ impl Container {
         &self.name
     }
 
-    fn request_error(&self, what: String, e: impl std::fmt::Display) -> AzureError {
+    fn request_error(&self, what: String, e: impl Into<aztrail_state::BoxError>) -> AzureError {
         AzureError::Request {
             container: self.name.clone(),
             what,
-            message: e.to_string(),
+            source: e.into(),
         }
     }
 

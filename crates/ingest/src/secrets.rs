@@ -7,12 +7,13 @@ use crate::auth::{AuthError, AzureAuth};
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     /// Secrets Manager failed.
-    #[error("Secrets Manager {arn}: {message}")]
+    #[error("Secrets Manager {arn}")]
     Fetch {
         /// The secret.
         arn: String,
         /// What it said.
-        message: String,
+        #[source]
+        source: aztrail_state::BoxError,
     },
     /// The secret holds no string.
     #[error("Secrets Manager {arn}: the secret has no SecretString")]
@@ -42,7 +43,7 @@ pub async fn auth_from_secret(
         .await
         .map_err(|e| SecretError::Fetch {
             arn: arn.to_string(),
-            message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+            source: Box::new(e),
         })?;
     let text = out.secret_string().ok_or_else(|| SecretError::Empty {
         arn: arn.to_string(),

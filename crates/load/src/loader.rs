@@ -33,7 +33,22 @@ use crate::sink::EventSink;
 /// Where failure messages go (the failure queue, or a list in tests).
 pub trait FailureSink: Send + Sync {
     /// Stores one message; an error stops the load (the object is then not acknowledged).
-    fn send(&self, message: FailureMessage) -> impl Future<Output = Result<(), String>> + Send;
+    fn send(
+        &self,
+        message: FailureMessage,
+    ) -> impl Future<Output = Result<(), FailureSinkError>> + Send;
+}
+
+/// A failure message could not be stored.
+#[derive(Debug, thiserror::Error)]
+#[error("storing a failure message")]
+pub struct FailureSinkError(#[source] pub aztrail_state::BoxError);
+
+impl FailureSinkError {
+    /// Wraps what failed.
+    pub fn new(source: impl Into<aztrail_state::BoxError>) -> Self {
+        Self(source.into())
+    }
 }
 
 /// Failure messages kept in memory.
@@ -41,8 +56,11 @@ pub trait FailureSink: Send + Sync {
 pub struct MemoryFailures(pub std::sync::Mutex<Vec<FailureMessage>>);
 
 impl FailureSink for MemoryFailures {
-    async fn send(&self, message: FailureMessage) -> Result<(), String> {
-        self.0.lock().map_err(|e| e.to_string())?.push(message);
+    async fn send(&self, message: FailureMessage) -> Result<(), FailureSinkError> {
+        self.0
+            .lock()
+            .map_err(|e| FailureSinkError::new(e.to_string()))?
+            .push(message);
         Ok(())
     }
 }
@@ -225,8 +243,8 @@ pub enum LoadError {
         summary: Box<Summary>,
     },
     /// A failure message could not be stored.
-    #[error("writing to the failure queue: {0}")]
-    FailureSink(String),
+    #[error("writing to the failure queue")]
+    FailureSink(#[from] FailureSinkError),
     /// The load stopped at its deadline; its checkpoint says where to resume.
     #[error("out of time at byte {offset}; resumes there on redelivery")]
     OutOfTime {
@@ -404,8 +422,7 @@ where
             }
             dest.failures
                 .send(FailureMessage::new(&code, &message, at, 0, &raw))
-                .await
-                .map_err(LoadError::FailureSink)?;
+                .await?;
         }
         let mut closed = full.drain(..);
         for (no, batch) in closed.by_ref() {
@@ -516,10 +533,7 @@ async fn settle<F: FailureSink>(
     for f in sent.failed {
         summary.add_failure(&f.code);
         let message = FailureMessage::new(&f.code, &f.message, f.tag.at, f.attempts, &f.tag.raw);
-        failures
-            .send(message)
-            .await
-            .map_err(LoadError::FailureSink)?;
+        failures.send(message).await?;
     }
     // Only now, with its failures stored, is the batch accounted for.
     mark.pending.remove(&no);

@@ -40,12 +40,13 @@ pub struct RedriveSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum RedriveError {
     /// ReceiveMessage, DeleteMessage or ChangeMessageVisibility failed.
-    #[error("SQS {queue_url}: {message}")]
+    #[error("SQS {queue_url}")]
     Sqs {
         /// The failure queue.
         queue_url: String,
         /// What SQS said.
-        message: String,
+        #[source]
+        source: aztrail_state::BoxError,
     },
 }
 
@@ -71,10 +72,10 @@ pub struct Redriver<S: EventSink> {
 }
 
 impl<S: EventSink> Redriver<S> {
-    fn sqs_error(&self, e: impl std::fmt::Display) -> RedriveError {
+    fn sqs_error(&self, e: impl Into<aztrail_state::BoxError>) -> RedriveError {
         RedriveError::Sqs {
             queue_url: self.queue_url.clone(),
-            message: e.to_string(),
+            source: e.into(),
         }
     }
 
@@ -95,7 +96,7 @@ impl<S: EventSink> Redriver<S> {
                 .visibility_timeout(self.visibility_timeout)
                 .send()
                 .await
-                .map_err(|e| self.sqs_error(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                .map_err(|e| self.sqs_error(e))?;
             let messages = received.messages.unwrap_or_default();
             if messages.is_empty() {
                 break;
@@ -166,7 +167,7 @@ impl<S: EventSink> Redriver<S> {
                     .receipt_handle(receipt)
                     .send()
                     .await
-                    .map_err(|e| self.sqs_error(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                    .map_err(|e| self.sqs_error(e))?;
                 summary.redriven += 1;
             }
             for f in sent.failed {
@@ -182,7 +183,7 @@ impl<S: EventSink> Redriver<S> {
                 .visibility_timeout(0)
                 .send()
                 .await
-                .map_err(|e| self.sqs_error(aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                .map_err(|e| self.sqs_error(e))?;
         }
         Ok(summary)
     }

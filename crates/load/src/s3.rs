@@ -6,14 +6,15 @@ use tokio::io::{AsyncRead, BufReader};
 
 /// Why an object could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("GetObject s3://{bucket}/{key}: {message}")]
+#[error("GetObject s3://{bucket}/{key}")]
 pub struct OpenError {
     /// The bucket.
     pub bucket: String,
     /// The key.
     pub key: String,
     /// What S3 said.
-    pub message: String,
+    #[source]
+    pub source: aztrail_state::BoxError,
 }
 
 /// Opens `s3://bucket/key` for streaming.
@@ -31,7 +32,7 @@ pub async fn open(
         .map_err(|e| OpenError {
             bucket: bucket.into(),
             key: key.into(),
-            message: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+            source: Box::new(e),
         })?;
     Ok(decompressed(key, out.body.into_async_read()))
 }

@@ -17,7 +17,9 @@ use aztrail_transform::Source;
 
 use crate::checkpoint::{CheckpointStore, ObjectProgress, STATE_PREFIX};
 use crate::failure::{FailureMessage, Location};
-use crate::loader::{load, Destination, FailureSink, LoadConfig, LoadError, Stop, Summary};
+use crate::loader::{
+    load, Destination, FailureSink, FailureSinkError, LoadConfig, LoadError, Stop, Summary,
+};
 use crate::notification::{parse, Notification};
 use crate::pool::CallPool;
 use crate::rate::RateLimiter;
@@ -42,7 +44,7 @@ impl SqsFailures {
 }
 
 impl FailureSink for SqsFailures {
-    async fn send(&self, message: FailureMessage) -> Result<(), String> {
+    async fn send(&self, message: FailureMessage) -> Result<(), FailureSinkError> {
         self.client
             .send_message()
             .queue_url(&self.queue_url)
@@ -50,7 +52,7 @@ impl FailureSink for SqsFailures {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::sdk_error_text(&e))
+            .map_err(FailureSinkError::new)
     }
 }
 
@@ -108,12 +110,13 @@ impl WorkerSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     /// ReceiveMessage or DeleteMessage failed.
-    #[error("SQS {queue_url}: {message}")]
+    #[error("SQS {queue_url}")]
     Sqs {
         /// The queue.
         queue_url: String,
         /// What SQS said.
-        message: String,
+        #[source]
+        source: aztrail_state::BoxError,
     },
 }
 
@@ -158,10 +161,10 @@ impl Drop for Heartbeat {
 }
 
 impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
-    fn sqs_error(&self, e: impl std::fmt::Display) -> WorkerError {
+    fn sqs_error(&self, e: impl Into<aztrail_state::BoxError>) -> WorkerError {
         WorkerError::Sqs {
             queue_url: self.queue_url.clone(),
-            message: e.to_string(),
+            source: e.into(),
         }
     }
 
@@ -325,7 +328,8 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
                     Err(e) => {
                         summary.left += 1;
                         summary.note_error(format!(
-                            "{e}; the message comes back and its checkpoint skips what was loaded"
+                            "{}; the message comes back and its checkpoint skips what was loaded",
+                            crate::error_chain(&e)
                         ));
                     }
                 }
@@ -348,7 +352,7 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
                 .await;
             match sent {
                 Ok(_) => return Ok(()),
-                Err(e) if attempt >= 5 => return Err(self.sqs_error(crate::sdk_error_text(&e))),
+                Err(e) if attempt >= 5 => return Err(self.sqs_error(e)),
                 Err(_) => {
                     tokio::time::sleep(backoff.delay(attempt)).await;
                     attempt += 1;
@@ -438,7 +442,7 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
                 );
                 return match self.failures.send(m).await {
                     Ok(()) => Outcome::Done,
-                    Err(e) => Outcome::Retry(format!("failure queue: {e}")),
+                    Err(e) => Outcome::Retry(format!("failure queue: {}", crate::error_chain(&e))),
                 };
             }
         };
@@ -458,11 +462,11 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
                     continue;
                 }
                 Ok(c) => c.unwrap_or_default(),
-                Err(e) => return Outcome::Retry(e.to_string()),
+                Err(e) => return Outcome::Retry(crate::error_chain(&e)),
             };
             let reader = match crate::s3::open(&self.s3, &object.bucket, &object.key).await {
                 Ok(r) => r,
-                Err(e) => return Outcome::Retry(e.to_string()),
+                Err(e) => return Outcome::Retry(crate::error_chain(&e)),
             };
             let source = Source {
                 bucket: Some(object.bucket.clone()),
