@@ -334,7 +334,7 @@ async fn injected_faults_are_reported_per_event_and_per_call() {
     let c = client(&lake);
     let evs = events(400, 3, LOCAL_ACCOUNT);
     let (mut ok, mut throttled, mut failed, mut errors) = (0, 0, 0, 0);
-    for chunk in evs.chunks(50) {
+    for chunk in evs.chunks(20) {
         match c
             .put_audit_events()
             .channel_arn(DEFAULT_CHANNEL_ARN)
@@ -358,7 +358,11 @@ async fn injected_faults_are_reported_per_event_and_per_call() {
             }
         }
     }
-    assert!((1..=6).contains(&errors), "{errors} calls failed whole");
+    // 20 calls at a 20% whole-call error rate (seeded: the same draws every run).
+    assert!(
+        (1..=12).contains(&errors),
+        "{errors} of 20 calls failed whole"
+    );
     assert!(throttled > 0 && failed > 0 && ok > 0);
     assert_eq!(lake.count().await.unwrap() as usize, ok);
     lake.stop().await;

@@ -72,7 +72,9 @@ pub struct Container {
     /// The SAS query, when authenticating by SAS.
     query: Option<String>,
     credential: Option<Arc<dyn TokenCredential>>,
-    http: Arc<dyn azure_core::http::HttpClient>,
+    /// The directory walk's requests go through the SDK's own pipeline (its retry policy:
+    /// exponential backoff on throttling, 5xx and dropped connections), as the SDK's calls do.
+    pipeline: azure_core::http::Pipeline,
     list_calls: Arc<AtomicU64>,
 }
 
@@ -126,7 +128,14 @@ impl Container {
             url,
             query,
             credential,
-            http: azure_core::http::new_http_client(None),
+            pipeline: azure_core::http::Pipeline::new(
+                option_env!("CARGO_PKG_NAME"),
+                option_env!("CARGO_PKG_VERSION"),
+                azure_core::http::ClientOptions::default(),
+                Vec::new(),
+                Vec::new(),
+                None,
+            ),
             list_calls,
         })
     }
@@ -208,25 +217,24 @@ impl Container {
                 request.insert_header("authorization", format!("Bearer {}", token.token.secret()));
             }
             self.list_calls.fetch_add(1, Ordering::Relaxed);
+            let send = azure_core::http::PipelineSendOptions {
+                skip_checks: true,
+                ..Default::default()
+            };
             let response = self
-                .http
-                .execute_request(&request)
+                .pipeline
+                .send(&azure_core::http::Context::new(), &mut request, Some(send))
                 .await
                 .map_err(|e| self.request_error(what(), e))?;
             let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| self.request_error(what(), e))?;
-            let text = String::from_utf8_lossy(&body);
+            let body = response.into_body();
             if !status.is_success() {
+                let text = String::from_utf8_lossy(&body);
                 return Err(self.request_error(what(), format!("HTTP {status}: {text}")));
             }
-            out.extend(xml_values(&text, "BlobPrefix", "Name"));
-            marker = xml_values(&text, "EnumerationResults", "NextMarker")
-                .into_iter()
-                .find(|m| !m.is_empty());
+            let (names, next) = parse_listing(&body).map_err(|e| self.request_error(what(), e))?;
+            out.extend(names);
+            marker = next;
             if marker.is_none() {
                 return Ok(out);
             }
@@ -280,41 +288,70 @@ pub fn service_principal(
 /// The scope of Azure Storage tokens.
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 
-/// The text of every `<inner>` inside an `<outer>` element of `xml`, entity-decoded. Enough for
-/// the List Blobs answer, whose names are the only text that needs decoding.
-fn xml_values(xml: &str, outer: &str, inner: &str) -> Vec<String> {
-    let (open, close) = (format!("<{outer}>"), format!("</{outer}>"));
-    let (iopen, iclose) = (format!("<{inner}>"), format!("</{inner}>"));
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(i) = rest.find(&open).or_else(|| {
-        // The root element carries attributes: `<EnumerationResults ServiceEndpoint=…>`.
-        rest.find(&format!("<{outer} "))
-    }) {
-        let after = &rest[i..];
-        let end = after.find(&close).unwrap_or(after.len());
-        let element = &after[..end];
-        if let Some(a) = element.find(&iopen) {
-            let value = &element[a + iopen.len()..];
-            if let Some(b) = value.find(&iclose) {
-                out.push(unescape(&value[..b]));
+/// The directory names (`Blobs/BlobPrefix/Name`) and the continuation marker (`NextMarker`,
+/// `None` when empty or absent) of one List Blobs answer, read with an XML parser: entities and
+/// character references are decoded, and a name Azure sends as `<Name Encoded="true">` (one
+/// holding characters XML cannot carry) is percent-decoded, as the service documents.
+fn parse_listing(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    let (mut names, mut marker) = (Vec::new(), None);
+    let (mut text, mut encoded) = (String::new(), false);
+    let mut buf = Vec::new();
+    loop {
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| format!("the listing is not XML: {e}"))?;
+        match event {
+            Event::Start(e) => {
+                encoded = e.name().as_ref() == b"Name"
+                    && e.attributes().flatten().any(|a| {
+                        a.key.as_ref() == b"Encoded" && a.value.eq_ignore_ascii_case(b"true")
+                    });
+                path.push(e.name().as_ref().to_vec());
+                text.clear();
             }
+            Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
+            Event::CData(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
+            Event::GeneralRef(r) => {
+                let name = r.decode().map_err(|e| e.to_string())?;
+                match r.resolve_char_ref().map_err(|e| e.to_string())? {
+                    Some(c) => text.push(c),
+                    None => text.push_str(
+                        quick_xml::escape::resolve_predefined_entity(&name)
+                            .ok_or_else(|| format!("unknown entity &{name};"))?,
+                    ),
+                }
+            }
+            Event::End(_) => {
+                let inside = |want: &[&[u8]]| {
+                    path.len() >= want.len()
+                        && path[path.len() - want.len()..]
+                            .iter()
+                            .zip(want)
+                            .all(|(a, b)| a.as_slice() == *b)
+                };
+                if inside(&[b"BlobPrefix", b"Name"]) {
+                    let name = std::mem::take(&mut text);
+                    names.push(if encoded {
+                        percent_encoding::percent_decode_str(&name)
+                            .decode_utf8()
+                            .map_err(|e| format!("encoded name {name:?}: {e}"))?
+                            .into_owned()
+                    } else {
+                        name
+                    });
+                } else if inside(&[b"EnumerationResults", b"NextMarker"]) && !text.is_empty() {
+                    marker = Some(std::mem::take(&mut text));
+                }
+                path.pop();
+            }
+            Event::Eof => return Ok((names, marker)),
+            _ => {}
         }
-        rest = &after[end.min(after.len())..];
-        if end == after.len() {
-            break;
-        }
-        rest = &rest[close.len().min(rest.len())..];
+        buf.clear();
     }
-    out
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -322,18 +359,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn directory_listings_are_read_from_the_xml() {
-        let xml = r#"<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="http://x/" ContainerName="c"><Prefix>resourceId=/</Prefix><Delimiter>/</Delimiter><Blobs><BlobPrefix><Name>resourceId=/SUBSCRIPTIONS/</Name></BlobPrefix><BlobPrefix><Name>a&amp;b/</Name></BlobPrefix></Blobs><NextMarker>2!abc</NextMarker></EnumerationResults>"#;
+    fn directory_listings_are_read_with_an_xml_parser() {
+        let xml = r#"<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="http://x/" ContainerName="c"><Prefix>resourceId=/</Prefix><Delimiter>/</Delimiter><Blobs><BlobPrefix><Name>resourceId=/SUBSCRIPTIONS/</Name></BlobPrefix><BlobPrefix><Name>a&amp;b&#x2F;c&#233;/</Name></BlobPrefix><BlobPrefix><Name Encoded="true">bad%EF%BF%BEname%2F/</Name></BlobPrefix><Blob><Name>not-a-prefix</Name></Blob></Blobs><NextMarker>2!abc</NextMarker></EnumerationResults>"#;
+        let (names, marker) = parse_listing(xml.as_bytes()).expect("parsed");
         assert_eq!(
-            xml_values(xml, "BlobPrefix", "Name"),
-            ["resourceId=/SUBSCRIPTIONS/", "a&b/"]
+            names,
+            ["resourceId=/SUBSCRIPTIONS/", "a&b/cé/", "bad\u{FFFE}name//"]
         );
-        assert_eq!(
-            xml_values(xml, "EnumerationResults", "NextMarker"),
-            ["2!abc"]
-        );
+        assert_eq!(marker.as_deref(), Some("2!abc"));
         let last = r#"<EnumerationResults><Blobs></Blobs><NextMarker /></EnumerationResults>"#;
-        assert!(xml_values(last, "EnumerationResults", "NextMarker").is_empty());
+        assert_eq!(parse_listing(last.as_bytes()), Ok((Vec::new(), None)));
+        assert!(parse_listing(b"<EnumerationResults><Blobs>")
+            .is_ok_and(|(n, m)| n.is_empty() && m.is_none()));
+        assert!(parse_listing(b"<a>&nope;</a>").is_err());
     }
 }
 

@@ -450,3 +450,23 @@ async fn a_range_larger_than_a_part_is_staged_in_parts() {
     let s = env.run(&auth, &env.config("again")).await;
     assert_eq!((s.objects_written, s.objects_existing), (0, 1));
 }
+
+/// A directory level whose name XML must escape (`&`, `'`, `<`, a non-ASCII letter) is found by
+/// the walk, which reads Azurite's List Blobs answer with an XML parser, and its blob is staged
+/// under its own name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_xml_must_escape_are_walked_and_staged() {
+    let env = Env::start().await;
+    let auth = env.connection_string();
+    let root =
+        "resourceId=/SUBSCRIPTIONS/0A1B2C3D-0000-4000-8000-000000000009/RESOURCEGROUPS/R&D'<É>/";
+    let blob = hour_path(root, 0);
+    let bytes = synth::generate(4, 99).into_bytes();
+    env.append(ACTIVITY, &blob, &bytes).await;
+    let s = env.run(&auth, &env.config("odd-names")).await;
+    assert_eq!(s.objects_written, 1, "{s:?}");
+    let staged = env.staged().await;
+    let key = format!("staged/{AZURITE_ACCOUNT}/{ACTIVITY}/{blob}");
+    let got = concatenated(staged.get(&key).map_or(&[][..], Vec::as_slice));
+    assert_eq!(got, bytes, "staged under its own name: {:?}", staged.keys());
+}
