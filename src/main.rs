@@ -39,6 +39,7 @@ fn arguments() -> Vec<std::ffi::OsString> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse_from(arguments());
+    cmd::logging::init();
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(args),
         Command::Transform(args) => cmd::transform::run(args),

@@ -1,6 +1,5 @@
 //! `aztrail ingest`: new bytes of Azure log blobs into the S3 staging bucket.
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -99,25 +98,6 @@ pub fn s3_client(shared: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3
     )
 }
 
-fn progress(live: &Arc<IngestLive>) -> Option<tokio::task::JoinHandle<()>> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let live = Arc::clone(live);
-    Some(tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            eprint!(
-                "\r\x1b[2K{} list calls, {} blobs found, {:.1} MB staged",
-                live.list_calls.load(Ordering::Relaxed),
-                live.blobs.load(Ordering::Relaxed),
-                live.bytes.load(Ordering::Relaxed) as f64 / 1e6
-            );
-            let _ = std::io::stderr().flush();
-        }
-    }))
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -150,16 +130,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..IngestConfig::default()
         };
         loop {
-            let ticker = progress(&live);
+            let progress = super::progress::Progress::ingest(&live);
             let result = ingest(&auth, &s3, &config, now()).await;
-            if let Some(t) = ticker {
-                t.abort();
-                eprint!("\r\x1b[2K");
-            }
+            drop(progress);
             let summary: IngestSummary = result?;
-            for w in &summary.warnings {
-                eprintln!("aztrail: warning: {w}");
-            }
             super::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
             if summary.stopped || stop.load(Ordering::SeqCst) {
                 return anyhow::Ok(ExitCode::SUCCESS);

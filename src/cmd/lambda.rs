@@ -141,12 +141,6 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
                 let (response, summary) =
                     handle_batch(&mut w, event.payload, deadline, margin).await;
                 println!("{}", load_metrics(name, &summary, now_ms()));
-                if !summary.errors.is_empty() {
-                    eprintln!(
-                        "{}",
-                        serde_json::json!({"level": "WARN", "errors": summary.errors})
-                    );
-                }
                 Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
             }
         };
@@ -197,9 +191,6 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 "{}",
                 aztrail_ingest::run::metrics_line(&args.function_name, &summary, now_ms())
             );
-            for w in &summary.warnings {
-                eprintln!("{}", serde_json::json!({"level": "WARN", "message": w}));
-            }
             Ok::<_, lambda_runtime::Error>(serde_json::to_value(&summary)?)
         };
         lambda_runtime::run(service_fn(handler))

@@ -17,7 +17,7 @@ use aztrail_load::sqs::SqsFailures;
 use aztrail_transform::Source;
 
 use super::aws::{clients, Endpoints};
-use super::progress::ProgressLine;
+use super::progress::Progress;
 use super::EXIT_REJECTED;
 
 /// Load staged objects into CloudTrail Lake (PutAuditEvents) or CloudWatch Logs (PutLogEvents).
@@ -240,7 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (None, Some(path)) => Failures::File(FileFailures::create(path)?),
             (None, None) => Failures::Stderr(StderrFailures),
         };
-        let _progress = ProgressLine::start(&live);
+        let _progress = Progress::load(&live);
         let mut failed = 0;
         if let Some(queue_url) = &args.queue_url {
             let queues = Queues {

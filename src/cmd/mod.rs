@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod lake;
 pub mod lambda;
 pub mod load;
+pub mod logging;
 pub mod progress;
 pub mod redrive;
 pub mod run;

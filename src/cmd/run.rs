@@ -27,7 +27,7 @@ use aztrail_load::sqs::WorkerSummary;
 use aztrail_transform::synth;
 use aztrail_transform::Source;
 
-use super::progress::ProgressLine;
+use super::progress::Progress;
 use super::{parse_duration, EXIT_REJECTED};
 
 /// Run the whole pipeline once: Azure logs → staging → queue → loader → CloudTrail Lake (or
@@ -314,7 +314,7 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
         }
         Some(_) => None,
     };
-    let progress = ProgressLine::start(&live);
+    let progress = Progress::load(&live);
 
     // Ingest, stage, notify, load.
     let (ingest, load_summary, left) = match &args.staging_bucket {
@@ -441,9 +441,6 @@ async fn report(
     lake: Option<Lake>,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
-    for w in &ingest.warnings {
-        eprintln!("aztrail run: warning: {w}");
-    }
     let mut out = serde_json::json!({
         "ingest": ingest,
         "load": load,

@@ -16,6 +16,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tracing::Instrument;
 
 use futures::StreamExt;
 
@@ -204,7 +205,10 @@ pub async fn ingest_with<B: BlobSource, T: Staging>(
             staging,
             key: &key,
         };
-        match pass.run(&mut summary).await {
+        let warned = summary.warnings.len();
+        let span = tracing::info_span!("container", name);
+        let passed = pass.run(&mut summary).instrument(span).await;
+        match passed {
             Ok(()) => summary.containers += 1,
             Err(IngestError::Checkpoint(CheckpointError::Conflict { .. })) => {
                 summary.contended += 1;
@@ -213,6 +217,9 @@ pub async fn ingest_with<B: BlobSource, T: Staging>(
                 ));
             }
             Err(e) => return Err(e),
+        }
+        for w in &summary.warnings[warned..] {
+            tracing::warn!(warning = %w, "ingest");
         }
     }
     Ok(summary)

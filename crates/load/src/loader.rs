@@ -503,7 +503,12 @@ async fn save<P: Progress>(
         accepted: resume.accepted + summary.accepted,
         failed: resume.failed + summary.failed,
     };
-    if progress.save(&checkpoint).await.is_err() {
+    if let Err(e) = progress.save(&checkpoint).await {
+        tracing::warn!(
+            error = %crate::error_chain(&e),
+            offset = checkpoint.offset,
+            "checkpoint not saved; the load goes on (a redelivery re-sends more)"
+        );
         summary.checkpoint_errors += 1;
     }
 }

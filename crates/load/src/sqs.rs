@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use tracing::Instrument;
 
 use aztrail_transform::Source;
 
@@ -100,6 +101,7 @@ impl WorkerSummary {
     }
 
     fn note_error(&mut self, e: String) {
+        tracing::warn!(error = %e, "message left for redelivery or retried");
         if self.errors.len() < 20 {
             self.errors.push(e);
         }
@@ -296,6 +298,15 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
     /// Processes one received message to its end: loads its objects under a heartbeat, then
     /// deletes it when every object is accounted for.
     async fn handle(&self, config: &LoadConfig, m: aws_sdk_sqs::types::Message) -> WorkerSummary {
+        let span = tracing::info_span!("message", id = m.message_id().unwrap_or("?"));
+        self.handle_in_span(config, m).instrument(span).await
+    }
+
+    async fn handle_in_span(
+        &self,
+        config: &LoadConfig,
+        m: aws_sdk_sqs::types::Message,
+    ) -> WorkerSummary {
         let mut summary = WorkerSummary::default();
         let outcome = self
             .process_with(
@@ -476,7 +487,11 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
                 store: &self.checkpoints,
                 object: &object,
             };
-            match load(&source, reader, &resume, &dest, &progress, config).await {
+            let span = tracing::info_span!("object", bucket = %object.bucket, key = %object.key);
+            match load(&source, reader, &resume, &dest, &progress, config)
+                .instrument(span)
+                .await
+            {
                 Ok(summary) => {
                     total.objects += 1;
                     total.load.add(&summary);
