@@ -421,69 +421,57 @@ impl<'a> Raw<'a> {
     }
 }
 
-// Top-level fields of a record.
-const T_TIME: usize = 0;
-const T_CREATED: usize = 1;
-const T_RESOURCE_ID: usize = 2;
-const T_OPERATION: usize = 3;
-const T_OPERATION_VERSION: usize = 4;
-const T_CATEGORY: usize = 5;
-const T_TENANT: usize = 6;
-const T_RESULT_TYPE: usize = 7;
-const T_RESULT_SIGNATURE: usize = 8;
-const T_RESULT_DESCRIPTION: usize = 9;
-const T_DURATION: usize = 10;
-const T_CALLER_IP: usize = 11;
-const T_CORRELATION: usize = 12;
-const T_IDENTITY: usize = 13;
-const T_LEVEL: usize = 14;
-const T_LOCATION: usize = 15;
-const T_PROPERTIES: usize = 16;
-const T_TIME_GENERATED: usize = 17;
-const T_OPERATION_NAME_VALUE: usize = 18;
-const T_TIMESTAMP: usize = 19;
-const T_EVENT_TIMESTAMP: usize = 20;
-// The Activity Log REST API's shape (`az monitor activity-log list`).
-const T_CALLER: usize = 21;
-const T_CLAIMS: usize = 22;
-const T_AUTHORIZATION: usize = 23;
-const T_HTTP_REQUEST: usize = 24;
-const T_STATUS: usize = 25;
-const T_SUB_STATUS: usize = 26;
-const T_PROVIDER: usize = 27;
-const TOP_FIELDS: usize = 28;
+/// Declares field slots: a `usize` constant per slot, numbered in order by an enum (so no two
+/// can share a number or skip one), the count, and the names in the same order.
+macro_rules! slots {
+    ($(#[$doc:meta])* $enum:ident, $count:ident, $names:ident: $($slot:ident = $name:literal),+ $(,)?) => {
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms, dead_code)]
+        #[derive(Clone, Copy)]
+        #[repr(usize)]
+        enum $enum {
+            $($slot),+
+        }
+        $(const $slot: usize = $enum::$slot as usize;)+
+        const $count: usize = [$($name),+].len();
+        $(#[$doc])*
+        const $names: [&str; $count] = [$($name),+];
+    };
+}
 
-/// The top-level fields the mapping reads, by slot (`T_*`).
-const TOP_NAMES: [&str; TOP_FIELDS] = [
-    "time",
-    "createdDateTime",
-    "resourceId",
-    "operationName",
-    "operationVersion",
-    "category",
-    "tenantId",
-    "resultType",
-    "resultSignature",
-    "resultDescription",
-    "durationMs",
-    "callerIpAddress",
-    "correlationId",
-    "identity",
-    "level",
-    "location",
-    "properties",
-    "TimeGenerated",
-    "OperationNameValue",
-    "timeStamp",
-    "eventTimestamp",
-    "caller",
-    "claims",
-    "authorization",
-    "httpRequest",
-    "status",
-    "subStatus",
-    "resourceProviderName",
-];
+// Top-level fields of a record: each slot's constant and its name, declared together so they
+// cannot drift apart (the slots are an enum's discriminants, the names one array in that order).
+slots! {
+    /// The top-level fields the mapping reads, by slot (`T_*`).
+    TopSlot, TOP_FIELDS, TOP_NAMES:
+    T_TIME = "time",
+    T_CREATED = "createdDateTime",
+    T_RESOURCE_ID = "resourceId",
+    T_OPERATION = "operationName",
+    T_OPERATION_VERSION = "operationVersion",
+    T_CATEGORY = "category",
+    T_TENANT = "tenantId",
+    T_RESULT_TYPE = "resultType",
+    T_RESULT_SIGNATURE = "resultSignature",
+    T_RESULT_DESCRIPTION = "resultDescription",
+    T_DURATION = "durationMs",
+    T_CALLER_IP = "callerIpAddress",
+    T_CORRELATION = "correlationId",
+    T_IDENTITY = "identity",
+    T_LEVEL = "level",
+    T_LOCATION = "location",
+    T_PROPERTIES = "properties",
+    T_TIME_GENERATED = "TimeGenerated",
+    T_OPERATION_NAME_VALUE = "OperationNameValue",
+    T_TIMESTAMP = "timeStamp",
+    T_EVENT_TIMESTAMP = "eventTimestamp",
+    T_CALLER = "caller",
+    T_CLAIMS = "claims",
+    T_AUTHORIZATION = "authorization",
+    T_HTTP_REQUEST = "httpRequest",
+    T_STATUS = "status",
+    T_SUB_STATUS = "subStatus",
+    T_PROVIDER = "resourceProviderName",
+}
 
 /// Slots read for the mapping but kept in `additionalEventData` under the record's own name
 /// (the REST shape's fields, and the Log Analytics markers).
@@ -513,53 +501,34 @@ fn handled(key: &str) -> bool {
         .any(|(slot, name)| name.eq_ignore_ascii_case(key) && !KEPT_AS_NAMED.contains(&slot))
 }
 
-// Members of `properties` that the mapping reads.
-const P_IP: usize = 0;
-const P_USER_ID: usize = 1;
-const P_UPN: usize = 2;
-const P_SP_ID: usize = 3;
-const P_APP_ID: usize = 4;
-const P_USER_AGENT: usize = 5;
-const P_STATUS: usize = 6;
-const P_CREATED: usize = 7;
-const P_ACTIVITY_TIME: usize = 8;
-const P_INITIATED_BY: usize = 9;
-const P_RESULT: usize = 10;
-const P_RESULT_REASON: usize = 11;
-const P_REQUEST_BODY: usize = 12;
-const P_RESPONSE_BODY: usize = 13;
-const P_STATUS_CODE: usize = 14;
-const P_STATUS_MESSAGE: usize = 15;
-const P_ACTIVITY_NAME: usize = 16;
-const P_USER_NAME: usize = 17;
-const P_SP_NAME: usize = 18;
-const PROPERTY_FIELDS: usize = 19;
+// Members of `properties` that the mapping reads, declared as the top-level fields are.
+slots! {
+    /// The `properties` members the mapping reads, by slot (`P_*`).
+    PropertySlot, PROPERTY_FIELDS, PROPERTY_NAMES:
+    P_IP = "ipAddress",
+    P_USER_ID = "userId",
+    P_UPN = "userPrincipalName",
+    P_SP_ID = "servicePrincipalId",
+    P_APP_ID = "appId",
+    P_USER_AGENT = "userAgent",
+    P_STATUS = "status",
+    P_CREATED = "createdDateTime",
+    P_ACTIVITY_TIME = "activityDateTime",
+    P_INITIATED_BY = "initiatedBy",
+    P_RESULT = "result",
+    P_RESULT_REASON = "resultReason",
+    P_REQUEST_BODY = "requestbody",
+    P_RESPONSE_BODY = "responseBody",
+    P_STATUS_CODE = "statusCode",
+    P_STATUS_MESSAGE = "statusMessage",
+    P_ACTIVITY_NAME = "activityDisplayName",
+    P_USER_NAME = "userDisplayName",
+    P_SP_NAME = "servicePrincipalName",
+}
 
 fn property_fields() -> &'static FieldSet<PROPERTY_FIELDS> {
     static SET: OnceLock<FieldSet<PROPERTY_FIELDS>> = OnceLock::new();
-    SET.get_or_init(|| {
-        FieldSet::new([
-            "ipAddress",
-            "userId",
-            "userPrincipalName",
-            "servicePrincipalId",
-            "appId",
-            "userAgent",
-            "status",
-            "createdDateTime",
-            "activityDateTime",
-            "initiatedBy",
-            "result",
-            "resultReason",
-            "requestbody",
-            "responseBody",
-            "statusCode",
-            "statusMessage",
-            "activityDisplayName",
-            "userDisplayName",
-            "servicePrincipalName",
-        ])
-    })
+    SET.get_or_init(|| FieldSet::new(PROPERTY_NAMES))
 }
 
 /// Entra ID (Azure AD) categories; everything else is read as an Activity Log record.
