@@ -356,10 +356,20 @@ async fn a_redelivered_message_resumes_after_a_crash_without_resending_accepted_
     let before = lake.stats().await.unwrap().events;
     assert!(before > 0 && before < records as u64, "{before}");
 
-    // The message comes back after its visibility timeout; a new worker resumes it.
-    tokio::time::sleep(Duration::from_secs(visibility as u64 + 1)).await;
+    // The message comes back after its visibility timeout; a new worker resumes it. Until then
+    // the worker finds the queue empty and returns: it polls again.
     let second = stack.worker(lake_sink(&lake), visibility);
-    let summary = second.run(true).await.unwrap();
+    let started = Instant::now();
+    let summary = loop {
+        let summary = second.run(true).await.unwrap();
+        if summary.objects > 0 || summary.left > 0 {
+            break summary;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the message never came back"
+        );
+    };
     println!(
         "first run stored {before}; second: {}",
         serde_json::to_string(&summary).unwrap()
