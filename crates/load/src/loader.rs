@@ -28,7 +28,7 @@ use crate::pool::CallPool;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
 use crate::sender::{send_batch, SendPolicy, Sent};
-use crate::sink::EventSink;
+use crate::sink::{EventSink, Wire};
 
 /// Where failure messages go (the failure queue, or a list in tests).
 pub trait FailureSink: Send + Sync {
@@ -291,6 +291,153 @@ impl Watermark {
     }
 }
 
+/// One object's records on their way into batches: everything the framer's callback updates
+/// for each record (counts, the watermark, the batch being filled, what is waiting to be
+/// reported or sent).
+struct Records<'s> {
+    source: &'s Source,
+    /// Records starting below this offset were accounted for by an earlier delivery.
+    skip_below: u64,
+    mapper: Mapper,
+    wire: Wire,
+    batches: Batches<Tag>,
+    batch_no: u64,
+    summary: Summary,
+    mark: Watermark,
+    /// Records rejected by the transform, with their raw bytes, waiting to be reported.
+    rejected: Vec<(Location, String, String, Vec<u8>)>,
+    /// Batches closed, waiting to be sent.
+    closed: Vec<(u64, Batch<Tag>)>,
+}
+
+impl<'s> Records<'s> {
+    fn new(source: &'s Source, resume: &Checkpoint, wire: Wire, account: &str) -> Self {
+        let mut mapper = Mapper::new(account);
+        mapper.set_source(source);
+        Self {
+            source,
+            skip_below: resume.offset,
+            mapper,
+            wire,
+            batches: Batches::new(wire),
+            batch_no: 0,
+            summary: Summary::default(),
+            mark: Watermark {
+                framed_end: resume.offset,
+                ..Watermark::default()
+            },
+            rejected: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    /// One framed record: skipped, mapped into the open batch, or rejected with its reason.
+    fn record(&mut self, rec: aztrail_transform::Record<'_>) {
+        self.summary.records += 1;
+        if rec.offset < self.skip_below {
+            self.summary.skipped += 1;
+            return;
+        }
+        let end = rec.offset + rec.len();
+        self.mark.framed_end = self.mark.framed_end.max(end);
+        let at = Location {
+            bucket: self.source.bucket.clone(),
+            key: self.source.key.clone(),
+            offset: rec.offset,
+            length: rec.len(),
+        };
+        let ev = match self.mapper.map(rec) {
+            Ok(ev) => ev,
+            Err(rejection) => {
+                let (code, why) = (rejection.code().to_string(), rejection.to_string());
+                self.rejected.push((at, code, why, rec.bytes.to_vec()));
+                return;
+            }
+        };
+        let out = self.wire.encode(&ev);
+        if !self.batches.sendable(&out) {
+            // Cannot happen (the transform caps every field), but must not be lost.
+            let why = format!("an event of {} bytes fits no call", out.size);
+            self.rejected
+                .push((at, "EntryTooLarge".into(), why, rec.bytes.to_vec()));
+            return;
+        }
+        let tag = Tag {
+            at,
+            raw: rec.bytes.to_vec(),
+            event_time: ev.event_time.0,
+        };
+        if let Some(done) = self.batches.push(tag, out) {
+            self.close(done);
+        }
+        self.mark.open_first.get_or_insert(rec.offset);
+    }
+
+    /// Hands out a closed batch, remembering where its first record starts.
+    fn close(&mut self, done: Batch<Tag>) {
+        self.batch_no += 1;
+        if let Some(first) = self.mark.open_first.take() {
+            self.mark.pending.insert(self.batch_no, first);
+        }
+        self.closed.push((self.batch_no, done));
+    }
+
+    /// At the end of the input: the open batch is closed too.
+    fn close_open(&mut self) {
+        if let Some(done) = self.batches.take() {
+            self.close(done);
+        }
+    }
+}
+
+/// Reports every record the transform rejected since the last call, one failure message each.
+async fn report_rejected<F: FailureSink>(
+    recs: &mut Records<'_>,
+    failures: &F,
+    live: Option<&Live>,
+) -> Result<(), LoadError> {
+    for (at, code, message, raw) in recs.rejected.drain(..) {
+        recs.summary.add_failure(&code);
+        if let Some(l) = live {
+            Live::add(&l.failed, 1);
+        }
+        failures
+            .send(FailureMessage::new(&code, &message, at, 0, &raw))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The sending of batch `no`: through the process's pool of calls, or as calls of its own.
+fn send<S: EventSink>(
+    dest_sink: &Arc<S>,
+    limiter: &Arc<RateLimiter>,
+    config: &LoadConfig,
+    no: u64,
+    batch: Batch<Tag>,
+) -> impl Future<Output = Settled> + Send + 'static {
+    let sink = Arc::clone(dest_sink);
+    let limiter = Arc::clone(limiter);
+    let policy = config.policy.clone();
+    let pool = config.pool.clone();
+    async move {
+        let sent = match pool {
+            Some(pool) => pool.send(batch, &policy).await,
+            None => {
+                let mut backoff = Backoff::new(policy.backoff_base, policy.backoff_cap, no);
+                send_batch(sink.as_ref(), &limiter, &mut backoff, &policy, batch.items).await
+            }
+        };
+        (no, sent)
+    }
+}
+
+/// Whether the load must start no more batches (deadline, or a stop was asked for).
+fn must_stop(config: &LoadConfig) -> bool {
+    config.stop_at.is_some_and(|t| Instant::now() >= t)
+        || config.stop.as_ref().is_some_and(Stop::is_set)
+}
+
 /// Loads the records of `reader` (the object `source`) into `dest`, skipping those below
 /// `resume.offset`, and saving progress through `progress`.
 pub async fn load<S, F, R, P>(
@@ -307,165 +454,65 @@ where
     R: AsyncRead + Unpin,
     P: Progress,
 {
-    let mut summary = Summary::default();
     let live = config.live.as_deref();
     let mut framer = Framer::new().with_max_record_len(config.max_record_len);
-    let mut mapper = Mapper::new(&config.account);
-    mapper.set_source(source);
-    let wire = dest.sink.wire();
-    let mut batches: Batches<Tag> = Batches::new(wire);
+    let mut recs = Records::new(source, resume, dest.sink.wire(), &config.account);
     let mut in_flight = FuturesUnordered::new();
     let mut chunk = vec![0u8; config.chunk_size.max(4096)];
-    let mut batch_no = 0u64;
-    let mut mark = Watermark {
-        framed_end: resume.offset,
-        ..Watermark::default()
-    };
     let mut settled_since_save = 0u32;
-    // Records rejected by the transform, with their raw bytes, waiting to be reported.
-    let mut rejected: Vec<(Location, String, String, Vec<u8>)> = Vec::new();
-    let mut full: Vec<(u64, Batch<Tag>)> = Vec::new();
-    let mut eof = false;
-    let mut out_of_time = false;
+    let (mut eof, mut out_of_time) = (false, false);
     let mut read_error: Option<std::io::Error> = None;
-    'read: while !eof {
+    while !eof && !out_of_time {
         // A read error ends the input like its end would (the records before it are sent and
         // accounted for), then is returned with the summary.
-        let n = match reader.read(&mut chunk).await {
-            Ok(n) => n,
-            Err(e) => {
-                read_error = Some(e);
-                0
-            }
-        };
-        summary.bytes += n as u64;
-        if let Some(l) = live {
-            Live::add(&l.bytes, n as u64);
-        }
-        let records_before = summary.records;
-        let mut handle = |rec: aztrail_transform::Record<'_>| {
-            summary.records += 1;
-            if rec.offset < resume.offset {
-                summary.skipped += 1;
-                return;
-            }
-            let end = rec.offset + rec.len();
-            mark.framed_end = mark.framed_end.max(end);
-            let at = Location {
-                bucket: source.bucket.clone(),
-                key: source.key.clone(),
-                offset: rec.offset,
-                length: rec.len(),
-            };
-            match mapper.map(rec) {
-                Ok(ev) => {
-                    let out = wire.encode(&ev);
-                    if !batches.sendable(&out) {
-                        // Cannot happen (the transform caps every field), but must not be lost.
-                        rejected.push((
-                            at,
-                            "EntryTooLarge".into(),
-                            format!("an event of {} bytes fits no call", out.size),
-                            rec.bytes.to_vec(),
-                        ));
-                        return;
-                    }
-                    let tag = Tag {
-                        at,
-                        raw: rec.bytes.to_vec(),
-                        event_time: ev.event_time.0,
-                    };
-                    let first = rec.offset;
-                    if let Some(done) = batches.push(tag, out) {
-                        batch_no += 1;
-                        if let Some(f) = mark.open_first.take() {
-                            mark.pending.insert(batch_no, f);
-                        }
-                        full.push((batch_no, done));
-                    }
-                    mark.open_first.get_or_insert(first);
-                }
-                Err(rejection) => rejected.push((
-                    at,
-                    rejection.code().to_string(),
-                    rejection.to_string(),
-                    rec.bytes.to_vec(),
-                )),
-            }
-        };
-        if n == 0 {
+        let n = reader.read(&mut chunk).await.unwrap_or_else(|e| {
+            read_error = Some(e);
+            0
+        });
+        recs.summary.bytes += n as u64;
+        let records_before = recs.summary.records;
+        if n > 0 {
+            framer.feed(&chunk[..n], |rec| recs.record(rec));
+        } else {
             // After a read error the bytes since the last complete record are not a record:
             // they are reported by the caller (from `offset`), or re-read on redelivery.
             if read_error.is_none() {
-                framer.finish(&mut handle);
+                framer.finish(|rec| recs.record(rec));
             }
+            recs.close_open();
             eof = true;
-        } else {
-            framer.feed(&chunk[..n], &mut handle);
-        }
-        if eof {
-            if let Some(done) = batches.take() {
-                batch_no += 1;
-                if let Some(f) = mark.open_first.take() {
-                    mark.pending.insert(batch_no, f);
-                }
-                full.push((batch_no, done));
-            }
         }
         if let Some(l) = live {
-            Live::add(&l.records, summary.records - records_before);
+            Live::add(&l.bytes, n as u64);
+            Live::add(&l.records, recs.summary.records - records_before);
         }
-        for (at, code, message, raw) in rejected.drain(..) {
-            summary.add_failure(&code);
-            if let Some(l) = live {
-                Live::add(&l.failed, 1);
-            }
-            dest.failures
-                .send(FailureMessage::new(&code, &message, at, 0, &raw))
-                .await?;
-        }
-        let mut closed = full.drain(..);
-        for (no, batch) in closed.by_ref() {
+        report_rejected(&mut recs, dest.failures, live).await?;
+        for (no, batch) in std::mem::take(&mut recs.closed) {
             while in_flight.len() >= config.concurrency.max(1) {
-                if let Some(done) = in_flight.next().await {
-                    settle(done, &mut summary, &mut mark, dest.failures, live).await?;
-                    settled_since_save += 1;
-                    if settled_since_save >= config.checkpoint_every.max(1) {
-                        settled_since_save = 0;
-                        save(progress, resume, &mark, &mut summary, false).await;
-                    }
+                let Some(done) = in_flight.next().await else {
+                    break;
+                };
+                settle(done, &mut recs.summary, &mut recs.mark, dest.failures, live).await?;
+                settled_since_save += 1;
+                if settled_since_save >= config.checkpoint_every.max(1) {
+                    settled_since_save = 0;
+                    save(progress, resume, &recs.mark, &mut recs.summary, false).await;
                 }
             }
-            if config.stop_at.is_some_and(|t| Instant::now() >= t)
-                || config.stop.as_ref().is_some_and(Stop::is_set)
-            {
+            if must_stop(config) {
+                // The batches not started stay unsettled: the checkpoint stops before them.
                 out_of_time = true;
                 break;
             }
-            let sink = Arc::clone(dest.sink);
-            let limiter = Arc::clone(dest.limiter);
-            let policy = config.policy.clone();
-            let mut backoff = Backoff::new(policy.backoff_base, policy.backoff_cap, no);
-            let pool = config.pool.clone();
-            in_flight.push(async move {
-                let sent = match pool {
-                    Some(pool) => pool.send(batch, &policy).await,
-                    None => {
-                        send_batch(sink.as_ref(), &limiter, &mut backoff, &policy, batch.items)
-                            .await
-                    }
-                };
-                (no, sent)
-            });
-        }
-        drop(closed);
-        if out_of_time {
-            break 'read;
+            in_flight.push(send(dest.sink, dest.limiter, config, no, batch));
         }
     }
     while let Some(done) = in_flight.next().await {
-        settle(done, &mut summary, &mut mark, dest.failures, live).await?;
+        settle(done, &mut recs.summary, &mut recs.mark, dest.failures, live).await?;
     }
+    let Records {
+        mut summary, mark, ..
+    } = recs;
     if out_of_time {
         save(progress, resume, &mark, &mut summary, false).await;
         return Err(LoadError::OutOfTime {
