@@ -218,6 +218,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(pipeline(args))
 }
 
+/// A line about the run, on standard error.
+fn say(line: impl std::fmt::Display) {
+    eprintln!("aztrail run: {line}");
+}
+
 async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let shared = aws_config::load_from_env().await;
@@ -226,73 +231,9 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(&args.dir)
             .with_context(|| format!("creating {}", args.dir.display()))?;
     }
-    let say = |line: String| eprintln!("aztrail run: {line}");
-
-    // Source.
-    let sources = if args.azure || args.azure_secret_arn.is_some() {
-        let auth = super::ingest::azure_auth(&shared, args.azure_secret_arn.as_deref()).await?;
-        let list_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let containers = args
-            .containers
-            .iter()
-            .map(|c| Container::new(&auth, c, now(), 3600, Arc::clone(&list_calls)))
-            .collect::<Result<Vec<_>, _>>()?;
-        say(format!("source: Azure Storage {}", auth.account_url()));
-        Sources::Azure(containers, auth.account_name())
-    } else {
-        let dir = args
-            .source
-            .clone()
-            .unwrap_or_else(|| args.dir.join("source"));
-        if args.source.is_none() && !dir.exists() {
-            // Written aside and renamed: a run killed while writing leaves no half example.
-            let partial = args.dir.join(".source.partial");
-            let _ = std::fs::remove_dir_all(&partial);
-            let n = write_example(&partial, &args.containers, args.example_records)?;
-            std::fs::rename(&partial, &dir)
-                .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
-            say(format!(
-                "wrote an example storage account of {n} generated records to {}",
-                dir.display()
-            ));
-        }
-        anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
-        say(format!("source: local directory {}", dir.display()));
-        Sources::Local(
-            args.containers
-                .iter()
-                .map(|c| LocalContainer::new(&dir, c))
-                .collect(),
-        )
-    };
-
-    // Destination: the local lake unless one is named.
-    let (lake, sink, account) = if local_lake(&args.settings.destination) {
-        let db = args.dir.join("lake.db");
-        let lake = Lake::start(LakeConfig {
-            faults: FaultConfig::default(),
-            ..LakeConfig::with_file(&db)
-        })
-        .await
-        .with_context(|| format!("starting the local lake on {}", db.display()))?;
-        say(format!("lake: {} (store {})", lake.url(), db.display()));
-        // The local lake checks the signature's form only; no AWS account is needed.
-        let sink = Sink::CloudTrail(CloudTrailSink::for_endpoint(
-            &lake.url(),
-            DEFAULT_CHANNEL_ARN,
-        ));
-        (Some(lake), sink, LOCAL_ACCOUNT.to_string())
-    } else {
-        let dest = &args.settings.destination;
-        let sink = dest.sink(&shared, &writer_name())?;
-        sink.preflight()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: {e}", sink.describe()))?;
-        say(format!("destination: {}", sink.describe()));
-        (None, sink, dest.account(&shared).await?)
-    };
+    let sources = open_source(&args, &shared).await?;
+    let (lake, sink, account) = open_destination(&args, &shared).await?;
     let sink = Arc::new(sink);
-    let limiter = args.settings.limiter();
     let live = Arc::new(Live::default());
     let load_config = LoadConfig {
         live: Some(Arc::clone(&live)),
@@ -315,120 +256,211 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
         Some(_) => None,
     };
     let progress = Progress::load(&live);
-
-    // Ingest, stage, notify, load.
+    let load = Load {
+        sink,
+        limiter: args.settings.limiter(),
+        config: load_config,
+    };
     let (ingest, load_summary, left) = match &args.staging_bucket {
-        None => {
-            let staging_dir = args.dir.join("staging");
-            let failures_path = args.dir.join("failures.jsonl");
-            let failures = FileFailures::create(&failures_path)?;
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-            let checkpoints = DirCheckpoints::new(&staging_dir);
-            remove_partial_objects(&staging_dir)?;
-            // What a killed run staged but did not finish loading goes first, from its
-            // checkpoint: nothing else would announce it again.
-            let unfinished = checkpoints
-                .unfinished()
-                .await
-                .context("reading the load checkpoints")?;
-            if !unfinished.is_empty() {
-                say(format!(
-                    "resuming {} staged object(s) a previous run did not finish loading",
-                    unfinished.len()
-                ));
-            }
-            for key in unfinished {
-                let _ = tx.send(key);
-            }
-            let staging = LocalStaging::new(&staging_dir, Some(tx));
-            let ingest_side = async move {
-                let s = sources.ingest(&staging, &ingest_config).await;
-                drop(staging); // closes the queue: the loader ends once it is drained
-                s
-            };
-            let dest = Destination {
-                sink: &sink,
-                limiter: &limiter,
-                failures: &failures,
-            };
-            let load_side = async {
-                let mut total = Summary::default();
-                let mut unreadable = 0u64;
-                while let Some(key) = rx.recv().await {
-                    let object = DirCheckpoints::object(&key);
-                    let resume = checkpoints
-                        .get(&object)
-                        .await
-                        .with_context(|| format!("reading the checkpoint of {key}"))?
-                        .unwrap_or_default();
-                    if resume.complete {
-                        continue;
-                    }
-                    let path = staging_dir.join(&key);
-                    let reader = open_file(&path).await?;
-                    let source = Source {
-                        bucket: None,
-                        key: key.clone(),
-                    };
-                    let progress = ObjectProgress {
-                        store: &checkpoints,
-                        object: &object,
-                    };
-                    let (s, error) = super::load::load_resumed(
-                        &source,
-                        reader,
-                        &resume,
-                        &progress,
-                        &dest,
-                        &load_config,
-                    )
-                    .await
-                    .with_context(|| format!("loading {key}"))?;
-                    total.add(&s);
-                    unreadable += u64::from(error.is_some());
-                }
-                anyhow::Ok((total, unreadable))
-            };
-            let (i, l) = tokio::join!(ingest_side, load_side);
-            let (l, unreadable) = l?;
-            (i?, l, unreadable)
-        }
-        Some(bucket) => {
-            let s3 = super::ingest::s3_client(&shared, args.s3_path_style);
-            let sqs = aws_sdk_sqs::Client::new(&shared);
-            let staging = S3Staging {
-                checkpoints: CheckpointStore {
-                    s3: s3.clone(),
-                    bucket: bucket.clone(),
-                },
-                stager: Stager {
-                    s3: s3.clone(),
-                    bucket: bucket.clone(),
-                    part_size: 8 * 1024 * 1024,
-                },
-            };
-            let i = sources.ingest(&staging, &ingest_config).await?;
-            let queues = Queues {
-                work: args.queue_url.clone().context("--queue-url")?,
-                failures: args
-                    .failure_queue_url
-                    .clone()
-                    .context("--failure-queue-url")?,
-                checkpoint_bucket: None,
-            };
-            let worker = args.settings.worker(
-                &AwsClients { s3, sqs },
-                &queues,
-                Arc::clone(&sink),
-                Arc::clone(&limiter),
-                load_config.clone(),
-            );
-            let w: WorkerSummary = worker.run(true).await?;
-            (i, w.load, w.left)
-        }
+        None => through_local_staging(&args, sources, &ingest_config, &load).await?,
+        Some(bucket) => through_s3(&args, &shared, bucket, sources, &ingest_config, &load).await?,
     };
     drop(progress);
     report(&args, ingest, load_summary, left, lake, started).await
+}
+
+/// The source: Azure Storage, or a local directory (the generated example by default).
+async fn open_source(args: &Args, shared: &aws_config::SdkConfig) -> anyhow::Result<Sources> {
+    if args.azure || args.azure_secret_arn.is_some() {
+        let auth = super::ingest::azure_auth(shared, args.azure_secret_arn.as_deref()).await?;
+        let list_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let containers = args
+            .containers
+            .iter()
+            .map(|c| Container::new(&auth, c, now(), 3600, Arc::clone(&list_calls)))
+            .collect::<Result<Vec<_>, _>>()?;
+        say(format!("source: Azure Storage {}", auth.account_url()));
+        return Ok(Sources::Azure(containers, auth.account_name()));
+    }
+    let dir = args
+        .source
+        .clone()
+        .unwrap_or_else(|| args.dir.join("source"));
+    if args.source.is_none() && !dir.exists() {
+        // Written aside and renamed: a run killed while writing leaves no half example.
+        let partial = args.dir.join(".source.partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        let n = write_example(&partial, &args.containers, args.example_records)?;
+        std::fs::rename(&partial, &dir)
+            .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
+        say(format!(
+            "wrote an example storage account of {n} generated records to {}",
+            dir.display()
+        ));
+    }
+    anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
+    say(format!("source: local directory {}", dir.display()));
+    Ok(Sources::Local(
+        args.containers
+            .iter()
+            .map(|c| LocalContainer::new(&dir, c))
+            .collect(),
+    ))
+}
+
+/// The destination: the local lake unless one is named; its sink and the account events name.
+async fn open_destination(
+    args: &Args,
+    shared: &aws_config::SdkConfig,
+) -> anyhow::Result<(Option<Lake>, Sink, String)> {
+    if local_lake(&args.settings.destination) {
+        let db = args.dir.join("lake.db");
+        let lake = Lake::start(LakeConfig {
+            faults: FaultConfig::default(),
+            ..LakeConfig::with_file(&db)
+        })
+        .await
+        .with_context(|| format!("starting the local lake on {}", db.display()))?;
+        say(format!("lake: {} (store {})", lake.url(), db.display()));
+        // The local lake checks the signature's form only; no AWS account is needed.
+        let sink = Sink::CloudTrail(CloudTrailSink::for_endpoint(
+            &lake.url(),
+            DEFAULT_CHANNEL_ARN,
+        ));
+        return Ok((Some(lake), sink, LOCAL_ACCOUNT.to_string()));
+    }
+    let dest = &args.settings.destination;
+    let sink = dest.sink(shared, &writer_name())?;
+    sink.preflight()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", sink.describe()))?;
+    say(format!("destination: {}", sink.describe()));
+    Ok((None, sink, dest.account(shared).await?))
+}
+
+/// Where and how the run loads.
+struct Load {
+    sink: Arc<Sink>,
+    limiter: Arc<aztrail_load::rate::RateLimiter>,
+    config: LoadConfig,
+}
+
+/// The embedded default: ingest into a staging directory whose new objects are announced on an
+/// in-process queue, loaded as they come (each from its checkpoint), failures to a file.
+async fn through_local_staging(
+    args: &Args,
+    sources: Sources,
+    ingest_config: &IngestConfig,
+    load: &Load,
+) -> anyhow::Result<(IngestSummary, Summary, u64)> {
+    let staging_dir = args.dir.join("staging");
+    let failures = FileFailures::create(&args.dir.join("failures.jsonl"))?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let checkpoints = DirCheckpoints::new(&staging_dir);
+    remove_partial_objects(&staging_dir)?;
+    // What a killed run staged but did not finish loading goes first, from its checkpoint:
+    // nothing else would announce it again.
+    let unfinished = checkpoints
+        .unfinished()
+        .await
+        .context("reading the load checkpoints")?;
+    if !unfinished.is_empty() {
+        say(format!(
+            "resuming {} staged object(s) a previous run did not finish loading",
+            unfinished.len()
+        ));
+    }
+    for key in unfinished {
+        let _ = tx.send(key);
+    }
+    let staging = LocalStaging::new(&staging_dir, Some(tx));
+    let ingest_side = async move {
+        let s = sources.ingest(&staging, ingest_config).await;
+        drop(staging); // closes the queue: the loader ends once it is drained
+        s
+    };
+    let dest = Destination {
+        sink: &load.sink,
+        limiter: &load.limiter,
+        failures: &failures,
+    };
+    let load_side = async {
+        let mut total = Summary::default();
+        let mut unreadable = 0u64;
+        while let Some(key) = rx.recv().await {
+            let object = DirCheckpoints::object(&key);
+            let resume = checkpoints
+                .get(&object)
+                .await
+                .with_context(|| format!("reading the checkpoint of {key}"))?
+                .unwrap_or_default();
+            if resume.complete {
+                continue;
+            }
+            let reader = open_file(&staging_dir.join(&key)).await?;
+            let source = Source {
+                bucket: None,
+                key: key.clone(),
+            };
+            let progress = ObjectProgress {
+                store: &checkpoints,
+                object: &object,
+            };
+            let (s, error) =
+                super::load::load_resumed(&source, reader, &resume, &progress, &dest, &load.config)
+                    .await
+                    .with_context(|| format!("loading {key}"))?;
+            total.add(&s);
+            unreadable += u64::from(error.is_some());
+        }
+        anyhow::Ok((total, unreadable))
+    };
+    let (i, l) = tokio::join!(ingest_side, load_side);
+    let (l, unreadable) = l?;
+    Ok((i?, l, unreadable))
+}
+
+/// Real AWS parts: ingest into the staging bucket, then the queue worker until the queue is
+/// empty.
+async fn through_s3(
+    args: &Args,
+    shared: &aws_config::SdkConfig,
+    bucket: &str,
+    sources: Sources,
+    ingest_config: &IngestConfig,
+    load: &Load,
+) -> anyhow::Result<(IngestSummary, Summary, u64)> {
+    let s3 = super::ingest::s3_client(shared, args.s3_path_style);
+    let sqs = aws_sdk_sqs::Client::new(shared);
+    let staging = S3Staging {
+        checkpoints: CheckpointStore {
+            s3: s3.clone(),
+            bucket: bucket.to_string(),
+        },
+        stager: Stager {
+            s3: s3.clone(),
+            bucket: bucket.to_string(),
+            part_size: 8 * 1024 * 1024,
+        },
+    };
+    let i = sources.ingest(&staging, ingest_config).await?;
+    let queues = Queues {
+        work: args.queue_url.clone().context("--queue-url")?,
+        failures: args
+            .failure_queue_url
+            .clone()
+            .context("--failure-queue-url")?,
+        checkpoint_bucket: None,
+    };
+    let worker = args.settings.worker(
+        &AwsClients { s3, sqs },
+        &queues,
+        Arc::clone(&load.sink),
+        Arc::clone(&load.limiter),
+        load.config.clone(),
+    );
+    let w: WorkerSummary = worker.run(true).await?;
+    Ok((i, w.load, w.left))
 }
 
 /// Prints the summary (and the validation query on the local lake) and picks the exit status.
