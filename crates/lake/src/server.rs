@@ -318,49 +318,80 @@ async fn put_audit_events(
             "The request processing has failed because of an unknown error (injected)",
         );
     }
-    let query = query.unwrap_or_default();
-    let Some(arn) = query_param(&query, "channelArn") else {
-        return bad("ValidationException", "1 validation error detected: Value null at 'channelArn' failed to satisfy constraint: Member must not be null");
+    let channel = match channel_of(&shared, query.as_deref().unwrap_or_default()) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    if !well_formed_channel(&arn) {
-        return bad(
-            "InvalidChannelARN",
-            &format!("The channel ARN {arn} is not valid"),
-        );
-    }
-    let Some(channel) = shared
-        .channels
-        .iter()
-        .find(|c| c.arn == arn || c.arn.rsplit('/').next() == Some(arn.as_str()))
-    else {
-        return bad(
-            "ChannelNotFound",
-            &format!("The channel {arn} could not be found"),
-        );
-    };
-    if let Some(external) = query_param(&query, "externalId") {
-        let ok = (2..=1224).contains(&external.len())
-            && external
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b));
-        if !ok {
-            return bad(
-                "ValidationException",
-                "externalId does not match ^[\\w+=,.@:\\/-]*$ with 2 to 1224 characters",
-            );
-        }
-    }
     {
         let mut f = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
         if !f.admit(&channel.account, Instant::now()) {
             return bad("ThrottlingException", "Rate exceeded");
         }
     }
-    if nests_deeper_than(&body, MAX_DEPTH) {
-        return bad(
+    let events = match parse_events(&body) {
+        Ok(events) => events,
+        Err(r) => return r,
+    };
+
+    let (successful, failed, rows) = accept(&shared, channel, &events);
+    if let Err(r) = store(&shared, rows).await {
+        return r;
+    }
+    (
+        StatusCode::OK,
+        axum::Json(json!({"successful": successful, "failed": failed})),
+    )
+        .into_response()
+}
+
+/// The channel a request names (`channelArn`, an ARN or its id), with its `externalId` checked.
+// The refusal is the handler's own answer, returned as is: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn channel_of<'a>(shared: &'a Shared, query: &str) -> Result<&'a Channel, Response> {
+    let Some(arn) = query_param(query, "channelArn") else {
+        return Err(bad("ValidationException", "1 validation error detected: Value null at 'channelArn' failed to satisfy constraint: Member must not be null"));
+    };
+    if !well_formed_channel(&arn) {
+        return Err(bad(
+            "InvalidChannelARN",
+            &format!("The channel ARN {arn} is not valid"),
+        ));
+    }
+    let Some(channel) = shared
+        .channels
+        .iter()
+        .find(|c| c.arn == arn || c.arn.rsplit('/').next() == Some(arn.as_str()))
+    else {
+        return Err(bad(
+            "ChannelNotFound",
+            &format!("The channel {arn} could not be found"),
+        ));
+    };
+    if let Some(external) = query_param(query, "externalId") {
+        let ok = (2..=1224).contains(&external.len())
+            && external
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b));
+        if !ok {
+            return Err(bad(
+                "ValidationException",
+                "externalId does not match ^[\\w+=,.@:\\/-]*$ with 2 to 1224 characters",
+            ));
+        }
+    }
+    Ok(channel)
+}
+
+/// The request's events, checked as the service checks them before looking at any one: depth,
+/// JSON, count, ids well formed and distinct.
+// The refusal is the handler's own answer, returned as is: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn parse_events(body: &[u8]) -> Result<Vec<InEvent>, Response> {
+    if nests_deeper_than(body, MAX_DEPTH) {
+        return Err(bad(
             "ValidationException",
             &format!("The request body nests deeper than {MAX_DEPTH} levels"),
-        );
+        ));
     }
     // simd-json unescapes the (heavily escaped) eventData strings faster than serde_json; it
     // parses a copy in place.
@@ -368,21 +399,21 @@ async fn put_audit_events(
     let request: Request = match simd_json::serde::from_slice(&mut body) {
         Ok(r) => r,
         Err(e) => {
-            return bad(
+            return Err(bad(
                 "SerializationException",
                 &format!("Malformed request body: {e}"),
-            )
+            ))
         }
     };
     let events = request.audit_events;
     if events.is_empty() || events.len() > MAX_EVENTS {
-        return bad(
+        return Err(bad(
             "ValidationException",
             &format!(
                 "1 validation error detected: Value at 'auditEvents' failed to satisfy constraint: Member must have length between 1 and {MAX_EVENTS} (it has {})",
                 events.len()
             ),
-        );
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for e in &events {
@@ -391,27 +422,41 @@ async fn put_audit_events(
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !id_ok {
-            return bad(
+            return Err(bad(
                 "ValidationException",
                 &format!("Value '{}' at 'auditEvents.member.id' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[-_A-Za-z0-9]+$ with length 1 to 128", e.id),
-            );
+            ));
         }
         if !seen.insert(e.id.as_str()) {
-            return bad(
+            return Err(bad(
                 "DuplicatedAuditEventId",
                 &format!(
                     "Two or more entries in the request have the same event ID {}",
                     e.id
                 ),
-            );
+            ));
         }
     }
 
+    Ok(events)
+}
+
+/// Each event accepted (stored as CloudTrail Lake shows it) or failed, with the injected faults.
+#[allow(clippy::type_complexity)]
+fn accept(
+    shared: &Shared,
+    channel: &Channel,
+    events: &[InEvent],
+) -> (
+    Vec<serde_json::Value>,
+    Vec<serde_json::Value>,
+    Vec<StoredEvent>,
+) {
     let ingestion_time = now_iso();
     let mut successful = Vec::new();
     let mut failed = Vec::new();
     let mut rows = Vec::new();
-    for e in &events {
+    for e in events {
         let fault = shared
             .faults
             .lock()
@@ -462,38 +507,33 @@ async fn put_audit_events(
             }
         }
     }
-    if !rows.is_empty() {
-        let store = Arc::clone(&shared.store);
-        let stored = tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(&rows)
-        })
-        .await;
-        match stored {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "InternalFailure",
-                    &format!("The event store failed: {e}"),
-                )
-            }
-            Err(e) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "InternalFailure",
-                    &format!("The event store failed: {e}"),
-                )
-            }
-        }
+    (successful, failed, rows)
+}
+
+/// Stores the accepted events (off the async threads); an error is the whole call's.
+// The refusal is the handler's own answer, returned as is: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+async fn store(shared: &Shared, rows: Vec<StoredEvent>) -> Result<(), Response> {
+    if rows.is_empty() {
+        return Ok(());
     }
-    (
-        StatusCode::OK,
-        axum::Json(json!({"successful": successful, "failed": failed})),
-    )
-        .into_response()
+    let store = Arc::clone(&shared.store);
+    let stored = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(&rows)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    stored.map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            &format!("The event store failed: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]
