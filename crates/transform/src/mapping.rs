@@ -677,8 +677,105 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     ed.clear();
     ed.literal(b"{\"version\":\"1.0\",\"userIdentity\":{");
 
-    // userIdentity
-    // The export nests claims and authorization in `identity`; the REST API has them at the top.
+    write_user_identity(ed, nodes, ctx, &top, &props, category, &mut truncated);
+
+    if let Some(ua) = non_empty(props[P_USER_AGENT]) {
+        ed.punct(b',');
+        ed.key("userAgent");
+        write_cut(ed, ua, MAX_NAME_LEN, "userAgent", &mut truncated);
+    }
+    ed.punct(b',');
+    ed.key("eventSource");
+    write_upper(ed, source_ns, MAX_NAME_LEN, "eventSource", &mut truncated);
+    ed.punct(b',');
+    ed.key("eventName");
+    write_upper(ed, name_src, MAX_NAME_LEN, "eventName", &mut truncated);
+    ed.punct(b',');
+    ed.key("eventTime");
+    let iso = event_time.iso_bytes();
+    ed.string(std::str::from_utf8(&iso).unwrap_or("1970-01-01T00:00:00Z"));
+    ed.punct(b',');
+    ed.key("UID");
+    ed.string(&out.uid);
+
+    // requestParameters / responseElements: the request and response bodies, as JSON.
+    for (slot, key) in [
+        (P_REQUEST_BODY, "requestParameters"),
+        (P_RESPONSE_BODY, "responseElements"),
+    ] {
+        if let Some(body) = props[slot] {
+            write_body(ed, &mut out.tmp, key, body, &mut truncated);
+        }
+    }
+
+    // errorCode / errorMessage, only for failures.
+    if let Some((code, message)) = failure(&top, &props, entra) {
+        ed.punct(b',');
+        ed.key("errorCode");
+        write_cut(ed, &code, MAX_ERROR_LEN, "errorCode", &mut truncated);
+        if let Some(m) = message {
+            ed.punct(b',');
+            ed.key("errorMessage");
+            write_cut(ed, m, MAX_ERROR_LEN, "errorMessage", &mut truncated);
+        }
+    }
+
+    let ip = source_ip_of(&top, &props);
+    if let Some(ip) = &ip {
+        ed.punct(b',');
+        ed.key("sourceIPAddress");
+        ed.string(ip);
+    }
+    ed.punct(b',');
+    ed.key("recipientAccountId");
+    ed.string(ctx.account);
+
+    // additionalEventData: everything else worth keeping, within its limit.
+    ed.punct(b',');
+    ed.key("additionalEventData");
+    let mark = ed.mark();
+    let skip_bodies =
+        |k: &str| k.eq_ignore_ascii_case("requestbody") || k.eq_ignore_ascii_case("responseBody");
+    // properties as it stands in the record, unless a body was moved out of it.
+    let raw_props = match (ctx.raw, props[P_REQUEST_BODY], props[P_RESPONSE_BODY]) {
+        (Some(raw), None, None) => raw.member(nodes, "properties"),
+        _ => None,
+    };
+    let extra = Additional {
+        top: &top,
+        ctx,
+        time_source,
+        truncated: &truncated,
+        props: props_val,
+        raw_props,
+        skip: &skip_bodies,
+        nodes,
+        source_ip: ip.as_deref(),
+    };
+    extra.write(ed, &[], false);
+    if ed.json.len() - mark.0 > MAX_ADDITIONAL_BYTES {
+        extra.degrade(ed, mark, &mut out.tmp);
+    }
+    ed.punct(b'}');
+
+    let digest = Sha256::digest(&out.doc.json);
+    out.checksum.clear();
+    base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out.checksum);
+    Ok(())
+}
+
+/// `userIdentity`'s members (`type`, `principalId`, `details` with the identity as written),
+/// closing `userIdentity`. The export nests claims and authorization in `identity`; the REST API
+/// has them at the top.
+fn write_user_identity(
+    ed: &mut Doc,
+    nodes: &[Node<'_>],
+    ctx: &Ctx<'_>,
+    top: &[Option<Val<'_, '_>>; TOP_FIELDS],
+    props: &[Option<Val<'_, '_>>; PROPERTY_FIELDS],
+    category: Option<&str>,
+    truncated: &mut Vec<&'static str>,
+) {
     let mut identity = match top[T_IDENTITY] {
         Some(v) => read_identity(Some(v)),
         None if top[T_CLAIMS].is_some() || top[T_AUTHORIZATION].is_some() => {
@@ -687,14 +784,14 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
         None => Identity::default(),
     };
     identity.caller = non_empty(top[T_CALLER]);
-    let (principal, id_type) = principal(&identity, &props, category);
+    let (principal, id_type) = principal(&identity, props, category);
     ed.key("type");
     write_cut(
         ed,
         id_type,
         MAX_IDENTITY_TYPE_LEN,
         "userIdentity.type",
-        &mut truncated,
+        truncated,
     );
     ed.punct(b',');
     ed.key("principalId");
@@ -703,7 +800,7 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
         principal,
         MAX_NAME_LEN,
         "userIdentity.principalId",
-        &mut truncated,
+        truncated,
     );
     ed.literal(b",\"details\":{");
     let mut first = true;
@@ -764,49 +861,15 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     }
     ed.punct(b'}');
     ed.punct(b'}');
+}
 
-    if let Some(ua) = non_empty(props[P_USER_AGENT]) {
-        ed.punct(b',');
-        ed.key("userAgent");
-        write_cut(ed, ua, MAX_NAME_LEN, "userAgent", &mut truncated);
-    }
-    ed.punct(b',');
-    ed.key("eventSource");
-    write_upper(ed, source_ns, MAX_NAME_LEN, "eventSource", &mut truncated);
-    ed.punct(b',');
-    ed.key("eventName");
-    write_upper(ed, name_src, MAX_NAME_LEN, "eventName", &mut truncated);
-    ed.punct(b',');
-    ed.key("eventTime");
-    let iso = event_time.iso_bytes();
-    ed.string(std::str::from_utf8(&iso).unwrap_or("1970-01-01T00:00:00Z"));
-    ed.punct(b',');
-    ed.key("UID");
-    ed.string(&out.uid);
-
-    // requestParameters / responseElements: the request and response bodies, as JSON.
-    for (slot, key) in [
-        (P_REQUEST_BODY, "requestParameters"),
-        (P_RESPONSE_BODY, "responseElements"),
-    ] {
-        if let Some(body) = props[slot] {
-            write_body(ed, &mut out.tmp, key, body, &mut truncated);
-        }
-    }
-
-    // errorCode / errorMessage, only for failures.
-    if let Some((code, message)) = failure(&top, &props, entra) {
-        ed.punct(b',');
-        ed.key("errorCode");
-        write_cut(ed, &code, MAX_ERROR_LEN, "errorCode", &mut truncated);
-        if let Some(m) = message {
-            ed.punct(b',');
-            ed.key("errorMessage");
-            write_cut(ed, m, MAX_ERROR_LEN, "errorMessage", &mut truncated);
-        }
-    }
-
-    let ip = non_empty(top[T_CALLER_IP])
+/// `sourceIPAddress`: the caller's address, from `callerIpAddress`, the REST shape's
+/// `httpRequest.clientIpAddress` or `properties.ipAddress`, when one is an IP address.
+fn source_ip_of(
+    top: &[Option<Val<'_, '_>>; TOP_FIELDS],
+    props: &[Option<Val<'_, '_>>; PROPERTY_FIELDS],
+) -> Option<String> {
+    non_empty(top[T_CALLER_IP])
         .and_then(source_ip)
         .or_else(|| {
             top[T_HTTP_REQUEST]
@@ -814,48 +877,7 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
                 .and_then(source_ip)
         })
         .or_else(|| non_empty(props[P_IP]).and_then(source_ip))
-        .map(|ip| ip.to_string());
-    if let Some(ip) = &ip {
-        ed.punct(b',');
-        ed.key("sourceIPAddress");
-        ed.string(ip);
-    }
-    ed.punct(b',');
-    ed.key("recipientAccountId");
-    ed.string(ctx.account);
-
-    // additionalEventData: everything else worth keeping, within its limit.
-    ed.punct(b',');
-    ed.key("additionalEventData");
-    let mark = ed.mark();
-    let skip_bodies =
-        |k: &str| k.eq_ignore_ascii_case("requestbody") || k.eq_ignore_ascii_case("responseBody");
-    // properties as it stands in the record, unless a body was moved out of it.
-    let raw_props = match (ctx.raw, props[P_REQUEST_BODY], props[P_RESPONSE_BODY]) {
-        (Some(raw), None, None) => raw.member(nodes, "properties"),
-        _ => None,
-    };
-    let extra = Additional {
-        top: &top,
-        ctx,
-        time_source,
-        truncated: &truncated,
-        props: props_val,
-        raw_props,
-        skip: &skip_bodies,
-        nodes,
-        source_ip: ip.as_deref(),
-    };
-    extra.write(ed, &[], false);
-    if ed.json.len() - mark.0 > MAX_ADDITIONAL_BYTES {
-        extra.degrade(ed, mark, &mut out.tmp);
-    }
-    ed.punct(b'}');
-
-    let digest = Sha256::digest(&out.doc.json);
-    out.checksum.clear();
-    base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out.checksum);
-    Ok(())
+        .map(|ip| ip.to_string())
 }
 
 /// The event time (with its milliseconds) and, when it is not `time`, the field it came from.
