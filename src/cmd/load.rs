@@ -243,79 +243,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _progress = Progress::load(&live);
         let mut failed = 0;
         if let Some(queue_url) = &args.queue_url {
-            let queues = Queues {
-                work: queue_url.clone(),
-                failures: args.failure_queue_url.clone().unwrap_or_default(),
-                checkpoint_bucket: args.checkpoint_bucket.clone(),
-            };
-            let worker = args.settings.worker(
-                &c.aws(),
-                &queues,
-                Arc::clone(&c.sink),
-                Arc::clone(&limiter),
-                config.clone(),
-            );
-            let summary = worker.run(args.until_empty).await?;
-            if summary.released > 0 {
-                eprintln!(
-                    "aztrail load: stopped; {} message(s) released for the next worker, which resumes from their checkpoints",
-                    summary.released
-                );
-            }
-            failed += summary.load.failed + summary.poison;
-            super::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+            failed += from_queue(&args, queue_url, &c, &limiter, &config).await?;
         }
-        let dest = Destination {
-            sink: &c.sink,
-            limiter: &limiter,
-            failures: &failures,
-        };
-        let mut total = Summary::default();
-        let mut unreadable = 0u64;
-        let direct = !items.is_empty();
-        for item in items {
-            let (source, reader, name) = match item {
-                Item::S3 { bucket, key } => {
-                    let reader = aztrail_load::s3::open(&c.s3, &bucket, &key).await?;
-                    let name = format!("s3://{bucket}/{key}");
-                    (
-                        Source {
-                            bucket: Some(bucket),
-                            key,
-                        },
-                        reader,
-                        name,
-                    )
-                }
-                Item::File(path) => {
-                    let reader = open_file(&path).await?;
-                    let key = path.to_string_lossy().into_owned();
-                    (
-                        Source {
-                            bucket: None,
-                            key: key.clone(),
-                        },
-                        reader,
-                        key,
-                    )
-                }
+        if !items.is_empty() {
+            let dest = Destination {
+                sink: &c.sink,
+                limiter: &limiter,
+                failures: &failures,
             };
-            let (summary, error) = load_one(&source, reader, &dest, &config)
-                .await
-                .with_context(|| format!("loading {name}"))?;
-            unreadable += u64::from(error.is_some());
-            total.add(&summary);
-            let line = serde_json::json!({"object": name, "summary": summary, "unreadable": error});
-            super::emit(&(serde_json::to_string(&line)? + "\n"))?;
-        }
-        if direct {
-            failed += total.failed + unreadable;
-            let line = serde_json::json!({
-                "total": total,
-                "balanced": total.balanced(),
-                "unreadableObjects": unreadable,
-            });
-            super::emit(&(serde_json::to_string_pretty(&line)? + "\n"))?;
+            failed += direct(items, &c.s3, &dest, &config).await?;
         }
         anyhow::Ok(if failed > 0 {
             ExitCode::from(EXIT_REJECTED)
@@ -323,6 +259,87 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         })
     })
+}
+
+/// The queue worker over `queue_url`; prints its summary and returns the records and messages
+/// that failed.
+async fn from_queue(
+    args: &Args,
+    queue_url: &str,
+    c: &super::aws::Clients,
+    limiter: &Arc<aztrail_load::rate::RateLimiter>,
+    config: &LoadConfig,
+) -> anyhow::Result<u64> {
+    let queues = Queues {
+        work: queue_url.to_string(),
+        failures: args.failure_queue_url.clone().unwrap_or_default(),
+        checkpoint_bucket: args.checkpoint_bucket.clone(),
+    };
+    let worker = args.settings.worker(
+        &c.aws(),
+        &queues,
+        Arc::clone(&c.sink),
+        Arc::clone(limiter),
+        config.clone(),
+    );
+    let summary = worker.run(args.until_empty).await?;
+    if summary.released > 0 {
+        eprintln!(
+            "aztrail load: stopped; {} message(s) released for the next worker, which resumes from their checkpoints",
+            summary.released
+        );
+    }
+    super::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+    Ok(summary.load.failed + summary.poison)
+}
+
+/// The objects and files named on the command line, one after another, each from its start;
+/// prints a line per object and the total, and returns the records that failed and the objects
+/// that could not be read to the end.
+async fn direct<S: aztrail_load::sink::EventSink, F: FailureSink>(
+    items: Vec<Item>,
+    s3: &aws_sdk_s3::Client,
+    dest: &Destination<'_, S, F>,
+    config: &LoadConfig,
+) -> anyhow::Result<u64> {
+    let mut total = Summary::default();
+    let mut unreadable = 0u64;
+    for item in items {
+        let (source, reader, name) = match item {
+            Item::S3 { bucket, key } => {
+                let reader = aztrail_load::s3::open(s3, &bucket, &key).await?;
+                let name = format!("s3://{bucket}/{key}");
+                let source = Source {
+                    bucket: Some(bucket),
+                    key,
+                };
+                (source, reader, name)
+            }
+            Item::File(path) => {
+                let reader = open_file(&path).await?;
+                let key = path.to_string_lossy().into_owned();
+                let source = Source {
+                    bucket: None,
+                    key: key.clone(),
+                };
+                (source, reader, key)
+            }
+        };
+        let (summary, error) = load_one(&source, reader, dest, config)
+            .await
+            .with_context(|| format!("loading {name}"))?;
+        unreadable += u64::from(error.is_some());
+        total.add(&summary);
+        let line = serde_json::json!({"object": name, "summary": summary, "unreadable": error});
+        super::emit(&(serde_json::to_string(&line)? + "\n"))?;
+    }
+    let line = serde_json::json!({
+        "total": total,
+        "balanced": total.balanced(),
+        "unreadableObjects": unreadable,
+    });
+    super::emit(&(serde_json::to_string_pretty(&line)? + "\n"))?;
+    Ok(total.failed + unreadable)
 }
 
 #[cfg(test)]
