@@ -16,9 +16,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tracing::Instrument;
 
 use futures::StreamExt;
+use tracing::Instrument;
 
 use crate::auth::AzureAuth;
 use crate::azure::{AzureError, BlobInfo, Container};
@@ -270,54 +270,9 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
             if pending.iter().any(|p| p.blob == blob.name) {
                 continue;
             }
-            let state = cp.blobs.entry(blob.name.clone()).or_default();
-            let recreated = match (&state.created, &blob.created) {
-                (Some(was), Some(now)) if was != now => Some(format!(
-                    "created {now}, was {was}: replaced, copying again from 0"
-                )),
-                _ => None,
-            };
-            let why = recreated.or_else(|| {
-                (blob.length < state.committed).then(|| {
-                    format!(
-                        "{} bytes, {} were copied: replaced, copying again from 0",
-                        blob.length, state.committed
-                    )
-                })
-            });
-            if let Some(why) = why {
-                summary.replaced += 1;
-                summary
-                    .warnings
-                    .push(format!("{name}/{}: {why}", blob.name));
-                state.committed = 0;
-                state.seen_length = 0;
-                state.generation += 1;
-            }
-            if blob.created.is_some() {
-                state.created.clone_from(&blob.created);
-            }
-            if blob.length != state.seen_length {
-                state.changed_at = self.now;
-            }
-            let grown = blob.length > state.committed;
-            let settled = !self.config.settle
-                || (blob.length == state.seen_length
-                    && aztrail_transform::time::blob_path_hour(&blob.name)
-                        .is_none_or(|h| self.now >= h.0 + 3600 + self.config.settle_grace_seconds));
-            state.seen_length = blob.length;
-            state.etag.clone_from(&blob.etag);
-            if grown && settled {
-                pending.push(PendingRange {
-                    blob: blob.name.clone(),
-                    etag: blob.etag.clone(),
-                    last_modified: blob.last_modified.clone(),
-                    start: state.committed,
-                    limit: blob.length,
-                    generation: state.generation,
-                });
-            } else {
-                summary.skipped += 1;
+            match self.plan(blob, &mut cp, summary) {
+                Some(range) => pending.push(range),
+                None => summary.skipped += 1,
             }
         }
         if pending.is_empty() {
@@ -371,6 +326,63 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
     }
 
     /// The blobs of the window (or of the whole container with `full_scan`).
+    /// What to copy of `blob` (the range from what was committed to its length, when it grew
+    /// and, with `settle`, its hour is over), updating its state in `cp`: a blob replaced since
+    /// (created anew, or shorter than what was copied) starts over from 0, with a warning.
+    fn plan(
+        &self,
+        blob: &BlobInfo,
+        cp: &mut ContainerCheckpoint,
+        summary: &mut IngestSummary,
+    ) -> Option<PendingRange> {
+        let name = self.container.name();
+        let state = cp.blobs.entry(blob.name.clone()).or_default();
+        let recreated = match (&state.created, &blob.created) {
+            (Some(was), Some(now)) if was != now => Some(format!(
+                "created {now}, was {was}: replaced, copying again from 0"
+            )),
+            _ => None,
+        };
+        let why = recreated.or_else(|| {
+            (blob.length < state.committed).then(|| {
+                format!(
+                    "{} bytes, {} were copied: replaced, copying again from 0",
+                    blob.length, state.committed
+                )
+            })
+        });
+        if let Some(why) = why {
+            summary.replaced += 1;
+            summary
+                .warnings
+                .push(format!("{name}/{}: {why}", blob.name));
+            state.committed = 0;
+            state.seen_length = 0;
+            state.generation += 1;
+        }
+        if blob.created.is_some() {
+            state.created.clone_from(&blob.created);
+        }
+        if blob.length != state.seen_length {
+            state.changed_at = self.now;
+        }
+        let grown = blob.length > state.committed;
+        let settled = !self.config.settle
+            || (blob.length == state.seen_length
+                && aztrail_transform::time::blob_path_hour(&blob.name)
+                    .is_none_or(|h| self.now >= h.0 + 3600 + self.config.settle_grace_seconds));
+        state.seen_length = blob.length;
+        state.etag.clone_from(&blob.etag);
+        (grown && settled).then(|| PendingRange {
+            blob: blob.name.clone(),
+            etag: blob.etag.clone(),
+            last_modified: blob.last_modified.clone(),
+            start: state.committed,
+            limit: blob.length,
+            generation: state.generation,
+        })
+    }
+
     async fn discover(&self, cp: &mut ContainerCheckpoint) -> Result<Vec<BlobInfo>, IngestError> {
         let is_log = |b: &BlobInfo| b.name.ends_with(".json");
         if self.config.full_scan {
