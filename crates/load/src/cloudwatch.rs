@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use aztrail_transform::time::UtcSeconds;
 
-use crate::sink::{call_error, CallError, EventSink, OutEvent, PutResult, Wire};
+use crate::sink::{call_error, with_body, CallError, EventSink, OutEvent, PutResult, Wire};
 
 /// How far back CloudWatch Logs takes events: 14 days.
 pub const MAX_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
@@ -130,11 +130,7 @@ impl CloudWatchSink {
             .log_stream_name(&self.stream)
             .set_log_events(Some(Vec::new()))
             .customize()
-            .mutate_request(move |req| {
-                req.headers_mut()
-                    .insert("content-length", body.len().to_string());
-                *req.body_mut() = aws_smithy_types::body::SdkBody::from(body.clone());
-            })
+            .mutate_request(with_body(body))
             .send()
             .await
             .map(|out| out.rejected_log_events_info().cloned())

@@ -278,11 +278,7 @@ impl EventSink for CloudTrailSink {
             .channel_arn(&self.channel_arn)
             .set_audit_events(Some(Vec::new()))
             .customize()
-            .mutate_request(move |req| {
-                req.headers_mut()
-                    .insert("content-length", body.len().to_string());
-                *req.body_mut() = aws_smithy_types::body::SdkBody::from(body.clone());
-            })
+            .mutate_request(with_body(body))
             .send()
             .await;
         match sent {
@@ -306,6 +302,18 @@ impl EventSink for CloudTrailSink {
             }),
             Err(err) => Err(call_error(err)),
         }
+    }
+}
+
+/// Puts `body` (the events' own bytes) in place of what the SDK serialized, before signing:
+/// each event is serialized once, and the size counted is the size sent. Both sinks use it.
+pub(crate) fn with_body(
+    body: bytes::Bytes,
+) -> impl Fn(&mut aws_sdk_cloudtraildata::config::http::HttpRequest) + Send + Sync + 'static {
+    move |req| {
+        req.headers_mut()
+            .insert("content-length", body.len().to_string());
+        *req.body_mut() = aws_smithy_types::body::SdkBody::from(body.clone());
     }
 }
 
