@@ -1,6 +1,7 @@
 //! The local lake, driven by the official `aws-sdk-cloudtraildata` client pointed at it: batches
 //! are accepted and queryable, every whole-call and per-event error reaches the SDK as the SDK's
-//! own error, the quota throttles, faults are injected, and events survive a restart.
+//! own error, the quota throttles, faults are injected, a call's latency is its whole round trip,
+//! and events survive a restart.
 
 use aws_sdk_cloudtraildata::config::retry::RetryConfig;
 use aws_sdk_cloudtraildata::config::{BehaviorVersion, Credentials, Region};
@@ -318,6 +319,36 @@ async fn calls_over_the_quota_are_throttled() {
     );
     assert!(throttled >= 1);
     assert_eq!(ok + throttled, 12);
+    lake.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_is_the_round_trip_and_the_work_happens_within_it() {
+    // Long enough that storing 100 events ends long before the answer is due.
+    let lake = lake_with(FaultConfig {
+        latency: std::time::Duration::from_secs(3),
+        ..FaultConfig::none()
+    })
+    .await;
+    let c = client(&lake);
+    let batch = events(100, 41, LOCAL_ACCOUNT);
+    let call = tokio::spawn(
+        c.put_audit_events()
+            .channel_arn(DEFAULT_CHANNEL_ARN)
+            .set_audit_events(Some(batch))
+            .send(),
+    );
+    // The events are stored while the call is still in flight, as the service stores before it
+    // answers...
+    while lake.count().await.unwrap() < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!call.is_finished(), "answered before its latency passed");
+    // ...and `until_answered` returns once the answer is out.
+    lake.until_answered(100).await;
+    let out = call.await.unwrap().expect("accepted");
+    assert_eq!(out.successful().len(), 100);
+    assert_eq!(lake.count().await.unwrap(), 100);
     lake.stop().await;
 }
 

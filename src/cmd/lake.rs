@@ -39,7 +39,8 @@ struct ServeArgs {
     /// Another channel to accept (repeatable): arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID.
     #[arg(long = "channel")]
     channels: Vec<String>,
-    /// Delay added to every call, in milliseconds.
+    /// How long every call takes, in milliseconds: it is answered this long after its body
+    /// arrived (or when its work is done, if that takes longer).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     /// Calls per second per account beyond which calls get ThrottlingException (0: no limit).

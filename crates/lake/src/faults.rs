@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 /// What to inject.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultConfig {
-    /// Added to every call before it is answered.
+    /// How long a call takes: it is answered this long after its body arrived, or when its
+    /// work (checks, store) is done if that takes longer.
     pub latency: Duration,
     /// Calls per second per account beyond which calls are throttled (0: no limit).
     pub tps: u32,

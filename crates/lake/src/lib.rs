@@ -145,6 +145,8 @@ impl LakeConfig {
 pub struct Lake {
     addr: SocketAddr,
     store: Arc<Mutex<Store>>,
+    /// Events accepted in answered calls since the start.
+    answered: tokio::sync::watch::Receiver<u64>,
     shutdown: Option<tokio::sync::watch::Sender<bool>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
 }
@@ -169,12 +171,14 @@ impl Lake {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(std::process::id()) << 32;
+        let (answered_tx, answered) = tokio::sync::watch::channel(0);
         let shared = Arc::new(server::Shared {
             channels,
             faults: Mutex::new(faults::Faults::new(config.faults.clone())),
             store: Arc::clone(&store),
             ids: Mutex::new(fastrand::Rng::with_seed(id_seed)),
             body_timeout: config.limits.body_timeout,
+            answered: answered_tx,
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -192,6 +196,7 @@ impl Lake {
         Ok(Self {
             addr,
             store,
+            answered,
             shutdown: Some(tx),
             task,
         })
@@ -236,6 +241,15 @@ impl Lake {
     /// Number of stored events.
     pub async fn count(&self) -> Result<u64, LakeError> {
         self.with_store(|s| s.count()).await
+    }
+
+    /// Waits until the calls answered since the lake started have accepted at least `events`
+    /// events in all: the moment a client has heard that its last event is in, without polling
+    /// (benchmarks time a load to it).
+    pub async fn until_answered(&self, events: u64) {
+        let mut answered = self.answered.clone();
+        // The sender lives as long as the server; if it is gone, nothing more will be answered.
+        let _ = answered.wait_for(|n| *n >= events).await;
     }
 
     /// Stops serving, after the calls in flight are answered.

@@ -38,6 +38,8 @@ pub struct Shared {
     pub ids: Mutex<fastrand::Rng>,
     /// How long a client may take to send a body once its headers arrived.
     pub body_timeout: std::time::Duration,
+    /// Events accepted in calls answered so far (stored, and the answer on its way).
+    pub answered: tokio::sync::watch::Sender<u64>,
 }
 
 /// The router of the endpoint.
@@ -304,44 +306,60 @@ async fn put_audit_events(
         Ok(b) => b,
         Err(r) => return r,
     };
+    // The configured latency is the call's round trip, as a client of the service sees it: the
+    // call is worked on at once (admitted or throttled, its events checked and stored) and
+    // answered when the latency has passed since its body arrived, or when the work is done if
+    // that takes longer. As with the service, a client that vanishes before the answer may have
+    // had its events stored.
     let (latency, call_error) = {
         let mut f = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
         (f.config().latency, f.call_errors())
     };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    if call_error {
-        return error(
+    let answer_at = tokio::time::Instant::now() + latency;
+    let (response, accepted) = if call_error {
+        let r = error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalFailure",
             "The request processing has failed because of an unknown error (injected)",
         );
+        (r, 0)
+    } else {
+        work_on_call(&shared, query.as_deref().unwrap_or_default(), &body).await
+    };
+    tokio::time::sleep_until(answer_at).await;
+    if accepted > 0 {
+        shared.answered.send_modify(|n| *n += accepted as u64);
     }
-    let channel = match channel_of(&shared, query.as_deref().unwrap_or_default()) {
+    response
+}
+
+/// A PutAuditEvents call's answer, and how many of its events were accepted (and stored).
+async fn work_on_call(shared: &Shared, query: &str, body: &[u8]) -> (Response, usize) {
+    let channel = match channel_of(shared, query) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return (r, 0),
     };
     {
         let mut f = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
         if !f.admit(&channel.account, Instant::now()) {
-            return bad("ThrottlingException", "Rate exceeded");
+            return (bad("ThrottlingException", "Rate exceeded"), 0);
         }
     }
-    let events = match parse_events(&body) {
+    let events = match parse_events(body) {
         Ok(events) => events,
-        Err(r) => return r,
+        Err(r) => return (r, 0),
     };
 
-    let (successful, failed, rows) = accept(&shared, channel, &events);
-    if let Err(r) = store(&shared, rows).await {
-        return r;
+    let (successful, failed, rows) = accept(shared, channel, &events);
+    let accepted = rows.len();
+    if let Err(r) = store(shared, rows).await {
+        return (r, 0);
     }
-    (
+    let answer = (
         StatusCode::OK,
         axum::Json(json!({"successful": successful, "failed": failed})),
-    )
-        .into_response()
+    );
+    (answer.into_response(), accepted)
 }
 
 /// The channel a request names (`channelArn`, an ARN or its id), with its `externalId` checked.
