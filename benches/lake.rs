@@ -16,6 +16,10 @@ use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACC
 use aztrail_transform::{frame_all, synth, Mapper};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
+// The allocator `aztrail` itself uses (src/main.rs), so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// 2,000 mapped events as SDK calls of 100.
 fn batches() -> Vec<Vec<AuditEvent>> {
     let data = synth::generate(2000, 21);
