@@ -494,12 +494,13 @@ fn accept(
     let mut successful = Vec::new();
     let mut failed = Vec::new();
     let mut rows = Vec::new();
-    for e in events {
-        let fault = shared
-            .faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .event_fault();
+    // Each event's fault, drawn in the call's order under one lock.
+    let faults: Vec<Option<EventFault>> = {
+        let mut f = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+        events.iter().map(|_| f.event_fault()).collect()
+    };
+    let mut ids = shared.ids.lock().unwrap_or_else(|p| p.into_inner());
+    for (e, fault) in events.iter().zip(faults) {
         let outcome = match fault {
             Some(EventFault::Throttle) => {
                 Err((EventError::Throttling, "Rate exceeded".to_string()))
@@ -516,7 +517,7 @@ fn accept(
         };
         match outcome {
             Ok(accepted) => {
-                let event_id = guid(&mut shared.ids.lock().unwrap_or_else(|p| p.into_inner()));
+                let event_id = guid(&mut ids);
                 // The record as CloudTrail Lake shows it: eventData as sent, plus what the service
                 // adds. eventData was parsed above, so it is a JSON object and can be embedded.
                 let mut record = String::with_capacity(e.event_data.len() + 256);

@@ -33,7 +33,8 @@ struct Queue {
 
 #[derive(Default)]
 struct World {
-    objects: HashMap<String, Bytes>,
+    /// Path → (body, ETag), the ETag computed once when the object is put.
+    objects: HashMap<String, (Bytes, String)>,
     queues: HashMap<String, Queue>,
     next: u64,
     /// Log events put.
@@ -179,7 +180,7 @@ fn s3(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap, body: B
         let mut world = lock(shared);
         world.next += 1;
         let sequencer = format!("{:016X}", world.next);
-        world.objects.insert(path.clone(), body);
+        world.objects.insert(path.clone(), (body, tag.clone()));
         if let Some((bucket, key)) = path.split_once('/') {
             if key.starts_with("staged/") {
                 let note = json!({"Records": [{
@@ -200,8 +201,9 @@ fn s3(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap, body: B
         }
         return (StatusCode::OK, [("etag", tag)]).into_response();
     }
-    match lock(shared).objects.get(&path) {
-        Some(b) => (StatusCode::OK, [("etag", etag(b))], b.clone()).into_response(),
+    let found = lock(shared).objects.get(&path).cloned();
+    match found {
+        Some((b, tag)) => (StatusCode::OK, [("etag", tag)], b).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             [("content-type", "application/xml")],
