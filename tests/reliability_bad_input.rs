@@ -96,6 +96,42 @@ async fn bad_input_is_reported_and_good_records_load() {
         &[records.trim_end().len() as u64],
     );
 
+    // Second hostile round.
+    // 9. A JSON Lines record whose first member is `value`: a record, kept whole (item 1).
+    let f9 = format!(
+        "{{\"value\":[{{\"x\":1}}],\"time\":\"2026-11-27T10:00:00Z\",\"operationName\":\"X/first\"}}\n{}\n",
+        good(9)
+    );
+    put("09-value-first-record.json", f9.into_bytes(), 2, &[]);
+    // 10. A page with two value arrays; a page sorted by `jq -S` (nextLink first), pretty-printed,
+    //     of 50 records; an object that starts like a page but has another member (a record,
+    //     kept whole, rejected for its missing time and reported at 0) (item 2).
+    let f10 = format!(
+        "{{\"value\":[{}],\"value\":[{},{}]}}\n",
+        good(10),
+        good(11),
+        good(12)
+    );
+    put("10a-two-values.json", f10.into_bytes(), 3, &[]);
+    let sorted = format!(
+        "{{\n  \"nextLink\": \"https://management.azure.com/x?$skiptoken=a\",\n  \"value\": [\n{}\n  ]\n}}\n",
+        (100..150).map(good).collect::<Vec<_>>().join(",\n")
+    );
+    put("10b-sorted-page.json", sorted.into_bytes(), 50, &[]);
+    let f10c = format!("{{\"value\":[{}],\"more\":[{}]}}\n", good(13), good(14));
+    put("10c-not-a-page.json", f10c.into_bytes(), 0, &[0]);
+    // 11. Repeated keys, as ServiceHealth writes them (item 3): one event, every value in it.
+    let f11 = "{\"time\":\"2026-11-27T10:00:00Z\",\"operationName\":\"Microsoft.ServiceHealth/incident/action\",\"Level\":5,\"level\":\"Informational\",\"source\":\"a\",\"record.source\":\"b\",\"d\":1,\"d\":2}\n";
+    put("11-repeated-keys.json", f11.as_bytes().to_vec(), 1, &[]);
+    // 12. A record 1,500 deep in a 6 kB line (item 10): loaded, and the lake still answers
+    //     queries that read eventData.
+    let f12 = format!(
+        "{{\"time\":\"2026-11-27T10:00:00Z\",\"operationName\":\"X/deep\",\"properties\":{{\"d\":{}1{}}}}}\n",
+        "[".repeat(1500),
+        "]".repeat(1500)
+    );
+    put("12-deep.json", f12.into_bytes(), 1, &[]);
+
     let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
     let failures = dir.join("failures.jsonl");
     let out = common::load_into_lake(&lake.url(), &failures, &src);
@@ -146,6 +182,22 @@ async fn bad_input_is_reported_and_good_records_load() {
         "every good record loaded"
     );
     assert_eq!(stats.duplicate_events, 0);
+    // Every event's eventData can be read by the lake's queries (item 10).
+    let rows = lake
+        .query(
+            "SELECT eventData.eventName, COUNT(*) AS n FROM aztrail GROUP BY eventData.eventName",
+        )
+        .await
+        .expect("a query over every event's eventData");
+    assert!(!rows.rows.is_empty());
+    let repeated = lake
+        .query("SELECT eventData.additionalEventData FROM aztrail WHERE eventData.eventName = 'MICROSOFT.SERVICEHEALTH/INCIDENT/ACTION'")
+        .await
+        .unwrap();
+    let extra = format!("{:?}", repeated.rows);
+    for needle in ["Informational", "level#2", "record.source#2", "d#2"] {
+        assert!(extra.contains(needle), "{needle} in {extra}");
+    }
     lake.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

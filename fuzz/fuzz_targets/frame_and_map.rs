@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let mut batcher = Batcher::new();
     let mut entry = Vec::new();
     for (offset, bytes) in &whole {
-        let rec = aztrail_transform::Record { offset: *offset, bytes };
+        let rec = aztrail_transform::Record::new(*offset, bytes);
         if let Ok(ev) = mapper.map(rec) {
             entry.clear();
             ev.write_entry(&mut entry);

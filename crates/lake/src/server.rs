@@ -251,47 +251,6 @@ async fn read_body(
     }
 }
 
-/// Whether `json` nests deeper than `max` (brackets inside strings do not count).
-fn nests_deeper_than(json: &[u8], max: usize) -> bool {
-    let mut depth = 0usize;
-    let mut i = 0;
-    while let Some(at) = memchr::memchr3(b'"', b'{', b'[', &json[i..]) {
-        // Closing brackets between here and the next opening one or string.
-        depth = depth.saturating_sub(
-            json[i..i + at]
-                .iter()
-                .filter(|&&b| b == b'}' || b == b']')
-                .count(),
-        );
-        i += at;
-        if json[i] == b'"' {
-            // Skip the string (its brackets are text), jumping from one quote or backslash to
-            // the next: most of a body is the events' `eventData` strings.
-            i += 1;
-            loop {
-                match memchr::memchr2(b'"', b'\\', &json[i..]) {
-                    Some(k) if json[i + k] == b'\\' => i += k + 2,
-                    Some(k) => {
-                        i += k + 1;
-                        break;
-                    }
-                    None => return false,
-                }
-                if i >= json.len() {
-                    return false;
-                }
-            }
-        } else {
-            depth += 1;
-            if depth > max {
-                return true;
-            }
-            i += 1;
-        }
-    }
-    false
-}
-
 async fn put_audit_events(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
@@ -425,7 +384,7 @@ fn channel_of<'a>(shared: &'a Shared, query: &str) -> Result<&'a Channel, Respon
 // The refusal is the handler's own answer, returned as is: boxing it would buy nothing.
 #[allow(clippy::result_large_err)]
 fn parse_events(body: &[u8]) -> Result<Vec<InEvent>, Response> {
-    if nests_deeper_than(body, MAX_DEPTH) {
+    if aztrail_transform::json::nests_deeper_than(body, MAX_DEPTH) {
         return Err(bad(
             "ValidationException",
             &format!("The request body nests deeper than {MAX_DEPTH} levels"),
@@ -578,25 +537,6 @@ async fn store(shared: &Shared, rows: Vec<StoredEvent>) -> Result<(), Response> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nesting_counts_brackets_outside_strings_only() {
-        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        assert!(!nests_deeper_than(deep(64).as_bytes(), 64));
-        assert!(nests_deeper_than(deep(65).as_bytes(), 64));
-        // Brackets in strings, escaped quotes and backslashes are text.
-        let text = format!(
-            r#"{{"a":"{}\"{}\\","b":[1]}}"#,
-            "[".repeat(100),
-            "{".repeat(100)
-        );
-        assert!(!nests_deeper_than(text.as_bytes(), 3));
-        // Closed brackets free their depth; an unterminated string ends the scan.
-        let siblings = "[[1],[2],[3],[4]]".repeat(3);
-        assert!(!nests_deeper_than(siblings.as_bytes(), 2));
-        assert!(nests_deeper_than(b"[[[", 2));
-        assert!(!nests_deeper_than(br#"["[[[["#, 2));
-    }
 
     #[test]
     fn channel_arns_and_ids() {

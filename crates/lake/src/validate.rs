@@ -51,6 +51,11 @@ pub type Failure = (EventError, String);
 
 const KB: usize = 1024;
 
+/// The deepest `eventData` the lake stores: far within what its queries read (SQLite's JSON
+/// functions take 1,000 levels), and far above what the mapping writes (its values nest at most
+/// `aztrail_transform::limits::MAX_VALUE_DEPTH`, 32, below their place in the event).
+pub const MAX_EVENT_DEPTH: usize = 100;
+
 /// The fields of `eventData` that are checked, borrowed from the event's text; the nested JSON
 /// documents stay unparsed (only their form and size matter here).
 #[derive(Deserialize)]
@@ -127,6 +132,14 @@ pub fn check_event(
         return Err((
             EventError::InvalidData,
             "eventData is not a JSON object".into(),
+        ));
+    }
+    if aztrail_transform::json::nests_deeper_than(event_data.as_bytes(), MAX_EVENT_DEPTH) {
+        // Stored, it could not be queried: SQLite's JSON functions stop at 1,000 levels, and
+        // a query that meets one such event fails whole.
+        return Err((
+            EventError::InvalidData,
+            format!("eventData nests deeper than {MAX_EVENT_DEPTH} levels"),
         ));
     }
     let data: EventData<'_> = serde_json::from_str(event_data).map_err(|e| {
@@ -279,6 +292,25 @@ mod tests {
             check_event(&s, Some("AAAA"), "123456789012").unwrap_err().0,
             EventError::InvalidChecksum
         );
+    }
+
+    #[test]
+    fn an_event_too_deep_to_query_is_refused_not_stored() {
+        let mut ok = event().to_string();
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        ok.insert_str(
+            ok.len() - 1,
+            &format!(",\"additionalEventData\":{{\"x\":{}}}", nested(90)),
+        );
+        assert!(check_event(&ok, None, "123456789012").is_ok());
+        let mut deep = event().to_string();
+        deep.insert_str(
+            deep.len() - 1,
+            &format!(",\"additionalEventData\":{{\"x\":{}}}", nested(1500)),
+        );
+        let (code, why) = check_event(&deep, None, "123456789012").unwrap_err();
+        assert_eq!(code, EventError::InvalidData);
+        assert!(why.contains("deeper than 100"), "{why}");
     }
 
     #[test]

@@ -216,6 +216,7 @@ impl<S: EventSink> Redriver<S> {
             offset,
             bytes: &bytes,
             oversize,
+            stray: false,
         };
         let ev = mapper
             .map(rec)

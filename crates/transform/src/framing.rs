@@ -34,9 +34,13 @@ pub struct Record<'a> {
     pub offset: u64,
     /// The record's bytes, as they were in the input (empty when `oversize` is set).
     pub bytes: &'a [u8],
-    /// Set when the record was longer than the framer's maximum record length: its length in the
-    /// stream. Its bytes were passed over, not kept.
+    /// Set when the record's bytes were passed over, not kept: its length in the stream. That is
+    /// a record longer than the framer's maximum record length, or a [`Record::stray`] member.
     pub oversize: Option<u64>,
+    /// Set for a member of an Activity Log REST API page other than `value` (an array) and
+    /// `nextLink`: not a record, but handed out (by offset and length) so it is reported, never
+    /// dropped.
+    pub stray: bool,
 }
 
 impl<'a> Record<'a> {
@@ -46,6 +50,7 @@ impl<'a> Record<'a> {
             offset,
             bytes,
             oversize: None,
+            stray: false,
         }
     }
 
@@ -101,14 +106,13 @@ struct Scanner {
     layout: Option<Layout>,
     /// Whether the stream starts at offset 0 (a BOM is only looked for there).
     at_stream_start: bool,
-    /// The current array is the `records` member of a `{"records":[...]}` document, or the
+    /// The current array is the `records` member of a `{"records":[...]}` document, or a
     /// `value` member of an Activity Log REST API page.
     wrapped: Wrapper,
-    /// A wrapped array just closed: the document's `}` (or, for a page, its other members such
-    /// as `nextLink`, then `}`) is expected next.
+    /// A `records` array just closed: the document's `}` is expected next.
     close_wrapper: Wrapper,
-    /// Passing over the rest of a page after its `value` array (`,"nextLink":…}`).
-    page_tail: Option<ValueScan>,
+    /// Inside an Activity Log REST API page, outside its `value` arrays.
+    page: Option<PageAt>,
     /// Progress through the value being scanned (array and document layouts).
     value: ValueScan,
     /// How many bytes of the pending record (at the start of the unconsumed bytes) were scanned
@@ -157,7 +161,7 @@ impl Framer {
                 at_stream_start: offset == 0,
                 wrapped: Wrapper::None,
                 close_wrapper: Wrapper::None,
-                page_tail: None,
+                page: None,
                 value: ValueScan::default(),
                 scanned: 0,
                 skip: None,
@@ -251,6 +255,7 @@ fn oversize(offset: u64, len: u64) -> Record<'static> {
         offset,
         bytes: &[],
         oversize: Some(len),
+        stray: false,
     }
 }
 
@@ -266,17 +271,6 @@ impl Scanner {
     ) -> usize {
         let mut pos = 0;
         loop {
-            if let Some(tail) = &mut self.page_tail {
-                match tail.run(&data[pos..]) {
-                    Some(k) => {
-                        pos += k;
-                        self.page_tail = None;
-                    }
-                    // The page's tail goes on in the next chunk (or the stream ends inside it,
-                    // where no record can be).
-                    None => return data.len(),
-                }
-            }
             if self.skip.is_some() {
                 pos += self.pass_over(&data[pos..], eof, emit);
                 if self.skip.is_some() || pos == data.len() {
@@ -293,6 +287,14 @@ impl Scanner {
                 }
                 self.at_stream_start = false;
             }
+            if self.page.is_some() && self.layout.is_none() {
+                let (used, more) = self.page_member(&data[pos..], base + pos as u64, eof, emit);
+                pos += used;
+                if more {
+                    return pos;
+                }
+                continue;
+            }
             let layout = match self.layout {
                 Some(layout) => layout,
                 None => {
@@ -303,24 +305,19 @@ impl Scanner {
                     if pos == data.len() {
                         return pos;
                     }
-                    match std::mem::replace(&mut self.close_wrapper, Wrapper::None) {
-                        Wrapper::None => {}
-                        _ if data[pos] == b'}' => {
-                            pos += 1;
-                            continue;
-                        }
-                        Wrapper::Page if data[pos] == b',' => {
-                            // The page's other members (`nextLink`) are not records.
-                            self.page_tail = Some(ValueScan {
-                                started: true,
-                                depth: 1,
-                                ..ValueScan::default()
-                            });
-                            continue;
-                        }
-                        Wrapper::Records | Wrapper::Page => {}
+                    if std::mem::replace(&mut self.close_wrapper, Wrapper::None) != Wrapper::None
+                        && data[pos] == b'}'
+                    {
+                        pos += 1;
+                        continue;
                     }
-                    match detect_layout(&data[pos..], eof) {
+                    match detect_layout(&data[pos..], eof, self.max_record) {
+                        Some((_, skip, Wrapper::Page)) => {
+                            // A page: its members are read one by one after its `{`.
+                            self.page = Some(PageAt::Member);
+                            pos += skip;
+                            continue;
+                        }
                         Some((layout, skip, wrapped)) => {
                             self.layout = Some(layout);
                             self.wrapped = wrapped;
@@ -343,9 +340,12 @@ impl Scanner {
                     if !closed {
                         return pos;
                     }
-                    // The array is over: what follows is framed on its own.
+                    // The array is over: what follows is framed on its own (a page's next
+                    // member, a document's `}`, or whatever comes).
                     self.layout = None;
-                    self.close_wrapper = self.wrapped;
+                    if self.wrapped == Wrapper::Records {
+                        self.close_wrapper = Wrapper::Records;
+                    }
                     self.wrapped = Wrapper::None;
                 }
             }
@@ -512,6 +512,107 @@ impl Scanner {
     }
 }
 
+/// Where framing stands inside a REST API page, outside its `value` arrays.
+#[derive(Debug, Clone, Copy)]
+enum PageAt {
+    /// Before a member, or before the page's closing `}`.
+    Member,
+    /// Passing over a member that holds no records.
+    Passing(Passing),
+}
+
+/// A page's member being passed over: `nextLink`, or a stray that is handed out at its end.
+#[derive(Debug, Clone, Copy)]
+struct Passing {
+    scan: ValueScan,
+    offset: u64,
+    len: u64,
+    stray: bool,
+}
+
+fn stray(offset: u64, len: u64) -> Record<'static> {
+    Record {
+        offset,
+        bytes: &[],
+        oversize: Some(len),
+        stray: true,
+    }
+}
+
+impl Scanner {
+    /// Inside a page, outside its `value` arrays: reads the next member. A `value` array's
+    /// elements are then framed as records (by [`Scanner::values`]); `nextLink` is passed over;
+    /// any other member is passed over and handed out as a stray, to be reported. Returns the
+    /// bytes consumed and whether more bytes are needed before framing can go on.
+    fn page_member<F: FnMut(Record<'_>)>(
+        &mut self,
+        data: &[u8],
+        base: u64,
+        eof: bool,
+        emit: &mut F,
+    ) -> (usize, bool) {
+        match self.page {
+            None => (0, false),
+            Some(PageAt::Passing(mut p)) => {
+                let found = p.scan.run(data);
+                // A member that is a lone `]` ends where it starts: take it in, so framing moves
+                // on. (An end found at 0 later on is the `,` or `}` after the member.)
+                let used = match found {
+                    Some(0) if p.len == 0 => 1,
+                    Some(k) => k,
+                    None => data.len(),
+                };
+                p.len += used as u64;
+                if found.is_some() || eof {
+                    if p.stray {
+                        emit(stray(p.offset, p.len));
+                    }
+                    // At the end of the stream inside a page, the page is over too.
+                    self.page = found.map(|_| PageAt::Member);
+                } else {
+                    self.page = Some(PageAt::Passing(p));
+                }
+                (used, found.is_none())
+            }
+            Some(PageAt::Member) => {
+                let mut i = 0;
+                while i < data.len() && (is_blank(data[i]) || data[i] == b',') {
+                    i += 1;
+                }
+                let Some(&b) = data.get(i) else {
+                    if eof {
+                        self.page = None;
+                    }
+                    return (i, true);
+                };
+                if b == b'}' {
+                    self.page = None;
+                    return (i + 1, false);
+                }
+                match member_head(&data[i..], eof) {
+                    None => (i, true),
+                    Some(Head::ValueArray(skip)) => {
+                        self.layout = Some(Layout::Array);
+                        self.wrapped = Wrapper::Page;
+                        self.value = ValueScan::default();
+                        self.scanned = 0;
+                        (i + skip, false)
+                    }
+                    Some(Head::Other { stray }) => {
+                        self.page = Some(PageAt::Passing(Passing {
+                            scan: ValueScan::member(),
+                            offset: base + i as u64,
+                            len: 0,
+                            stray,
+                        }));
+                        (i, false)
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// What an array of records stands in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wrapper {
@@ -524,9 +625,10 @@ enum Wrapper {
 }
 
 /// Finds the layout from the first bytes after the BOM and blanks. Returns it with the number of
-/// bytes to skip (the `{"records":[`, `{"value":[` or `[` prefix of an array) and what the array
-/// is wrapped in, or `None` when more bytes are needed.
-fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize, Wrapper)> {
+/// bytes to skip (the `{"records":[` or `[` prefix of an array, or the `{` of a page) and what
+/// the array is wrapped in (`Wrapper::Page`: a page starts, read member by member), or `None`
+/// when more bytes are needed. `window` is the longest a record can be.
+fn detect_layout(data: &[u8], eof: bool, window: usize) -> Option<(Layout, usize, Wrapper)> {
     let first = data.iter().position(|&b| !is_blank(b));
     let Some(first) = first else {
         return if eof {
@@ -540,7 +642,8 @@ fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize, Wrapper)> {
         b'{' => {}
         _ => return Some((Layout::Lines, 0, Wrapper::None)),
     }
-    // `{` ws "records" ws : ws [  -> the legacy wrapped document; `"value"` -> a REST page.
+    // `{` ws "records" ws : ws [  -> the legacy wrapped document; `"value"` or `"nextLink"`
+    // first -> perhaps a REST page, which the whole object decides.
     let mut p = first + 1;
     let skip_blanks = |p: &mut usize| {
         while *p < data.len() && is_blank(data[*p]) {
@@ -553,6 +656,7 @@ fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize, Wrapper)> {
     for (want, wrapper) in [
         (&b"\"records\""[..], Wrapper::Records),
         (&b"\"value\""[..], Wrapper::Page),
+        (&b"\"nextLink\""[..], Wrapper::Page),
     ] {
         let n = have.len().min(want.len());
         if have[..n] == want[..n] {
@@ -565,6 +669,12 @@ fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize, Wrapper)> {
     let Some((len, wrapper)) = matched else {
         return first_line_layout(data, first, eof);
     };
+    if wrapper == Wrapper::Page {
+        return match page_verdict(&data[first..], eof, window)? {
+            true => Some((Layout::Array, first + 1, Wrapper::Page)),
+            false => first_line_layout(data, first, eof),
+        };
+    }
     p += len;
     skip_blanks(&mut p);
     match data.get(p) {
@@ -577,6 +687,100 @@ fn detect_layout(data: &[u8], eof: bool) -> Option<(Layout, usize, Wrapper)> {
         None => need_more(data, eof),
         Some(b'[') => Some((Layout::Array, p + 1, wrapper)),
         Some(_) => first_line_layout(data, first, eof),
+    }
+}
+
+/// Whether the object at the start of `data` (whose first key is `value` or `nextLink`) is an
+/// Activity Log REST API page: an object with at least one `value` array and no member but
+/// `value` arrays and `nextLink`. A record that happens to start with such a key has other
+/// members and is kept whole. Decided within the first `window` bytes (no record is longer); an
+/// object still undecided there is read as a page, member by member, so each of its members
+/// is framed or reported. `None`: more bytes are needed.
+fn page_verdict(data: &[u8], eof: bool, window: usize) -> Option<bool> {
+    let w = &data[..data.len().min(window)];
+    let ends_here = eof || data.len() >= window;
+    let undecided = || ends_here.then_some(true);
+    let mut i = 1; // past the `{`
+    let mut arrays = 0;
+    loop {
+        while i < w.len() && (is_blank(w[i]) || w[i] == b',') {
+            i += 1;
+        }
+        let Some(&b) = w.get(i) else {
+            return undecided();
+        };
+        if b == b'}' {
+            return Some(arrays > 0);
+        }
+        let value_start = match member_head(&w[i..], ends_here) {
+            None => return undecided(),
+            Some(Head::Other { stray: true }) => return Some(false),
+            Some(Head::Other { stray: false }) => {
+                // `nextLink`: pass over the whole member.
+                match ValueScan::member().run(&w[i..]) {
+                    Some(k) => {
+                        i += k;
+                        continue;
+                    }
+                    None => return undecided(),
+                }
+            }
+            Some(Head::ValueArray(skip)) => i + skip - 1,
+        };
+        arrays += 1;
+        match ValueScan::default().run(&w[value_start..]) {
+            Some(k) => i = value_start + k,
+            None => return undecided(),
+        }
+    }
+}
+
+/// How a member of a page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// `"value"` ws `:` ws `[`: the array's elements start this many bytes in.
+    ValueArray(usize),
+    /// Any other member: `nextLink` (`stray: false`) or one that is not a page's.
+    Other { stray: bool },
+}
+
+/// Reads the start of a page's member (`data` starts at its first byte). `None`: more bytes are
+/// needed; `ends_here`: none will come, so what is still undecided is a stray.
+fn member_head(data: &[u8], ends_here: bool) -> Option<Head> {
+    let w = &data[..data.len().min(DETECT_WINDOW)];
+    let ends_here = ends_here || data.len() >= DETECT_WINDOW;
+    let undecided = || ends_here.then_some(Head::Other { stray: true });
+    let stray = Some(Head::Other { stray: true });
+    if w.first() != Some(&b'"') {
+        return stray;
+    }
+    // A page's keys are plain: a name with an escape is neither `value` nor `nextLink`.
+    let Some(k) = memchr2(b'"', b'\\', &w[1..]) else {
+        return undecided();
+    };
+    let key_end = 1 + k;
+    if w[key_end] == b'\\' {
+        return stray;
+    }
+    match &w[1..key_end] {
+        b"nextLink" => Some(Head::Other { stray: false }),
+        b"value" => {
+            let mut p = key_end + 1;
+            let mut colon = false;
+            loop {
+                match w.get(p) {
+                    None => return undecided(),
+                    Some(&b) if is_blank(b) => p += 1,
+                    Some(b':') if !colon => {
+                        colon = true;
+                        p += 1;
+                    }
+                    Some(b'[') if colon => return Some(Head::ValueArray(p + 1)),
+                    Some(_) => return stray,
+                }
+            }
+        }
+        _ => stray,
     }
 }
 
@@ -615,9 +819,22 @@ struct ValueScan {
     escaped: bool,
     /// The value is a scalar (number, literal); it ends at a delimiter.
     scalar: bool,
+    /// Scanning one member of an object (from its key, at depth 1): it ends before the `,` or
+    /// `}` that follows it, which are left unconsumed.
+    member: bool,
 }
 
 impl ValueScan {
+    /// A scan of one member of an object, from the first byte of its key.
+    fn member() -> Self {
+        Self {
+            started: true,
+            depth: 1,
+            member: true,
+            ..Self::default()
+        }
+    }
+
     /// Continues over `data`, the bytes that follow those already scanned; returns the index in
     /// `data` just past the value's end once it is complete.
     fn run(&mut self, data: &[u8]) -> Option<usize> {
@@ -666,6 +883,7 @@ impl ValueScan {
             match b {
                 b'"' => self.in_string = true,
                 b'{' | b'[' => self.depth += 1,
+                b',' | b'}' | b']' if self.member && self.depth == 1 => return Some(i),
                 b'}' | b']' => {
                     self.depth -= 1;
                     if self.depth == 0 {
@@ -868,6 +1086,105 @@ mod tests {
         }
     }
 
+    fn strays_of(v: &[(u64, Vec<u8>, Option<u64>)]) -> usize {
+        v.iter()
+            .filter(|(_, b, o)| o.is_some() && b.is_empty())
+            .count()
+    }
+
+    fn framed_full(
+        data: &[u8],
+        max: usize,
+        chunk: usize,
+    ) -> Vec<(u64, Vec<u8>, Option<u64>, bool)> {
+        let mut out = Vec::new();
+        let mut f = Framer::new().with_max_record_len(max);
+        for c in data.chunks(chunk.max(1)) {
+            f.feed(c, |r| {
+                out.push((r.offset, r.bytes.to_vec(), r.oversize, r.stray))
+            });
+        }
+        f.finish(|r| out.push((r.offset, r.bytes.to_vec(), r.oversize, r.stray)));
+        out
+    }
+
+    #[test]
+    fn a_record_whose_first_key_is_value_is_kept_whole() {
+        // Hostile round 2, item 1: a record is told from a page by all its members.
+        for first in [
+            "{\"value\":[],\"time\":\"2024-01-01T00:00:00Z\",\"operationName\":\"X/first\"}",
+            "{\"value\":[{\"inner\":1}],\"time\":\"2024-01-01T00:00:00Z\",\"operationName\":\"X/first\"}",
+            "{\"nextLink\":\"n\",\"operationName\":\"X/first\"}",
+            "{ \"value\" : [1,2] , \"x\": 1}",
+        ] {
+            let data = format!("{first}\n{{\"time\":\"t\",\"operationName\":\"X/second\"}}\n");
+            for chunk in [1, 2, 5, 17, 4096] {
+                let got = framed(data.as_bytes(), 1 << 20, chunk);
+                assert_eq!(
+                    recs_of(&got),
+                    vec![first.to_string(), "{\"time\":\"t\",\"operationName\":\"X/second\"}".into()],
+                    "{first} in chunks of {chunk}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_member_of_a_page_is_framed_or_reported() {
+        // Hostile round 2, item 2. Two value arrays: both framed.
+        let two = b"{\"value\":[{\"e\":0}],\"value\":[{\"e\":1},{\"e\":2}]}\n{\"e\":3}\n";
+        // nextLink first, as `jq -S` writes it, pretty-printed.
+        let sorted = b"{\n  \"nextLink\": \"https://m/x?$skiptoken=a\\\"}\",\n  \"value\": [\n    {\"e\": 0},\n    {\"e\": 1}\n  ]\n}\n{\"e\":3}\n";
+        for chunk in [1, 3, 8, 4096] {
+            assert_eq!(
+                recs_of(&framed(two, 1 << 20, chunk)),
+                vec!["{\"e\":0}", "{\"e\":1}", "{\"e\":2}", "{\"e\":3}"],
+                "two arrays, chunk {chunk}"
+            );
+            assert_eq!(
+                recs_of(&framed(sorted, 1 << 20, chunk)),
+                vec!["{\"e\": 0}", "{\"e\": 1}", "{\"e\":3}"],
+                "nextLink first, chunk {chunk}"
+            );
+        }
+        // A page too long to be a record is read member by member: the stray member after
+        // its value array is handed out as a stray (by offset and length), not dropped.
+        let mut big = b"{\"value\":[".to_vec();
+        for i in 0..50 {
+            if i > 0 {
+                big.push(b',');
+            }
+            big.extend_from_slice(
+                format!("{{\"e\":{i},\"pad\":\"{}\"}}", "p".repeat(40)).as_bytes(),
+            );
+        }
+        let more_at = big.len() + 2; // after `],`
+        big.extend_from_slice(b"],\"more\":[{\"e\":99}],\"nextLink\":null}\n{\"e\":100}\n");
+        for chunk in [1, 7, 64, 1 << 16] {
+            let got = framed_full(&big, 1000, chunk);
+            let records: Vec<_> = got.iter().filter(|r| !r.3).collect();
+            let strays: Vec<_> = got.iter().filter(|r| r.3).collect();
+            assert_eq!(records.len(), 51, "chunk {chunk}");
+            assert_eq!(strays.len(), 1, "chunk {chunk}");
+            assert_eq!(strays[0].0 as usize, more_at);
+            assert_eq!(strays[0].2, Some("\"more\":[{\"e\":99}]".len() as u64));
+            assert_eq!(records[50].1, b"{\"e\":100}");
+        }
+        // A big page with nextLink before value is read too.
+        let mut sorted_big = b"{\"nextLink\":\"n\",\"value\":[".to_vec();
+        sorted_big.extend_from_slice(&big[10..]);
+        let got = framed_full(&sorted_big, 1000, 100);
+        assert_eq!(got.iter().filter(|r| !r.3).count(), 51);
+        assert_eq!(
+            strays_of(
+                &got.iter()
+                    .map(|r| (r.0, r.1.clone(), r.2))
+                    .collect::<Vec<_>>()
+            ),
+            1
+        );
+    }
+
     #[test]
     fn an_oversized_line_is_passed_over_and_reported() {
         let mut data = b"{\"a\":1}\n".to_vec();
@@ -989,7 +1306,7 @@ mod props {
         ];
         (
             any::<bool>(),
-            0u8..3,
+            0u8..5,
             proptest::collection::vec((record, sep), 0..12),
             any::<bool>(),
         )
@@ -1014,6 +1331,26 @@ mod props {
                             s.extend_from_slice(r.as_bytes());
                         }
                         s.extend_from_slice(b"]}\n");
+                    }
+                    3 | 4 => {
+                        // A REST API page (nextLink first or last), or a record that only
+                        // starts like one.
+                        s.extend_from_slice(if form == 3 {
+                            b"{\"nextLink\":\"n}\", \"value\": [\n".as_slice()
+                        } else {
+                            b"{ \"value\": [".as_slice()
+                        });
+                        for (i, (r, _)) in recs.iter().enumerate() {
+                            if i > 0 {
+                                s.extend_from_slice(b",\r\n");
+                            }
+                            s.extend_from_slice(r.as_bytes());
+                        }
+                        s.extend_from_slice(if form == 3 {
+                            b"]}\n".as_slice()
+                        } else {
+                            b"], \"more\": [1]}\n".as_slice()
+                        });
                     }
                     _ => {
                         for (r, _) in &recs {
@@ -1061,18 +1398,19 @@ mod props {
                 let mut pos = 0;
                 for &c in cuts {
                     let end = (pos + c).min(data.len());
-                    f.feed(&data[pos..end], |r| out.push((r.offset, r.bytes.to_vec(), r.oversize)));
+                    f.feed(&data[pos..end], |r| out.push((r.offset, r.bytes.to_vec(), r.oversize, r.stray)));
                     pos = end;
                 }
-                f.feed(&data[pos..], |r| out.push((r.offset, r.bytes.to_vec(), r.oversize)));
-                f.finish(|r| out.push((r.offset, r.bytes.to_vec(), r.oversize)));
+                f.feed(&data[pos..], |r| out.push((r.offset, r.bytes.to_vec(), r.oversize, r.stray)));
+                f.finish(|r| out.push((r.offset, r.bytes.to_vec(), r.oversize, r.stray)));
                 out
             };
             let whole = run(&[]);
             prop_assert_eq!(run(&cuts), whole.clone());
-            for (offset, bytes, over) in whole {
+            for (offset, bytes, over, stray) in whole {
                 match over {
-                    Some(n) => prop_assert!(n as usize > max && bytes.is_empty()),
+                    // A stray page member is handed out by its length, whatever it is.
+                    Some(n) => prop_assert!((stray || n as usize > max) && bytes.is_empty()),
                     None => {
                         prop_assert!(bytes.len() <= max);
                         let at = offset as usize;

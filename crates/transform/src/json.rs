@@ -6,6 +6,7 @@
 //! Values are written from simd-json's tape (a flat list of nodes), iteratively, so a deeply
 //! nested record cannot exhaust the stack.
 
+use crate::limits::MAX_VALUE_DEPTH;
 use simd_json::{Node, StaticNode};
 
 /// How each byte is written inside a JSON string: 0 as itself, 1 behind a backslash (`"`, `\\`),
@@ -305,12 +306,94 @@ pub fn node_span(nodes: &[Node<'_>]) -> usize {
     }
 }
 
+/// Whether the value at the start of `nodes` nests more than `max` levels deep (a scalar is 0
+/// deep, `[]` 1). Stops as soon as it knows.
+pub fn tape_deeper_than(nodes: &[Node<'_>], max: usize) -> bool {
+    // The ends of the open containers, innermost last: at most `max` of them are ever kept,
+    // in a fixed array on the stack (this runs once per record).
+    const KEEP: usize = 64;
+    let mut small = [0usize; KEEP];
+    let mut large = Vec::new();
+    let ends: &mut [usize] = if max < KEEP {
+        &mut small
+    } else {
+        large.resize(max, 0);
+        &mut large
+    };
+    let mut open = 0;
+    let end = node_span(nodes);
+    for (i, node) in nodes[..end].iter().enumerate() {
+        while open > 0 && i >= ends[open - 1] {
+            open -= 1;
+        }
+        if let Node::Object { count, .. } | Node::Array { count, .. } = node {
+            if open == max {
+                return true;
+            }
+            ends[open] = i + count + 1;
+            open += 1;
+        }
+    }
+    false
+}
+
+/// Whether the JSON text `json` nests more than `max` levels deep (brackets inside strings do
+/// not count). A byte scan: for text that was not parsed.
+pub fn nests_deeper_than(json: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(at) = memchr::memchr3(b'"', b'{', b'[', &json[i..]) {
+        // Closing brackets between here and the next opening one or string.
+        depth = depth.saturating_sub(
+            json[i..i + at]
+                .iter()
+                .filter(|&&b| b == b'}' || b == b']')
+                .count(),
+        );
+        i += at;
+        if json[i] == b'"' {
+            // Skip the string (its brackets are text), from one quote or backslash to the next.
+            i += 1;
+            loop {
+                match memchr::memchr2(b'"', b'\\', &json[i..]) {
+                    Some(k) if json[i + k] == b'\\' => i += k + 2,
+                    Some(k) => {
+                        i += k + 1;
+                        break;
+                    }
+                    None => return false,
+                }
+                if i >= json.len() {
+                    return false;
+                }
+            }
+        } else {
+            depth += 1;
+            if depth > max {
+                return true;
+            }
+            i += 1;
+        }
+    }
+    false
+}
+
 /// Writes the value at the start of `nodes` as JSON, keeping key order. When `skip` is given and
 /// the value is an object, its top-level members for which `skip(key)` is true are left out.
+/// Parts nested deeper than [`MAX_VALUE_DEPTH`] are written as a string holding their JSON.
 pub fn write_value<S: JsonSink + ?Sized>(
     out: &mut S,
     nodes: &[Node<'_>],
     skip: Option<&dyn Fn(&str) -> bool>,
+) {
+    write_nodes(out, nodes, skip, MAX_VALUE_DEPTH);
+}
+
+fn write_nodes<S: JsonSink + ?Sized>(
+    out: &mut S,
+    nodes: &[Node<'_>],
+    skip: Option<&dyn Fn(&str) -> bool>,
+    max_depth: usize,
 ) {
     struct Open {
         left: usize,
@@ -360,6 +443,15 @@ pub fn write_value<S: JsonSink + ?Sized>(
         match &nodes[i] {
             Node::String(s) => out.string(s),
             Node::Static(s) => write_static(out, s),
+            Node::Object { .. } | Node::Array { .. } if stack.len() >= max_depth => {
+                // Too deep to keep as structure: its JSON, as text.
+                let span = node_span(&nodes[i..]);
+                let mut text = Vec::new();
+                write_nodes(&mut text, &nodes[i..i + span], None, usize::MAX);
+                out.string(std::str::from_utf8(&text).unwrap_or_default());
+                i += span;
+                continue;
+            }
             Node::Object { len, .. } => {
                 out.punct(b'{');
                 stack.push(Open {
@@ -405,6 +497,25 @@ pub fn is_plain(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings_only() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_deeper_than(deep(64).as_bytes(), 64));
+        assert!(nests_deeper_than(deep(65).as_bytes(), 64));
+        // Brackets in strings, escaped quotes and backslashes are text.
+        let text = format!(
+            r#"{{"a":"{}\"{}\\","b":[1]}}"#,
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert!(!nests_deeper_than(text.as_bytes(), 3));
+        // Closed brackets free their depth; an unterminated string ends the scan.
+        let siblings = "[[1],[2],[3],[4]]".repeat(3);
+        assert!(!nests_deeper_than(siblings.as_bytes(), 2));
+        assert!(nests_deeper_than(b"[[[", 2));
+        assert!(!nests_deeper_than(br#"["[[[["#, 2));
+    }
 
     fn roundtrip(json: &str) -> String {
         let mut bytes = json.as_bytes().to_vec();

@@ -27,6 +27,12 @@ pub const MAX_IDENTITY_BYTES: usize = 28_000;
 /// `additionalEventData` (serialized JSON).
 pub const MAX_ADDITIONAL_BYTES: usize = 28_000;
 
+/// How deep a record's value may nest where the event holds it. Deeper parts are kept as JSON
+/// text (a string holding their JSON) and listed in `additionalEventData.nestedAsText`, so that
+/// `eventData` as a whole nests at most this plus five levels: far within what SQLite's JSON
+/// functions (1,000), Athena and CloudWatch Logs Insights read. Azure's records nest about ten.
+pub const MAX_VALUE_DEPTH: usize = 32;
+
 /// The longest prefix of `s` that is at most `max` bytes and ends on a character boundary.
 pub fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {

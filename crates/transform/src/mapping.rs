@@ -6,6 +6,7 @@
 //! one buffer, hashes that for the checksum and hands out borrowed views of the result. A record
 //! that cannot become an event yields a [`Rejection`] naming the field and the problem.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
@@ -18,7 +19,7 @@ use crate::ip::source_ip;
 use crate::json::{escaped_len, write_int, write_key, write_str, write_value, Doc, JsonSink};
 use crate::limits::{
     cut, MAX_ADDITIONAL_BYTES, MAX_ERROR_LEN, MAX_IDENTITY_BYTES, MAX_IDENTITY_TYPE_LEN,
-    MAX_NAME_LEN, MAX_PARAMETERS_BYTES,
+    MAX_NAME_LEN, MAX_PARAMETERS_BYTES, MAX_VALUE_DEPTH,
 };
 use crate::time::{blob_path_hour, from_epoch_number_ms, parse_time_ms, UtcSeconds};
 
@@ -49,6 +50,13 @@ pub enum Rejection {
         "the record is {0} bytes long, over the maximum record length (see --max-record-bytes)"
     )]
     TooLarge(u64),
+    /// A member of an Activity Log REST API page other than `value` (an array) and `nextLink`:
+    /// not a record, reported by where it stands so that nothing in a page goes unseen.
+    #[error(
+        "{0} bytes of an Activity Log API page that are neither a record of its value array nor \
+         its nextLink (read them at the offset given)"
+    )]
+    PageMember(u64),
 }
 
 impl Rejection {
@@ -61,6 +69,7 @@ impl Rejection {
             Rejection::NoOperation => "NoOperation",
             Rejection::LogAnalyticsRow(_) => "UnsupportedFormat",
             Rejection::TooLarge(_) => "RecordTooLarge",
+            Rejection::PageMember(_) => "UnexpectedPageMember",
         }
     }
 }
@@ -192,7 +201,11 @@ impl Mapper {
     /// Maps one record.
     pub fn map(&mut self, record: Record<'_>) -> Result<Mapped<'_>, Rejection> {
         if let Some(len) = record.oversize {
-            return Err(Rejection::TooLarge(len));
+            return Err(if record.stray {
+                Rejection::PageMember(len)
+            } else {
+                Rejection::TooLarge(len)
+            });
         }
         let out = &mut self.out;
         hex_sha256(record.bytes, &mut out.uid);
@@ -306,6 +319,7 @@ fn serde_to_tape<'v>(v: &'v serde_json::Value, nodes: &mut Vec<Node<'v>>) {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Ctx<'a> {
     account: &'a str,
     source_prefix: &'a [u8],
@@ -344,18 +358,21 @@ impl<'a> Raw<'a> {
     /// written, which the tape keeps only as 64-bit numbers), when they can be found exactly
     /// and copied as they are.
     fn member_any(&self, nodes: &[Node<'_>], name: &str) -> Option<&'a [u8]> {
+        let index = members(nodes).position(|(key, _)| key == name)?;
+        self.member_at(nodes, index)
+    }
+
+    /// The raw bytes of the `index`-th top-level member (of any name; a repeated name has one
+    /// member per occurrence), when they can be found exactly and copied as they are.
+    fn member_at(&self, nodes: &[Node<'_>], index: usize) -> Option<&'a [u8]> {
         let b = self.bytes;
-        let mut key_at = None;
-        let mut next_key_at = None;
-        for (key, _) in members(nodes) {
-            if key_at.is_some() {
-                next_key_at = Some(self.offset_of(key)?);
-                break;
-            }
-            if key == name {
-                key_at = Some(self.offset_of(key)?);
-            }
-        }
+        let mut found = members(nodes).skip(index);
+        let (name, _) = found.next()?;
+        let key_at = Some(self.offset_of(name)?);
+        let next_key_at = match found.next() {
+            Some((key, _)) => Some(self.offset_of(key)?),
+            None => None,
+        };
         let key_at = key_at?;
         // The key must stand unescaped in the record: `"name"`.
         let after_key = key_at + name.len();
@@ -492,15 +509,6 @@ fn top_fields() -> &'static FieldSet<TOP_FIELDS> {
     SET.get_or_init(|| FieldSet::new(TOP_NAMES))
 }
 
-/// Whether the mapping writes the top-level field `key` itself (into `additionalEventData` under
-/// its usual name, or elsewhere in the event); every other field is kept under its own name.
-fn handled(key: &str) -> bool {
-    TOP_NAMES
-        .iter()
-        .enumerate()
-        .any(|(slot, name)| name.eq_ignore_ascii_case(key) && !KEPT_AS_NAMED.contains(&slot))
-}
-
 // Members of `properties` that the mapping reads, declared as the top-level fields are.
 slots! {
     /// The `properties` members the mapping reads, by slot (`P_*`).
@@ -635,6 +643,16 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
     if !matches!(nodes.first(), Some(Node::Object { .. })) {
         return Err(Rejection::NotAnObject(kind(nodes)));
     }
+    // A record whose values nest deeper than the event may is written from the tape, which
+    // keeps the deep parts as text; the raw bytes are copied only when they nest within bounds.
+    let deep = crate::json::tape_deeper_than(nodes, MAX_VALUE_DEPTH + 1);
+    let bounded;
+    let ctx = if deep {
+        bounded = Ctx { raw: None, ..*ctx };
+        &bounded
+    } else {
+        ctx
+    };
     let top = top_fields().read(nodes);
     if top[T_TIME_GENERATED].is_some() && top[T_TIME].is_none() {
         return Err(Rejection::LogAnalyticsRow("TimeGenerated"));
@@ -751,6 +769,7 @@ fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Reje
         skip: &skip_bodies,
         nodes,
         source_ip: ip.as_deref(),
+        deep,
     };
     extra.write(ed, &[], false);
     if ed.json.len() - mark.0 > MAX_ADDITIONAL_BYTES {
@@ -1151,7 +1170,12 @@ fn write_body(
             // A JSON object in a string is kept as written: its numbers keep every digit and
             // repeated keys stay (a rebuilt value would round 30-digit numbers and drop them).
             match serde_json::from_str::<&serde_json::value::RawValue>(t) {
-                Ok(v) if v.get().starts_with('{') => minify_into(tmp, v.get().as_bytes()),
+                Ok(v)
+                    if v.get().starts_with('{')
+                        && !crate::json::nests_deeper_than(v.get().as_bytes(), MAX_VALUE_DEPTH) =>
+                {
+                    minify_into(tmp, v.get().as_bytes())
+                }
                 // Not a JSON object: kept as text so nothing is lost.
                 _ => {
                     tmp.extend_from_slice(b"{\"body\":");
@@ -1225,17 +1249,47 @@ struct Additional<'a, 't, 'i> {
     nodes: Val<'t, 'i>,
     /// `sourceIPAddress` as written, when the event has one.
     source_ip: Option<&'a str>,
+    /// The record nests deeper than the event may: some of its parts are kept as JSON text.
+    deep: bool,
 }
 
 /// Keys of `additionalEventData` that aztrail writes: a record field of the same name is kept
 /// as `record.<name>` instead.
-const OWN_KEYS: [&str; 3] = ["eventTimeSource", "source", "truncated"];
+const OWN_KEYS: [&str; 4] = ["eventTimeSource", "nestedAsText", "source", "truncated"];
+
+/// The keys written into one JSON object, compared without case.
+#[derive(Default)]
+struct Keys<'k>(Vec<Cow<'k, str>>);
+
+impl<'k> Keys<'k> {
+    fn taken(&self, key: &str) -> bool {
+        self.0.iter().any(|k| k.eq_ignore_ascii_case(key))
+    }
+
+    /// Marks `key` as written.
+    fn take(&mut self, key: Cow<'k, str>) {
+        self.0.push(key);
+    }
+
+    /// `want` if no key written so far equals it (ignoring case), else `want#2`, `want#3`, ...:
+    /// the key a repeated name is written under.
+    fn unique(&mut self, want: Cow<'k, str>) -> Cow<'k, str> {
+        let mut name = want.clone();
+        let mut n = 2;
+        while self.taken(&name) {
+            name = Cow::Owned(format!("{want}#{n}"));
+            n += 1;
+        }
+        self.0.push(name.clone());
+        name
+    }
+}
 
 impl Additional<'_, '_, '_> {
-    /// Writes `v` (the top-level member `key` as named in the record) exactly as written when
-    /// the raw record allows it, else from the tape.
-    fn verbatim(&self, ed: &mut Doc, key: &str, v: Val<'_, '_>) {
-        match self.ctx.raw.and_then(|r| r.member_any(self.nodes, key)) {
+    /// Writes `v` (the record's `index`-th top-level member) exactly as written when the raw
+    /// record allows it, else from the tape.
+    fn verbatim(&self, ed: &mut Doc, index: usize, v: Val<'_, '_>) {
+        match self.ctx.raw.and_then(|r| r.member_at(self.nodes, index)) {
             Some(raw) => literal_minified(ed, raw),
             None => write_value(ed, v, None),
         }
@@ -1247,8 +1301,11 @@ impl Additional<'_, '_, '_> {
     fn write(&self, ed: &mut Doc, dropped: &[&str], bare: bool) {
         let top = self.top;
         let mut cut_here: Vec<String> = Vec::new();
+        // Every key written at this level, so that no two members share one (JSON readers keep
+        // only one of two equal keys; some compare keys without case).
+        let mut keys = Keys::default();
         ed.punct(b'{');
-        let mut field = |ed: &mut Doc, name: &str, as_named: &str, v: Val<'_, '_>| {
+        let mut field = |ed: &mut Doc, name: &str, index: usize, v: Val<'_, '_>| {
             match (bare, v.first()) {
                 (true, Some(Node::String(s))) => {
                     ed.key(name);
@@ -1264,15 +1321,16 @@ impl Additional<'_, '_, '_> {
                 }
                 _ => {
                     ed.key(name);
-                    self.verbatim(ed, as_named, v);
+                    self.verbatim(ed, index, v);
                 }
             }
             ed.punct(b',');
         };
-        let named = |want: &'static str| -> &str {
+        // The index of the first member named `want` (ignoring case): the one `top` holds.
+        let first_named = |want: &str| {
             members(self.nodes)
-                .find(|(k, _)| k.eq_ignore_ascii_case(want))
-                .map_or(want, |(k, _)| k)
+                .position(|(k, _)| k.eq_ignore_ascii_case(want))
+                .unwrap_or(usize::MAX)
         };
         for (key, slot) in [
             ("category", T_CATEGORY),
@@ -1294,28 +1352,57 @@ impl Additional<'_, '_, '_> {
             ("createdDateTime", T_CREATED),
         ] {
             let Some(v) = top[slot] else { continue };
-            field(ed, key, named(key), v);
+            keys.take(Cow::Borrowed(key));
+            field(ed, key, first_named(key), v);
         }
         // callerIpAddress, unless sourceIPAddress holds it as written.
         if let Some(v) = top[T_CALLER_IP] {
             if as_str(v).is_none_or(|s| Some(s) != self.source_ip) {
-                field(ed, "callerIpAddress", named("callerIpAddress"), v);
+                keys.take(Cow::Borrowed("callerIpAddress"));
+                field(ed, "callerIpAddress", first_named("callerIpAddress"), v);
             }
         }
-        // Every other top-level field, under its own name.
-        for (key, v) in members(self.nodes) {
-            if handled(key) {
-                continue;
+        // Names aztrail writes at this level itself.
+        for own in OWN_KEYS.iter().chain(["properties"].iter()) {
+            keys.take(Cow::Borrowed(own));
+        }
+        // Every other top-level member under its own name, and every repeat of a mapped one
+        // (Azure writes `Level` beside `level`), each under a key of its own.
+        let fields = top_fields();
+        let mut seen = [false; TOP_FIELDS];
+        for (index, (key, v)) in members(self.nodes).enumerate() {
+            if let Some(slot) = fields.slot(key).filter(|s| !KEPT_AS_NAMED.contains(s)) {
+                if !std::mem::replace(&mut seen[slot], true) {
+                    continue; // the first one is mapped
+                }
             }
-            if OWN_KEYS.iter().any(|o| o.eq_ignore_ascii_case(key)) {
-                field(ed, &format!("record.{key}"), key, v);
+            let name = if OWN_KEYS.iter().any(|o| o.eq_ignore_ascii_case(key)) {
+                keys.unique(Cow::Owned(format!("record.{key}")))
             } else {
-                field(ed, key, key, v);
-            }
+                keys.unique(Cow::Borrowed(key))
+            };
+            field(ed, &name, index, v);
         }
         if let Some(ts) = self.time_source {
             ed.key("eventTimeSource");
             ed.string(ts);
+            ed.punct(b',');
+        }
+        // The members whose deepest parts are kept as JSON text.
+        let mut deep = members(self.nodes)
+            .filter(|(_, v)| self.deep && crate::json::tape_deeper_than(v, MAX_VALUE_DEPTH))
+            .map(|(k, _)| k)
+            .peekable();
+        if deep.peek().is_some() {
+            ed.key("nestedAsText");
+            ed.punct(b'[');
+            for (i, k) in deep.enumerate() {
+                if i > 0 {
+                    ed.punct(b',');
+                }
+                ed.string(k);
+            }
+            ed.punct(b']');
             ed.punct(b',');
         }
         ed.literal(self.ctx.source_prefix);
@@ -1429,6 +1516,143 @@ mod tests {
 
     fn map(record: &str) -> Result<Value, Rejection> {
         map_at(record, "k")
+    }
+
+    /// Fails if any object in `json` names a key twice (JSON readers would keep only one).
+    fn assert_unique_keys(json: &str) {
+        fn walk(v: Val<'_, '_>, path: &str) {
+            match v.first() {
+                Some(Node::Object { .. }) => {
+                    let mut keys: Vec<&str> = Vec::new();
+                    for (k, x) in members(v) {
+                        assert!(
+                            !keys.iter().any(|seen| seen.eq_ignore_ascii_case(k)),
+                            "{path}.{k} twice"
+                        );
+                        keys.push(k);
+                        walk(x, &format!("{path}.{k}"));
+                    }
+                }
+                Some(Node::Array { .. }) => {
+                    let mut i = 1;
+                    while i < v.len() {
+                        let span = crate::json::node_span(&v[i..]);
+                        walk(&v[i..i + span], path);
+                        i += span;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut bytes = json.as_bytes().to_vec();
+        let tape = simd_json::to_tape(&mut bytes).expect("eventData parses");
+        walk(&tape.0, "");
+    }
+
+    #[test]
+    fn repeated_top_level_keys_each_reach_the_event_under_a_key_of_their_own() {
+        // Hostile round 2, item 3: ServiceHealth records carry `Level` beside `level`.
+        let record = r#"{"time":"2024-05-01T10:00:00Z","operationName":"Microsoft.ServiceHealth/incident/action",
+            "Level":5,"level":"Informational","Category":"ServiceHealth","category":"Other",
+            "CallerIpAddress":"10.0.0.1","callerIpAddress":"10.0.0.2","ResultType":"Active","resultType":"Resolved",
+            "Time":"2024-05-01T10:00:01Z","OperationName":"second/op","identity":{"claims":{"oid":"o1"}},
+            "Identity":{"claims":{"oid":"o2"}},"ResourceId":"/SUBSCRIPTIONS/A","resourceId":"/subscriptions/b",
+            "dup":1,"dup":2,"dup":3,"source":"s1","record.source":"s2","Source":"s3","properties":{"p":1},"Properties":{"p":2}}"#
+            .replace(['\n', ' '], "");
+        let mut m = Mapper::new("123456789012");
+        let ev = m.map(Record::new(0, record.as_bytes())).expect("maps");
+        assert_unique_keys(ev.event_data);
+        let ed: Value = serde_json::from_str(ev.event_data).expect("eventData is JSON");
+        let extra = &ed["additionalEventData"];
+        let text = ev.event_data;
+        for needle in [
+            "5",
+            "\"Informational\"",
+            "\"ServiceHealth\"",
+            "\"Other\"",
+            "\"10.0.0.2\"",
+            "\"Active\"",
+            "\"Resolved\"",
+            "\"2024-05-01T10:00:01Z\"",
+            "\"second/op\"",
+            "\"o1\"",
+            "\"o2\"",
+            "\"/SUBSCRIPTIONS/A\"",
+            "\"/subscriptions/b\"",
+            "\"s1\"",
+            "\"s2\"",
+            "\"s3\"",
+            "{\"p\":1}",
+            "{\"p\":2}",
+        ] {
+            assert!(text.contains(needle), "{needle} is missing from {text}");
+        }
+        assert_eq!(extra["level"], 5);
+        assert_eq!(extra["level#2"], "Informational");
+        assert_eq!(extra["dup"], 1);
+        assert_eq!(extra["dup#2"], 2);
+        assert_eq!(extra["dup#3"], 3);
+        assert_eq!(extra["record.source"], "s1");
+        assert_eq!(extra["record.source#2"], "s2");
+        // Keys are kept apart without regard to case, too.
+        assert_eq!(extra["record.Source#3"], "s3");
+        assert!(extra.get("truncated").is_none(), "nothing was cut: {extra}");
+    }
+
+    #[test]
+    fn deep_records_are_kept_as_json_text_below_the_depth_bound() {
+        // Hostile round 2, item 10: a record 1,500 deep (a 6 kB line).
+        let deep = format!("{}1{}", "[".repeat(1500), "]".repeat(1500));
+        let body = format!(
+            "{{\"a\":{}}}",
+            "{\"a\":".repeat(200) + "1" + &"}".repeat(200)
+        );
+        for (field, value) in [
+            ("properties", format!("{{\"x\":{deep},\"ok\":1}}")),
+            ("extra", deep.clone()),
+        ] {
+            let mut r = base();
+            let record = {
+                r["requestbodyless"] = json!(1);
+                let s = r.to_string();
+                format!(
+                    "{},\"{field}\":{value},\"props2\":{{\"requestbody\":{}}}}}",
+                    &s[..s.len() - 1],
+                    serde_json::to_string(&body).unwrap()
+                )
+            };
+            let mut m = Mapper::new("123456789012");
+            let ev = m.map(Record::new(0, record.as_bytes())).expect("maps");
+            assert!(
+                !crate::json::nests_deeper_than(ev.event_data.as_bytes(), MAX_VALUE_DEPTH + 5),
+                "{field}: eventData nests too deep"
+            );
+            let ed: Value = serde_json::from_str(ev.event_data).expect("eventData is JSON");
+            let extra = &ed["additionalEventData"];
+            assert_eq!(extra["nestedAsText"], json!([field]), "{field}");
+            assert!(extra.get("truncated").is_none(), "{extra}");
+            // The deep part is there, as the JSON text it was.
+            let mut v = &extra[field];
+            if field == "properties" {
+                assert_eq!(v["ok"], 1);
+                v = &v["x"];
+            }
+            let mut levels = 0;
+            let text = loop {
+                match v {
+                    Value::Array(a) => {
+                        levels += 1;
+                        v = &a[0];
+                    }
+                    Value::String(s) => break s.clone(),
+                    other => panic!("{other}"),
+                }
+            };
+            // Every level is there: as structure down to the bound, as text below it.
+            assert!(levels <= MAX_VALUE_DEPTH, "{field}: {levels}");
+            assert_eq!(levels + text.matches('[').count(), 1500, "{field}");
+            assert!(text.ends_with(&"]".repeat(1500 - levels)));
+        }
     }
 
     fn base() -> Value {
