@@ -65,7 +65,13 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             use std::io::Write;
             // Not eprintln!: it panics when standard error is a closed pipe too.
-            let _ = writeln!(std::io::stderr(), "aztrail: error: {e:#}");
+            // Redacted once more at the edge: no SAS signature or account key leaves the process.
+            let message = format!("{e:#}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "aztrail: error: {}",
+                aztrail_ingest::sas::redact(&message)
+            );
             std::process::ExitCode::from(cmd::EXIT_FATAL)
         }
     }

@@ -111,3 +111,68 @@ async fn a_pass_with_credentials_from_secrets_manager() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--azure-secret-arn"));
 }
+
+/// Hostile round 2, item 6: an account-key connection string and a blob endpoint that refuses
+/// connections. The error, after the retries, names what failed but never the SAS signature
+/// minted from the key (nor the key); a malformed segment is not echoed either.
+#[test]
+fn an_unreachable_endpoint_never_prints_the_signature() {
+    let tmp = tempfile::Builder::new()
+        .prefix("aztrail-redact-")
+        .tempdir()
+        .expect("a temporary directory");
+    let refused = "http://127.0.0.1:9/acct";
+    let connection = format!(
+        "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={AZURITE_KEY};BlobEndpoint={refused};"
+    );
+    let spawn = |args: &[&str], credentials: &str| {
+        Command::new(env!("CARGO_BIN_EXE_aztrail"))
+            .args(args)
+            .env("AZTRAIL_AZURE_CREDENTIALS", credentials)
+            .env("AWS_ENDPOINT_URL", refused)
+            .env("AWS_ACCESS_KEY_ID", "t")
+            .env("AWS_SECRET_ACCESS_KEY", "t")
+            .env("AWS_REGION", "us-east-1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let dir = tmp.path().to_string_lossy().into_owned();
+    let commands = [
+        vec!["run", "--azure", "--dir", &dir],
+        vec![
+            "ingest",
+            "--container",
+            "insights-activity-logs",
+            "--staging-bucket",
+            "staging",
+            "--s3-path-style",
+        ],
+    ];
+    // Both at once: each waits out the Azure SDK's retry policy (about 80 s).
+    let children: Vec<_> = commands.iter().map(|a| spawn(a, &connection)).collect();
+    for (args, child) in commands.iter().zip(children) {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("acct"), "says what failed: {stderr}");
+        assert!(!stderr.contains(AZURITE_KEY), "{stderr}");
+        for (at, _) in stderr.to_ascii_lowercase().match_indices("sig=") {
+            assert!(
+                stderr[at + 4..].starts_with("REDACTED"),
+                "{args:?} printed a signature: {stderr}"
+            );
+        }
+    }
+    let out = spawn(
+        &["ingest", "--container", "c", "--staging-bucket", "staging"],
+        "AccountName=acct;AccountKeySECRETSECRETSECRET",
+    )
+    .wait_with_output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("segment 2"), "{stderr}");
+    assert!(!stderr.contains("SECRET"), "{stderr}");
+}

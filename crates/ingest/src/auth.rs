@@ -167,9 +167,19 @@ impl AzureAuth {
     /// `BlobEndpoint=…`, or `…;SharedAccessSignature=…`, or `UseDevelopmentStorage=true`.
     pub fn from_connection_string(cs: &str) -> Result<Self, AuthError> {
         let mut fields = std::collections::HashMap::new();
-        for part in cs.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        for (n, part) in cs
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
+            // The segment itself is never echoed: it may be (part of) a key or a signature.
             let (k, v) = part.split_once('=').ok_or_else(|| {
-                AuthError::ConnectionString(format!("{:?} is not key=value", redact(part)))
+                AuthError::ConnectionString(format!(
+                    "segment {} ({} characters) is not key=value",
+                    n + 1,
+                    part.chars().count()
+                ))
             })?;
             fields.insert(k.to_ascii_lowercase(), v.to_string());
         }
@@ -220,10 +230,6 @@ impl AzureAuth {
 /// Azurite's well-known development key (public; it opens nothing but a local emulator).
 pub const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-fn redact(part: &str) -> String {
-    part.chars().take(12).collect::<String>() + "…"
-}
 
 #[cfg(test)]
 mod tests {

@@ -90,7 +90,7 @@ impl Container {
     ) -> Result<Self, AzureError> {
         let err = |message: String| AzureError::Auth {
             container: container.to_string(),
-            source: message.into(),
+            source: crate::sas::redact(&message).into_owned().into(),
         };
         let url = format!("{}/{container}", auth.account_url());
         let (query, credential): (Option<String>, Option<Arc<dyn TokenCredential>>) = match auth {
@@ -145,11 +145,14 @@ impl Container {
         &self.name
     }
 
+    /// A failed request. The SDK's error names the request's URL, SAS and all: it is kept
+    /// only as redacted text, so no later formatting of it can print the signature.
     fn request_error(&self, what: String, e: impl Into<aztrail_state::BoxError>) -> AzureError {
+        let e: aztrail_state::BoxError = e.into();
         AzureError::Request {
             container: self.name.clone(),
-            what,
-            source: e.into(),
+            what: crate::sas::redact(&what).into_owned(),
+            source: Box::new(crate::sas::Redacted::new(e.as_ref())),
         }
     }
 

@@ -26,6 +26,8 @@ use crate::sink::{call_error, with_body, CallError, EventSink, OutEvent, PutResu
 
 /// How far back CloudWatch Logs takes events: 14 days.
 pub const MAX_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
+/// How far ahead of now an event's time may be (2 hours).
+pub const MAX_AHEAD_MS: i64 = 2 * 3600 * 1000;
 
 /// PutLogEvents into one log stream of one log group.
 #[derive(Debug)]
@@ -172,12 +174,12 @@ fn now_ms() -> i64 {
 
 /// Which events a call's answer refused, by their place in the time order sent.
 ///
-/// `tooNewLogEventStartIndex` is inclusive: it and every later event were too new.
-/// `tooOldLogEventEndIndex` and `expiredLogEventEndIndex` are documented as exclusive (the events
-/// before it were refused), but some implementations (moto) report the last refused event's index.
-/// The event at that index is taken as refused when it is itself more than 14 days old, which the
-/// service would have refused under either reading; so no accepted event is reported failed, and
-/// no refused one is counted accepted.
+/// `tooNewLogEventStartIndex` is documented as inclusive (it and every later event were too new),
+/// `tooOldLogEventEndIndex` and `expiredLogEventEndIndex` as exclusive (the events before it were
+/// refused); some implementations (moto) report the last refused event's index for all three.
+/// Each reading is settled by the events' own times: the event at an old index is refused when it
+/// is itself more than 14 days old, and the too-new run reaches back over every event more than
+/// 2 hours ahead. So no accepted event is reported failed, and no refused one counted accepted.
 fn outcome(
     events: &[OutEvent],
     order: &[usize],
@@ -191,7 +193,17 @@ fn outcome(
         Some(e) => e.min(n),
         None => 0,
     };
-    let too_new_from = index(rejected.and_then(|r| r.too_new_log_event_start_index())).unwrap_or(n);
+    // The too-new index: documented as the first refused event, but moto reports the last one.
+    // Events before it that are themselves more than 2 hours ahead were refused under either
+    // reading, so the refused run starts at the first of them.
+    let mut too_new_from =
+        index(rejected.and_then(|r| r.too_new_log_event_start_index())).map_or(n, |i| i.min(n));
+    while too_new_from > 0
+        && too_new_from < n
+        && events[order[too_new_from - 1]].time_ms > now_ms + MAX_AHEAD_MS
+    {
+        too_new_from -= 1;
+    }
     let too_old_before = old_before(index(
         rejected.and_then(|r| r.too_old_log_event_end_index()),
     ));
@@ -312,6 +324,22 @@ mod tests {
         // Nothing refused.
         let none = outcome(&events, &order, None, NOW);
         assert_eq!(none.successful.len(), 4);
+
+        // Several too-new events, with the index of the last one (moto): all of them refused.
+        let ahead = [
+            ev("ok", NOW - 1000),
+            ev("new1", NOW + 2 * 3600 * 1000 + 12 * 60 * 1000),
+            ev("new2", NOW + 2 * 3600 * 1000 + 40 * 60 * 1000),
+            ev("new3", NOW + 3 * 3600 * 1000),
+        ];
+        for reported in [1, 3] {
+            let info = RejectedLogEventsInfo::builder()
+                .too_new_log_event_start_index(reported)
+                .build();
+            let r = outcome(&ahead, &[0, 1, 2, 3], Some(&info), NOW);
+            assert_eq!(failed(&r), ["new1", "new2", "new3"], "index {reported}");
+            assert_eq!(r.successful, ["ok"]);
+        }
 
         // Retention: the expired index, exclusive, over events younger than 14 days.
         let young = [ev("a", NOW - 3 * DAY), ev("b", NOW - 2 * DAY), ev("c", NOW)];
