@@ -34,15 +34,15 @@ async fn a_directory_loads_with_every_record_accounted_for() {
     let out = common::load_into_lake(&lake.url(), &failures, &dir.join("container"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "one record failed: {stdout}");
-    // One line per file, then the total.
-    let total_at = stdout.find("{\n").unwrap();
-    let per_file: Vec<Value> = stdout[..total_at]
+    // JSON Lines: one line per file, then the total.
+    let mut lines: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let total = lines.pop().unwrap();
+    let per_file = lines;
     assert_eq!(per_file.len(), 2);
     assert!(per_file[0]["object"].as_str().unwrap().contains("h=10"));
-    let total: Value = serde_json::from_str(&stdout[total_at..]).unwrap();
     assert_eq!(total["balanced"], true);
     assert_eq!(total["total"]["records"], 201);
     assert_eq!(total["total"]["accepted"], 200);
@@ -138,4 +138,165 @@ async fn without_credentials_a_local_load_works_and_a_real_one_says_why() {
     assert!(!err.contains("unhandled error"), "{err}");
     lake.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Hostile round 2, item 5 (and 9): `aztrail load FILE` stopped by SIGTERM, at the slowest rate,
+/// stops without waiting for a rate token, prints its summary, exits 3, and the same command
+/// then resumes without sending a record twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_local_load_reports_and_resumes_without_resending() {
+    let tmp = tempfile::Builder::new()
+        .prefix("aztrail-stop-")
+        .tempdir()
+        .expect("a temporary directory");
+    let dir = tmp.path().to_path_buf();
+    let file = dir.join("PT1H.json");
+    std::fs::write(&file, aztrail_transform::synth::generate(1000, 21)).unwrap();
+    let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
+    let load = |rate: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_aztrail"));
+        c.arg("load")
+            .arg(&file)
+            .args(["--channel-arn", DEFAULT_CHANNEL_ARN])
+            .args(["--cloudtrail-endpoint", &lake.url()])
+            .args(["--max-calls-per-second", rate, "--checkpoint-every", "1"])
+            .arg("--failure-file")
+            .arg(dir.join("failures.jsonl"))
+            .env("AZTRAIL_STATE_DIR", dir.join("state"))
+            .env("AWS_ACCESS_KEY_ID", "a")
+            .env("AWS_SECRET_ACCESS_KEY", "b")
+            .env("AWS_REGION", "us-east-1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    // One call every ten seconds: the first goes at once, the second waits for its token.
+    let child = load("0.1").spawn().unwrap();
+    lake.until_answered(100).await;
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let total = lines.last().unwrap();
+    assert_eq!(total["stopped"], true, "{stdout}");
+    let sent_first = lake.stats().await.unwrap().events;
+    assert!(sent_first < 1000, "stopped early: {sent_first}");
+    assert_eq!(total["total"]["accepted"], sent_first);
+
+    // The same command again resumes: every record once, none twice.
+    let out = load("100").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = lake.stats().await.unwrap();
+    assert_eq!(stats.distinct_uids, 1000);
+    assert_eq!(stats.duplicate_events, 0, "nothing was sent twice");
+    // A third run of the unchanged file sends nothing; --from-start sends it all again.
+    let out = load("100").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(lake.stats().await.unwrap().events, 1000);
+    let out = load("100").arg("--from-start").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(lake.stats().await.unwrap().events, 2000);
+    lake.stop().await;
+}
+
+/// Hostile round 2, items 7 to 9: durations, counts and rates that cannot work are refused with a
+/// clear error (exit 2), before anything is read, listed or allocated.
+#[test]
+fn impossible_flags_are_refused_with_a_clear_error() {
+    let arn = DEFAULT_CHANNEL_ARN;
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "--lookback", "300000000000000d"], "1s to 400d"),
+        (
+            vec!["run", "--lookback", "9223372036854775808s"],
+            "1s to 400d",
+        ),
+        (
+            vec!["run", "--lookback", "18446744073709551615s"],
+            "1s to 400d",
+        ),
+        (vec!["run", "--lookback", "213503982334601d"], "1s to 400d"),
+        (vec!["run", "--lookback", "48"], "unit"),
+        (
+            vec![
+                "ingest",
+                "--container",
+                "c",
+                "--staging-bucket",
+                "b",
+                "--lookback",
+                "401d",
+            ],
+            "1s to 400d",
+        ),
+        (
+            vec!["run", "--example-records", "18446744073709551615"],
+            "example-records",
+        ),
+        (
+            vec!["run", "--example-records", "1000000000000"],
+            "example-records",
+        ),
+        (
+            vec!["run", "--example-records", "3000000000"],
+            "example-records",
+        ),
+        (
+            vec![
+                "load",
+                "x",
+                "--channel-arn",
+                arn,
+                "--max-calls-per-second",
+                "0.0001",
+            ],
+            "max-calls-per-second",
+        ),
+        (
+            vec![
+                "load",
+                "x",
+                "--channel-arn",
+                arn,
+                "--max-calls-per-second",
+                "1e-300",
+            ],
+            "max-calls-per-second",
+        ),
+        (
+            vec!["load", "x", "--channel-arn", arn, "--max-record-bytes", "0"],
+            "max-record-bytes",
+        ),
+        (
+            vec![
+                "load",
+                "x",
+                "--channel-arn",
+                arn,
+                "--concurrency",
+                "1000000000000",
+            ],
+            "concurrency",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_aztrail"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?} should say {says:?}: {err}");
+    }
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use aztrail_ingest::auth::AzureAuth;
 use aztrail_ingest::run::{ingest, IngestConfig, IngestLive, IngestSummary};
 
-use super::parse_duration;
+use super::{parse_interval, parse_lookback};
 
 /// Copy new bytes of Azure PT1H.json append blobs into the S3 staging bucket.
 ///
@@ -47,8 +47,8 @@ pub struct Args {
     /// Key prefix of staged objects (the bucket notification filters on it).
     #[arg(long, env = "AZTRAIL_STAGING_PREFIX", default_value = "staged/")]
     staging_prefix: String,
-    /// How far back to look for changed blobs (s, m, h or d).
-    #[arg(long, env = "AZTRAIL_LOOKBACK", default_value = "48h", value_parser = parse_duration)]
+    /// How far back to look for changed blobs: 1s to 400d, with its unit (s, m, h or d).
+    #[arg(long, env = "AZTRAIL_LOOKBACK", default_value = "48h", value_parser = parse_lookback)]
     lookback: Duration,
     /// List every blob of the containers instead of the window (a first backfill).
     #[arg(long)]
@@ -56,8 +56,8 @@ pub struct Args {
     /// Copy an hour's blob only once it stopped growing (fewer, whole-hour objects).
     #[arg(long, env = "AZTRAIL_SETTLE")]
     settle: bool,
-    /// Repeat the pass at this interval until interrupted.
-    #[arg(long, value_parser = parse_duration)]
+    /// Repeat the pass at this interval (1s to 1d, with its unit) until interrupted.
+    #[arg(long, value_parser = parse_interval)]
     watch: Option<Duration>,
     /// Secrets Manager secret with the Azure credentials.
     #[arg(long, env = "AZTRAIL_AZURE_SECRET_ARN")]

@@ -53,8 +53,8 @@ struct IngestArgs {
     /// The Secrets Manager secret with the Azure credentials.
     #[arg(long, env = "AZTRAIL_AZURE_SECRET_ARN")]
     azure_secret_arn: String,
-    /// How far back to look (s, m, h or d).
-    #[arg(long, env = "AZTRAIL_LOOKBACK", default_value = "48h", value_parser = super::parse_duration)]
+    /// How far back to look: 1s to 400d, with its unit (s, m, h or d).
+    #[arg(long, env = "AZTRAIL_LOOKBACK", default_value = "48h", value_parser = super::parse_lookback)]
     lookback: Duration,
     /// Copy an hour's blob only once it stopped growing.
     #[arg(long, env = "AZTRAIL_SETTLE")]

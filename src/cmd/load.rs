@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use aztrail_load::checkpoint::{Checkpoint, NoProgress};
+use aztrail_load::checkpoint::{Checkpoint, CheckpointStore as _, NoProgress, ObjectProgress};
 use aztrail_load::failure::{FailureMessage, Location};
 use aztrail_load::loader::{
     load, Destination, FailureSink, FailureSinkError, Live, LoadConfig, LoadError, Stop, Summary,
 };
-use aztrail_load::local::{list_files, open_file, FileFailures};
+use aztrail_load::local::{list_files, open_file, DirCheckpoints, FileFailures};
+use aztrail_load::notification::ObjectRef;
 use aztrail_load::settings::{LoadSettings, Queues};
 use aztrail_load::sqs::SqsFailures;
 use aztrail_transform::Source;
@@ -40,8 +41,17 @@ use super::EXIT_REJECTED;
 /// --failure-file, or else to standard error. A JSON summary goes to standard output; a
 /// progress line to standard error when it is a terminal.
 ///
+/// Local files are loaded from where the last load of the same file (same path, size and
+/// modification time) stopped: progress is kept under --state-dir, so a load stopped by SIGTERM
+/// or Ctrl-C resumes on the next run without sending a record twice, and a file already loaded
+/// is not sent again (--from-start sends it all again; so does a changed file).
+///
+/// Standard output is JSON Lines: one line per object (`object`, `summary`, `unreadable`), then
+/// one `total` line.
+///
 /// Exit status: 0 when every record was accepted; 1 when some were reported as failures; 2 on a
-/// fatal error.
+/// fatal error; 3 when stopped (SIGTERM or Ctrl-C) before the end: the calls in flight were
+/// finished, progress saved and the summary printed, and the same command resumes.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -67,6 +77,55 @@ pub struct Args {
     /// _aztrail/load/).
     #[arg(long, env = "AZTRAIL_CHECKPOINT_BUCKET")]
     checkpoint_bucket: Option<String>,
+    /// Where progress through local files is kept (default: $XDG_STATE_HOME/aztrail, else
+    /// ~/.local/state/aztrail).
+    #[arg(long, env = "AZTRAIL_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Send every record of the local files again, whatever progress was kept for them.
+    #[arg(long)]
+    from_start: bool,
+}
+
+/// Exit status of a load stopped by SIGTERM or Ctrl-C before its end (it resumes when run again).
+pub const EXIT_STOPPED: u8 = 3;
+
+/// Where progress through local files is kept: `--state-dir`, else `$XDG_STATE_HOME/aztrail`,
+/// else `~/.local/state/aztrail`, else `.aztrail-state` here.
+fn state_dir(flag: Option<&std::path::Path>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir.to_path_buf();
+    }
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_STATE_HOME")
+        .map(|d| d.join("aztrail"))
+        .or_else(|| var("HOME").map(|h| h.join(".local/state/aztrail")))
+        .unwrap_or_else(|| PathBuf::from(".aztrail-state"))
+}
+
+/// A local file as an object whose progress can be kept: its absolute path, and an identity
+/// from its size and modification time, so that a changed file is loaded again in full (as a
+/// re-dropped S3 object is) and an unchanged one resumes.
+fn local_object(path: &std::path::Path) -> anyhow::Result<ObjectRef> {
+    let abs = std::fs::canonicalize(path).with_context(|| format!("reading {}", path.display()))?;
+    let meta = std::fs::metadata(&abs).with_context(|| format!("reading {}", abs.display()))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Ok(ObjectRef {
+        bucket: String::new(),
+        key: format!("local{}", abs.to_string_lossy()),
+        size: Some(meta.len()),
+        etag: Some(format!("{}-{modified}", meta.len())),
+        sequencer: None,
+        version_id: None,
+        event_time: None,
+    })
 }
 
 /// Failure messages as JSON lines on standard error (when no failure queue or file is given).
@@ -104,7 +163,7 @@ pub async fn load_one<S, F, R>(
     reader: R,
     dest: &Destination<'_, S, F>,
     config: &LoadConfig,
-) -> anyhow::Result<(Summary, Option<String>)>
+) -> anyhow::Result<(Summary, Option<String>, bool)>
 where
     S: aztrail_load::sink::EventSink,
     F: FailureSink,
@@ -121,7 +180,8 @@ where
     .await
 }
 
-/// Like [`load_one`], from `resume` on, saving progress through `progress`.
+/// Like [`load_one`], from `resume` on, saving progress through `progress`. The flag says the
+/// load stopped (SIGTERM) before the end, with its progress saved.
 pub async fn load_resumed<S, F, R, P>(
     source: &Source,
     reader: R,
@@ -129,7 +189,7 @@ pub async fn load_resumed<S, F, R, P>(
     progress: &P,
     dest: &Destination<'_, S, F>,
     config: &LoadConfig,
-) -> anyhow::Result<(Summary, Option<String>)>
+) -> anyhow::Result<(Summary, Option<String>, bool)>
 where
     S: aztrail_load::sink::EventSink,
     F: FailureSink,
@@ -137,7 +197,8 @@ where
     P: aztrail_load::checkpoint::Progress,
 {
     match load(source, reader, resume, dest, progress, config).await {
-        Ok(s) => Ok((s, None)),
+        Ok(s) => Ok((s, None, false)),
+        Err(LoadError::OutOfTime { summary, .. }) => Ok((*summary, None, true)),
         Err(LoadError::Read {
             source: e,
             offset,
@@ -154,7 +215,7 @@ where
             dest.failures
                 .send(FailureMessage::unreadable(at, &why))
                 .await?;
-            Ok((*summary, Some(why)))
+            Ok((*summary, Some(why), false))
         }
         Err(e) => Err(e.into()),
     }
@@ -228,11 +289,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 || args.failure_queue_url.is_some(),
         )
         .await?;
+        let stop = stop_on_signal();
         let limiter = args.settings.limiter();
+        // A stop never waits for a rate token.
+        limiter.give_way_on(&stop);
         let live = Arc::new(Live::default());
         let config = LoadConfig {
             live: Some(Arc::clone(&live)),
-            stop: Some(stop_on_signal()),
+            stop: Some(stop),
             ..args.settings.config(c.account.clone())
         };
         let failures = match (&args.failure_queue_url, &args.failure_file) {
@@ -242,6 +306,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         let _progress = Progress::load(&live);
         let mut failed = 0;
+        let mut stopped = false;
         if let Some(queue_url) = &args.queue_url {
             failed += from_queue(&args, queue_url, &c, &limiter, &config).await?;
         }
@@ -251,9 +316,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 limiter: &limiter,
                 failures: &failures,
             };
-            failed += direct(items, &c.s3, &dest, &config).await?;
+            let local = DirCheckpoints::new(&state_dir(args.state_dir.as_deref()));
+            let (f, s) = direct(items, &c.s3, &dest, &config, &local, args.from_start).await?;
+            failed += f;
+            stopped = s;
         }
-        anyhow::Ok(if failed > 0 {
+        anyhow::Ok(if stopped {
+            ExitCode::from(EXIT_STOPPED)
+        } else if failed > 0 {
             ExitCode::from(EXIT_REJECTED)
         } else {
             ExitCode::SUCCESS
@@ -293,19 +363,30 @@ async fn from_queue(
     Ok(summary.load.failed + summary.poison)
 }
 
-/// The objects and files named on the command line, one after another, each from its start;
-/// prints a line per object and the total, and returns the records that failed and the objects
-/// that could not be read to the end.
+/// The objects and files named on the command line, one after another: S3 objects from their
+/// start, local files from the progress kept in `local` (unless `from_start`). Prints a JSON
+/// line per object and one for the total, and returns the records that failed, the objects that
+/// could not be read to the end, and whether a stop cut the load short.
 async fn direct<S: aztrail_load::sink::EventSink, F: FailureSink>(
     items: Vec<Item>,
     s3: &aws_sdk_s3::Client,
     dest: &Destination<'_, S, F>,
     config: &LoadConfig,
-) -> anyhow::Result<u64> {
+    local: &DirCheckpoints,
+    from_start: bool,
+) -> anyhow::Result<(u64, bool)> {
     let mut total = Summary::default();
     let mut unreadable = 0u64;
-    for item in items {
-        let (source, reader, name) = match item {
+    let mut stopped = false;
+    let mut left = 0usize;
+    let count = items.len();
+    for (n, item) in items.into_iter().enumerate() {
+        if config.stop.as_ref().is_some_and(Stop::is_set) {
+            stopped = true;
+            left = count - n;
+            break;
+        }
+        let (name, loaded) = match item {
             Item::S3 { bucket, key } => {
                 let reader = aztrail_load::s3::open(s3, &bucket, &key).await?;
                 let name = format!("s3://{bucket}/{key}");
@@ -313,33 +394,60 @@ async fn direct<S: aztrail_load::sink::EventSink, F: FailureSink>(
                     bucket: Some(bucket),
                     key,
                 };
-                (source, reader, name)
+                (name, load_one(&source, reader, dest, config).await)
             }
             Item::File(path) => {
+                let object = local_object(&path)?;
+                let resume = match from_start {
+                    true => Checkpoint::default(),
+                    false => local
+                        .get(&object)
+                        .await
+                        .with_context(|| {
+                            format!("reading the progress kept for {}", path.display())
+                        })?
+                        .unwrap_or_default(),
+                };
                 let reader = open_file(&path).await?;
                 let key = path.to_string_lossy().into_owned();
                 let source = Source {
                     bucket: None,
                     key: key.clone(),
                 };
-                (source, reader, key)
+                let progress = ObjectProgress {
+                    store: local,
+                    object: &object,
+                };
+                let loaded = load_resumed(&source, reader, &resume, &progress, dest, config).await;
+                (key, loaded)
             }
         };
-        let (summary, error) = load_one(&source, reader, dest, config)
-            .await
-            .with_context(|| format!("loading {name}"))?;
+        let (summary, error, cut_short) = loaded.with_context(|| format!("loading {name}"))?;
         unreadable += u64::from(error.is_some());
         total.add(&summary);
-        let line = serde_json::json!({"object": name, "summary": summary, "unreadable": error});
+        let mut line = serde_json::json!({"object": name, "summary": summary, "unreadable": error});
+        if cut_short {
+            line["stopped"] = true.into();
+        }
         super::emit(&(serde_json::to_string(&line)? + "\n"))?;
+        if cut_short {
+            stopped = true;
+            left = count - n - 1;
+            break;
+        }
     }
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "total": total,
         "balanced": total.balanced(),
         "unreadableObjects": unreadable,
     });
-    super::emit(&(serde_json::to_string_pretty(&line)? + "\n"))?;
-    Ok(total.failed + unreadable)
+    if stopped {
+        line["stopped"] = true.into();
+        line["objectsNotStarted"] = left.into();
+        eprintln!("aztrail load: stopped; progress is saved: run the same command again to resume");
+    }
+    super::emit(&(serde_json::to_string(&line)? + "\n"))?;
+    Ok((total.failed + unreadable, stopped))
 }
 
 #[cfg(test)]

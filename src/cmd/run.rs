@@ -26,9 +26,10 @@ use aztrail_load::sink::CloudTrailSink;
 use aztrail_load::sqs::WorkerSummary;
 use aztrail_transform::synth;
 use aztrail_transform::Source;
+use clap::builder::TypedValueParser as _;
 
 use super::progress::Progress;
-use super::{parse_duration, EXIT_REJECTED};
+use super::{parse_lookback, EXIT_REJECTED};
 
 /// Run the whole pipeline once: Azure logs → staging → queue → loader → CloudTrail Lake (or
 /// CloudWatch Logs).
@@ -90,11 +91,12 @@ pub struct Args {
     /// Address S3 with path-style URLs (for S3 emulators such as moto).
     #[arg(long)]
     s3_path_style: bool,
-    /// How far back ingest looks (s, m, h or d).
-    #[arg(long, default_value = "48h", value_parser = parse_duration)]
+    /// How far back ingest looks: 1s to 400d, with its unit (s, m, h or d).
+    #[arg(long, default_value = "48h", value_parser = parse_lookback)]
     lookback: Duration,
-    /// Records per blob in the generated example.
-    #[arg(long, default_value_t = 1000)]
+    /// Records per blob in the generated example (1 to 1000000; six blobs in all).
+    #[arg(long, default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
     example_records: usize,
     #[command(flatten)]
     settings: LoadSettings,
@@ -138,8 +140,21 @@ fn write_example(dir: &Path, containers: &[String], records: usize) -> anyhow::R
             // CloudWatch Logs, which takes nothing older than 14 days, needs them).
             let end = now() - hours_ago * 3600;
             let start = end.saturating_sub(records as i64 * 36 / 100).max(0) as u64;
-            std::fs::write(&path, synth::generate_from(records, seed, start))
-                .with_context(|| format!("writing {}", path.display()))?;
+            // Written record by record: the example's size never sits in memory.
+            let written = (|| {
+                use std::io::Write;
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                let mut generator = synth::Generator::new(seed).starting_at(start);
+                let mut line = String::new();
+                for _ in 0..records {
+                    line.clear();
+                    generator.record(&mut line);
+                    line.push('\n');
+                    out.write_all(line.as_bytes())?;
+                }
+                out.flush()
+            })();
+            written.with_context(|| format!("writing {}", path.display()))?;
             total += records as u64;
         }
     }
@@ -406,7 +421,7 @@ async fn through_local_staging(
                 store: &checkpoints,
                 object: &object,
             };
-            let (s, error) =
+            let (s, error, _stopped) =
                 super::load::load_resumed(&source, reader, &resume, &progress, &dest, &load.config)
                     .await
                     .with_context(|| format!("loading {key}"))?;

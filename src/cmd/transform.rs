@@ -42,7 +42,8 @@ pub struct Args {
     source_bucket: Option<String>,
     /// Records longer than this many bytes are passed over unread and reported (RecordTooLarge),
     /// so memory stays bounded whatever the input.
-    #[arg(long, env = "AZTRAIL_MAX_RECORD_BYTES", default_value_t = aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN)]
+    #[arg(long, env = "AZTRAIL_MAX_RECORD_BYTES", default_value_t = aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN,
+          value_parser = aztrail_load::settings::parse_max_record_bytes)]
     max_record_bytes: usize,
     /// Print no summary on a terminal.
     #[arg(long, short = 'q')]

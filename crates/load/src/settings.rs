@@ -18,6 +18,38 @@ use crate::sqs::{SqsFailures, Worker};
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Calls per second per process, by default: a quarter of the account's 100.
 pub const DEFAULT_MAX_CALLS_PER_SECOND: f64 = 25.0;
+/// The slowest rate a process may be set to: one call every ten seconds.
+pub const MIN_CALLS_PER_SECOND: f64 = 0.1;
+/// The fastest: far above any destination's quota.
+pub const MAX_CALLS_PER_SECOND: f64 = 10_000.0;
+/// The range of `--max-record-bytes`: from 1 KiB (smaller would refuse ordinary records) to
+/// 256 MiB (a framer holds up to this much of one record in memory).
+pub const MAX_RECORD_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=(256 << 20);
+
+/// Parses `--concurrency`: 1 to 1024 calls in flight.
+pub fn parse_concurrency(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=1024).contains(n))
+        .ok_or_else(|| format!("{s:?}: the calls in flight are 1 to 1024"))
+}
+
+/// Parses `--max-record-bytes` within [`MAX_RECORD_BYTES_RANGE`].
+pub fn parse_max_record_bytes(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| MAX_RECORD_BYTES_RANGE.contains(n))
+        .ok_or_else(|| {
+            format!(
+                "{s:?}: the maximum record length is {} to {} bytes",
+                MAX_RECORD_BYTES_RANGE.start(),
+                MAX_RECORD_BYTES_RANGE.end()
+            )
+        })
+}
+
 /// Seconds a received message stays invisible, by default: the Lambda function's longest run and
 /// the ingest lease.
 pub const DEFAULT_VISIBILITY_TIMEOUT: i32 = 900;
@@ -27,13 +59,14 @@ pub const DEFAULT_CHECKPOINT_EVERY: u32 = 10;
 /// How events are loaded, whoever loads them.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct LoadSettings {
-    /// PutAuditEvents calls in flight at most. Eight keep 100 calls/s busy at up to 80 ms per
-    /// call.
-    #[arg(long, env = "AZTRAIL_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY)]
+    /// PutAuditEvents calls in flight at most (1 to 1024). Eight keep 100 calls/s busy at up to
+    /// 80 ms per call.
+    #[arg(long, env = "AZTRAIL_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY,
+          value_parser = parse_concurrency)]
     pub concurrency: usize,
     /// Calls per second for this process (or Lambda instance). The account allows 100 per
     /// second in all, so the default, 25, leaves room for four at once: set it to 100 divided by
-    /// the number of workers you run.
+    /// the number of workers you run. 0.1 to 10000.
     #[arg(long, env = "AZTRAIL_MAX_CALLS_PER_SECOND", default_value_t = DEFAULT_MAX_CALLS_PER_SECOND)]
     pub max_calls_per_second: f64,
     /// Seconds a received message stays invisible to other workers. The queue worker renews it
@@ -43,11 +76,14 @@ pub struct LoadSettings {
     pub visibility_timeout: i32,
     /// Save a checkpoint every this many batches (of up to 100 events): after a crash, at most
     /// this many batches plus those in flight are sent again.
-    #[arg(long, env = "AZTRAIL_CHECKPOINT_EVERY", default_value_t = DEFAULT_CHECKPOINT_EVERY)]
+    #[arg(long, env = "AZTRAIL_CHECKPOINT_EVERY", default_value_t = DEFAULT_CHECKPOINT_EVERY,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub checkpoint_every: u32,
     /// Records longer than this many bytes are passed over unread and reported as
-    /// RecordTooLarge (with their offset and length), so memory stays bounded.
-    #[arg(long, env = "AZTRAIL_MAX_RECORD_BYTES", default_value_t = DEFAULT_MAX_RECORD_LEN)]
+    /// RecordTooLarge (with their offset and length), so memory stays bounded. 1024 to
+    /// 268435456 (256 MiB).
+    #[arg(long, env = "AZTRAIL_MAX_RECORD_BYTES", default_value_t = DEFAULT_MAX_RECORD_LEN,
+          value_parser = parse_max_record_bytes)]
     pub max_record_bytes: usize,
     /// Where events go.
     #[command(flatten)]
@@ -70,8 +106,11 @@ impl Default for LoadSettings {
 /// A setting that cannot work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SettingsError {
-    /// No call could ever be made.
-    #[error("--max-calls-per-second (AZTRAIL_MAX_CALLS_PER_SECOND) must be positive, not {0}")]
+    /// Calls could not be made at a useful pace (or a stop would wait minutes for a token).
+    #[error(
+        "--max-calls-per-second (AZTRAIL_MAX_CALLS_PER_SECOND) must be {MIN_CALLS_PER_SECOND} to \
+         {MAX_CALLS_PER_SECOND}, not {0}"
+    )]
     CallsPerSecond(f64),
     /// A message would be visible again before the heartbeat could renew it.
     #[error(
@@ -83,7 +122,7 @@ pub enum SettingsError {
 impl LoadSettings {
     /// Checks what cannot be corrected quietly (a zero count is raised to one instead).
     pub fn check(&self) -> Result<(), SettingsError> {
-        if !(self.max_calls_per_second > 0.0 && self.max_calls_per_second.is_finite()) {
+        if !(MIN_CALLS_PER_SECOND..=MAX_CALLS_PER_SECOND).contains(&self.max_calls_per_second) {
             return Err(SettingsError::CallsPerSecond(self.max_calls_per_second));
         }
         if !(2..=43_200).contains(&self.visibility_timeout) {
@@ -169,10 +208,29 @@ mod tests {
         assert_eq!(parsed, LoadSettings::default());
         assert_eq!(parsed.check(), Ok(()));
         let fast =
-            Cli::try_parse_from(["x", "--concurrency", "0", "--max-calls-per-second", "100"])
+            Cli::try_parse_from(["x", "--concurrency", "1", "--max-calls-per-second", "100"])
                 .expect("flags")
                 .settings;
         assert_eq!(fast.config("123").concurrency, 1);
+        // Hostile round 2, items 8 and 9: counts and rates that cannot work are refused.
+        for bad in [
+            &["--concurrency", "0"][..],
+            &["--concurrency", "1000000000000"],
+            &["--max-record-bytes", "0"],
+            &["--max-record-bytes", "18446744073709551615"],
+            &["--checkpoint-every", "0"],
+        ] {
+            let args = [&["x"][..], bad].concat();
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?} was accepted");
+        }
+        for rate in ["0.0001", "1e-300", "0", "-1", "NaN", "inf", "1e9"] {
+            let parsed = Cli::try_parse_from(["x", "--max-calls-per-second", rate])
+                .map(|c| c.settings.check());
+            assert!(
+                !matches!(parsed, Ok(Ok(()))),
+                "--max-calls-per-second {rate} was accepted"
+            );
+        }
         assert_eq!(
             LoadSettings {
                 max_calls_per_second: 0.0,
