@@ -208,6 +208,8 @@ async fn idle_and_slow_connections_are_closed_and_connections_are_bounded() {
             max_connections: 4,
             header_timeout: std::time::Duration::from_millis(300),
             body_timeout: std::time::Duration::from_millis(300),
+            first_request_timeout: std::time::Duration::from_millis(300),
+            ..Default::default()
         },
         ..LakeConfig::in_memory()
     })
@@ -239,5 +241,79 @@ async fn idle_and_slow_connections_are_closed_and_connections_are_bounded() {
         send(&lake, "POST", &put, Some(AUTH), "{not json").await.0,
         400
     );
+    lake.stop().await;
+}
+
+/// Hostile round 2, item 11: 2,000 idle connections (four times the serving slots) do not keep
+/// a valid call waiting: silent connections hold no slot and are closed soon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_connections_does_not_starve_valid_calls() {
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig::none(),
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(tokio::net::TcpStream::connect(lake.addr()).await.unwrap());
+    }
+    let put = format!("/PutAuditEvents?channelArn={CHANNEL}");
+    // The bound only turns a starved call (it waited 20 s behind the idle ones) into a failure.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        send(&lake, "POST", &put, Some(AUTH), "{not json"),
+    )
+    .await
+    .expect("a valid call is answered while 2,000 connections sit idle");
+    assert_eq!(answer.0, 400);
+    drop(idle);
+    lake.stop().await;
+}
+
+/// Hostile round 2, item 11: the bodies held at once are bounded across all connections. With a
+/// budget of one largest body, a second large body while the first is still arriving is
+/// throttled (which the SDKs retry) instead of held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_held_at_once_are_bounded_across_connections() {
+    let lake = Lake::start(LakeConfig {
+        faults: FaultConfig::none(),
+        limits: aztrail_lake::serve::ConnLimits {
+            body_budget: 1 << 20,
+            body_timeout: std::time::Duration::from_secs(30),
+            ..Default::default()
+        },
+        ..LakeConfig::in_memory()
+    })
+    .await
+    .unwrap();
+    // The first declares 1,000,000 bytes and sends one: it holds the whole budget.
+    let mut slow = tokio::net::TcpStream::connect(lake.addr()).await.unwrap();
+    slow.write_all(
+        format!(
+            "POST /PutAuditEvents?channelArn={CHANNEL} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\nAuthorization: {AUTH}\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // Give the lake the first request before the second (the order is the test's premise).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        status_after_headers(&lake, Some(AUTH), 1_000_000, &vec![b' '; 1_000_000]).await,
+        429
+    );
+    drop(slow);
+    // Once it is gone, its share is back: bodies are read again.
+    let put = format!("/PutAuditEvents?channelArn={CHANNEL}");
+    let mut answered = 0;
+    for _ in 0..50 {
+        answered = send(&lake, "POST", &put, Some(AUTH), "{not json").await.0;
+        if answered == 400 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered, 400);
     lake.stop().await;
 }

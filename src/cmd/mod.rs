@@ -85,7 +85,7 @@ fn parse_duration_upto(s: &str, max: u64, what: &str) -> Result<std::time::Durat
         .ok_or_else(|| {
             format!(
                 "{s:?}: {what} is 1s to {} (like 90s, 30m, 48h, 2d)",
-                if max % 86_400 == 0 {
+                if max.is_multiple_of(86_400) {
                     format!("{}d", max / 86_400)
                 } else {
                     format!("{max}s")

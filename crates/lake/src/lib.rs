@@ -178,6 +178,10 @@ impl Lake {
             store: Arc::clone(&store),
             ids: Mutex::new(fastrand::Rng::with_seed(id_seed)),
             body_timeout: config.limits.body_timeout,
+            // At least one largest body always fits.
+            body_budget: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.body_budget.div_ceil(1024).max(1024),
+            )),
             answered: answered_tx,
         });
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -38,6 +38,9 @@ pub struct Shared {
     pub ids: Mutex<fastrand::Rng>,
     /// How long a client may take to send a body once its headers arrived.
     pub body_timeout: std::time::Duration,
+    /// The bytes of request bodies that may be held at once, in KiB permits (see
+    /// [`crate::serve::ConnLimits::body_budget`]).
+    pub body_budget: Arc<tokio::sync::Semaphore>,
     /// Events accepted in calls answered so far (stored, and the answer on its way).
     pub answered: tokio::sync::watch::Sender<u64>,
 }
@@ -226,6 +229,33 @@ fn too_large(len: impl std::fmt::Display) -> Response {
     )
 }
 
+/// How long a request waits for its share of the body budget before it is throttled.
+const BODY_SHARE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Takes the request's share of the body budget (in KiB): its declared length, or the largest
+/// body allowed when it declares none.
+async fn body_share(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(MAX_BODY)
+        .min(MAX_BODY);
+    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let budget = Arc::clone(&shared.body_budget);
+    match tokio::time::timeout(BODY_SHARE_WAIT, budget.acquire_many_owned(kib)).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => Err(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottlingException",
+            "Rate exceeded: too many request bodies at once",
+        )),
+    }
+}
+
 /// Reads the body once the headers passed: refused unread when its declared length is over the
 /// limit, cut off when it grows past it, and given up when the client is too slow.
 async fn read_body(
@@ -261,6 +291,14 @@ async fn put_audit_events(
     if let Err(e) = check_auth(&headers) {
         return e.into_response();
     }
+    // The body's share of the memory budget, before a byte of it is read: what the client
+    // declares, or the most a body may be. A flood of large bodies waits here, bounded,
+    // instead of holding gigabytes; one that finds no room in time is throttled (retried by
+    // the SDKs).
+    let _share = match body_share(&shared, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let body = match read_body(&headers, body, shared.body_timeout).await {
         Ok(b) => b,
         Err(r) => return r,
