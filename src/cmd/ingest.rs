@@ -99,7 +99,7 @@ pub fn s3_client(shared: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async move {
         let shared = aws_config::load_from_env().await;
         let auth = azure_auth(&shared, args.azure_secret_arn.as_deref()).await?;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use aztrail_lake::{Db, FaultConfig, Lake, LakeConfig, Store, Sync, DEFAULT_CHANNEL_ARN};
 
 /// A local stand-in for AWS CloudTrail Lake (PutAuditEvents, SQL queries, statistics).
@@ -184,7 +183,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         sync: if a.fsync { Sync::Full } else { Sync::Process },
         limits: aztrail_lake::serve::ConnLimits::default(),
     };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let lake = Lake::start(config).await?;
         println!("{}", lake.url());

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aztrail_load::lambda::handle_batch;
 use aztrail_load::metrics::load_metrics;
@@ -113,7 +112,7 @@ fn now_ms() -> u64 {
 fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     args.settings.destination.check()?;
     args.settings.check()?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async move {
         let c = clients(&args.endpoints, &args.settings.destination, true).await?;
         let queues = Queues {
@@ -152,7 +151,7 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async move {
         let shared = aws_config::load_from_env().await;
         let s3 = super::ingest::s3_client(&shared, false);

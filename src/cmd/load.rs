@@ -6,16 +6,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use aztrail_load::checkpoint::{Checkpoint, CheckpointStore as _, NoProgress, ObjectProgress};
-use aztrail_load::failure::{FailureMessage, Location};
+use aztrail_load::checkpoint::MemoryCheckpoints;
+use aztrail_load::failure::FailureMessage;
 use aztrail_load::loader::{
-    load, Destination, FailureSink, FailureSinkError, Live, LoadConfig, LoadError, Stop, Summary,
+    Destination, FailureSink, FailureSinkError, Live, LoadConfig, Stop, Summary,
 };
-use aztrail_load::local::{list_files, open_file, DirCheckpoints, FileFailures};
+use aztrail_load::local::{list_files, DirCheckpoints, FileFailures};
 use aztrail_load::notification::ObjectRef;
+use aztrail_load::object::{drain, Loaded, LocalObjects, ReadErrors, S3Objects, Step};
 use aztrail_load::settings::{LoadSettings, Queues};
 use aztrail_load::sqs::SqsFailures;
-use aztrail_transform::Source;
 
 use super::aws::{clients, Endpoints};
 use super::progress::Progress;
@@ -119,7 +119,7 @@ fn local_object(path: &std::path::Path) -> anyhow::Result<ObjectRef> {
         .map_or(0, |d| d.as_nanos());
     Ok(ObjectRef {
         bucket: String::new(),
-        key: format!("local{}", abs.to_string_lossy()),
+        key: abs.to_string_lossy().into_owned(),
         size: Some(meta.len()),
         etag: Some(format!("{}-{modified}", meta.len())),
         sequencer: None,
@@ -152,72 +152,6 @@ impl FailureSink for Failures {
             Failures::File(f) => f.send(message).await,
             Failures::Stderr(s) => s.send(message).await,
         }
-    }
-}
-
-/// Loads one object from its start, with no checkpoint. A read error (a corrupt gzip trailer,
-/// say) does not stop the run: what was read is accounted for, the unread rest is reported to
-/// the failure sink as `UnreadableObject`, and the error is returned beside the summary.
-pub async fn load_one<S, F, R>(
-    source: &Source,
-    reader: R,
-    dest: &Destination<'_, S, F>,
-    config: &LoadConfig,
-) -> anyhow::Result<(Summary, Option<String>, bool)>
-where
-    S: aztrail_load::sink::EventSink,
-    F: FailureSink,
-    R: tokio::io::AsyncRead + Unpin,
-{
-    load_resumed(
-        source,
-        reader,
-        &Checkpoint::default(),
-        &NoProgress,
-        dest,
-        config,
-    )
-    .await
-}
-
-/// Like [`load_one`], from `resume` on, saving progress through `progress`. The flag says the
-/// load stopped (SIGTERM) before the end, with its progress saved.
-pub async fn load_resumed<S, F, R, P>(
-    source: &Source,
-    reader: R,
-    resume: &Checkpoint,
-    progress: &P,
-    dest: &Destination<'_, S, F>,
-    config: &LoadConfig,
-) -> anyhow::Result<(Summary, Option<String>, bool)>
-where
-    S: aztrail_load::sink::EventSink,
-    F: FailureSink,
-    R: tokio::io::AsyncRead + Unpin,
-    P: aztrail_load::checkpoint::Progress,
-{
-    match load(source, reader, resume, dest, progress, config).await {
-        Ok(s) => Ok((s, None, false)),
-        Err(LoadError::OutOfTime { summary, .. }) => Ok((*summary, None, true)),
-        Err(LoadError::Read {
-            source: e,
-            offset,
-            summary,
-            ..
-        }) => {
-            let at = Location {
-                bucket: source.bucket.clone(),
-                key: source.key.clone(),
-                offset,
-                length: summary.bytes.saturating_sub(offset),
-            };
-            let why = aztrail_load::error_chain(&e);
-            dest.failures
-                .send(FailureMessage::unreadable(at, &why))
-                .await?;
-            Ok((*summary, Some(why), false))
-        }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -279,7 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     args.settings.check()?;
     let items = items(&args.sources)?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async move {
         let c = clients(
             &args.endpoints,
@@ -363,10 +297,11 @@ async fn from_queue(
     Ok(summary.load.failed + summary.poison)
 }
 
-/// The objects and files named on the command line, one after another: S3 objects from their
-/// start, local files from the progress kept in `local` (unless `from_start`). Prints a JSON
-/// line per object and one for the total, and returns the records that failed, the objects that
-/// could not be read to the end, and whether a stop cut the load short.
+/// The objects and files named on the command line, through the per-object step and one pool
+/// of calls, up to `objects_held` at once: S3 objects from their start, local files from the
+/// progress kept in `local` (unless `from_start`). Prints a JSON line per object as it ends and
+/// one for the total, and returns the records that failed, the objects that could not be read to
+/// the end, and whether a stop cut the load short.
 async fn direct<S: aztrail_load::sink::EventSink, F: FailureSink>(
     items: Vec<Item>,
     s3: &aws_sdk_s3::Client,
@@ -375,67 +310,80 @@ async fn direct<S: aztrail_load::sink::EventSink, F: FailureSink>(
     local: &DirCheckpoints,
     from_start: bool,
 ) -> anyhow::Result<(u64, bool)> {
-    let mut total = Summary::default();
-    let mut unreadable = 0u64;
-    let mut stopped = false;
-    let mut left = 0usize;
-    let count = items.len();
-    for (n, item) in items.into_iter().enumerate() {
-        if config.stop.as_ref().is_some_and(Stop::is_set) {
-            stopped = true;
-            left = count - n;
-            break;
+    let config = config.pooled(dest.sink, dest.limiter);
+    let (mut in_s3, mut files) = (Vec::new(), Vec::new());
+    for item in items {
+        match item {
+            Item::S3 { bucket, key } => in_s3.push(ObjectRef::new(bucket, key)),
+            Item::File(path) => files.push(local_object(&path)?),
         }
-        let (name, loaded) = match item {
-            Item::S3 { bucket, key } => {
-                let reader = aztrail_load::s3::open(s3, &bucket, &key).await?;
-                let name = format!("s3://{bucket}/{key}");
-                let source = Source {
-                    bucket: Some(bucket),
-                    key,
-                };
-                (name, load_one(&source, reader, dest, config).await)
-            }
-            Item::File(path) => {
-                let object = local_object(&path)?;
-                let resume = match from_start {
-                    true => Checkpoint::default(),
-                    false => local
-                        .get(&object)
-                        .await
-                        .with_context(|| {
-                            format!("reading the progress kept for {}", path.display())
-                        })?
-                        .unwrap_or_default(),
-                };
-                let reader = open_file(&path).await?;
-                let key = path.to_string_lossy().into_owned();
-                let source = Source {
-                    bucket: None,
-                    key: key.clone(),
-                };
-                let progress = ObjectProgress {
-                    store: local,
-                    object: &object,
-                };
-                let loaded = load_resumed(&source, reader, &resume, &progress, dest, config).await;
-                (key, loaded)
+    }
+    let mut total = Summary::default();
+    let (mut unreadable, mut stopped, mut left) = (0u64, false, 0usize);
+    let mut fatal: Option<String> = None;
+    let mut report = |object: ObjectRef, loaded: Loaded| {
+        let name = if object.bucket.is_empty() {
+            object.key.clone()
+        } else {
+            format!("s3://{}/{}", object.bucket, object.key)
+        };
+        let (summary, error, cut_short) = match loaded {
+            Loaded::AlreadyLoaded => (Summary::default(), None, false),
+            Loaded::Done {
+                summary,
+                unreadable,
+            } => (summary, unreadable, false),
+            Loaded::Stopped { summary, .. } => (summary, None, true),
+            Loaded::Unfinished { summary, why } => {
+                fatal.get_or_insert(format!("loading {name}: {why}"));
+                (summary, None, false)
             }
         };
-        let (summary, error, cut_short) = loaded.with_context(|| format!("loading {name}"))?;
         unreadable += u64::from(error.is_some());
+        stopped |= cut_short;
         total.add(&summary);
         let mut line = serde_json::json!({"object": name, "summary": summary, "unreadable": error});
         if cut_short {
             line["stopped"] = true.into();
         }
-        super::emit(&(serde_json::to_string(&line)? + "\n"))?;
-        if cut_short {
-            stopped = true;
-            left = count - n - 1;
-            break;
-        }
+        let _ = super::emit(&(line.to_string() + "\n"));
+    };
+    // s3:// objects named on the command line are loaded whole, each time.
+    let no_progress = MemoryCheckpoints::default();
+    let from_s3 = S3Objects(s3.clone());
+    let on_disk = LocalObjects::default();
+    let dest = || Destination {
+        sink: dest.sink,
+        limiter: dest.limiter,
+        failures: dest.failures,
+    };
+    let held = config.objects_held();
+    let s3_step = Step {
+        dest: dest(),
+        checkpoints: &no_progress,
+        objects: &from_s3,
+        config: &config,
+        read_errors: ReadErrors::Report,
+        from_start: true,
+    };
+    left += drain(&s3_step, futures::stream::iter(in_s3), held, &mut report)
+        .await
+        .len();
+    let disk_step = Step {
+        dest: dest(),
+        checkpoints: local,
+        objects: &on_disk,
+        config: &config,
+        read_errors: ReadErrors::Report,
+        from_start,
+    };
+    left += drain(&disk_step, futures::stream::iter(files), held, &mut report)
+        .await
+        .len();
+    if let Some(e) = fatal {
+        anyhow::bail!(e);
     }
+    let stopped = stopped || left > 0;
     let mut line = serde_json::json!({
         "total": total,
         "balanced": total.balanced(),

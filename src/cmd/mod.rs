@@ -17,6 +17,18 @@ pub const EXIT_FATAL: u8 = 2;
 /// Exit status when the run finished but some records were rejected.
 pub const EXIT_REJECTED: u8 = 1;
 
+/// The async runtime every command runs on: tokio's multi-threaded one, with its blocking pool
+/// (file reads and writes run there) held to 32 threads. Unbounded, a load of a hundred local
+/// files at once started hundreds of threads, each keeping an allocator heap of its own.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(32)
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Writes `text` to standard output; a closed pipe (`| head`) ends the output quietly.
 pub fn emit(text: &str) -> anyhow::Result<()> {
     use std::io::Write;

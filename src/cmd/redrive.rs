@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use aztrail_load::redrive::Redriver;
 use aztrail_load::settings::LoadSettings;
 
@@ -37,7 +36,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     args.settings.destination.check()?;
     args.settings.check()?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async move {
         let c = clients(&args.endpoints, &args.settings.destination, true).await?;
         let redriver = Redriver {

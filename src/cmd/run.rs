@@ -17,15 +17,14 @@ use aztrail_ingest::run::{ingest_with, IngestConfig, IngestSummary};
 use aztrail_ingest::source::{S3Staging, Staging};
 use aztrail_ingest::stage::Stager;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
-use aztrail_load::checkpoint::{CheckpointStore as _, ObjectProgress};
 use aztrail_load::destination::{writer_name, DestinationSettings, Kind, Sink};
 use aztrail_load::loader::{Destination, Live, LoadConfig, Summary};
-use aztrail_load::local::{open_file, DirCheckpoints, FileFailures};
+use aztrail_load::local::{DirCheckpoints, FileFailures};
+use aztrail_load::object::{drain, Loaded, LocalObjects, ReadErrors, Step};
 use aztrail_load::settings::{AwsClients, LoadSettings, Queues};
 use aztrail_load::sink::CloudTrailSink;
 use aztrail_load::sqs::WorkerSummary;
 use aztrail_transform::synth;
-use aztrail_transform::Source;
 use clap::builder::TypedValueParser as _;
 
 use super::progress::Progress;
@@ -229,7 +228,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !local_lake(&args.settings.destination) {
         args.settings.destination.check()?;
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(pipeline(args))
 }
 
@@ -370,7 +369,7 @@ async fn through_local_staging(
 ) -> anyhow::Result<(IngestSummary, Summary, u64)> {
     let staging_dir = args.dir.join("staging");
     let failures = FileFailures::create(&args.dir.join("failures.jsonl"))?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let checkpoints = DirCheckpoints::new(&staging_dir);
     remove_partial_objects(&staging_dir)?;
     // What a killed run staged but did not finish loading goes first, from its checkpoint:
@@ -399,36 +398,53 @@ async fn through_local_staging(
         limiter: &load.limiter,
         failures: &failures,
     };
+    // The staged objects as they are announced, through the per-object step, many at once, their
+    // batches sharing the pool's calls (as the queue worker loads them).
+    let config = load.config.pooled(&load.sink, &load.limiter);
+    let staged = LocalObjects {
+        root: Some(staging_dir.clone()),
+    };
+    let step = Step {
+        dest,
+        checkpoints: &checkpoints,
+        objects: &staged,
+        config: &config,
+        read_errors: ReadErrors::Report,
+        from_start: false,
+    };
+    let announced = futures::stream::unfold(rx, |mut rx| async move {
+        let key = rx.recv().await?;
+        Some((DirCheckpoints::object(&key), rx))
+    });
     let load_side = async {
         let mut total = Summary::default();
         let mut unreadable = 0u64;
-        while let Some(key) = rx.recv().await {
-            let object = DirCheckpoints::object(&key);
-            let resume = checkpoints
-                .get(&object)
-                .await
-                .with_context(|| format!("reading the checkpoint of {key}"))?
-                .unwrap_or_default();
-            if resume.complete {
-                continue;
-            }
-            let reader = open_file(&staging_dir.join(&key)).await?;
-            let source = Source {
-                bucket: None,
-                key: key.clone(),
-            };
-            let progress = ObjectProgress {
-                store: &checkpoints,
-                object: &object,
-            };
-            let (s, error, _stopped) =
-                super::load::load_resumed(&source, reader, &resume, &progress, &dest, &load.config)
-                    .await
-                    .with_context(|| format!("loading {key}"))?;
-            total.add(&s);
-            unreadable += u64::from(error.is_some());
+        let mut fatal = None;
+        drain(
+            &step,
+            announced,
+            config.objects_held(),
+            |object, loaded| match loaded {
+                Loaded::AlreadyLoaded => {}
+                Loaded::Done {
+                    summary,
+                    unreadable: why,
+                } => {
+                    total.add(&summary);
+                    unreadable += u64::from(why.is_some());
+                }
+                Loaded::Stopped { summary, .. } => total.add(&summary),
+                Loaded::Unfinished { summary, why } => {
+                    total.add(&summary);
+                    fatal.get_or_insert(format!("loading {}: {why}", object.key));
+                }
+            },
+        )
+        .await;
+        match fatal {
+            Some(e) => Err(anyhow::anyhow!(e)),
+            None => anyhow::Ok((total, unreadable)),
         }
-        anyhow::Ok((total, unreadable))
     };
     let (i, l) = tokio::join!(ingest_side, load_side);
     let (l, unreadable) = l?;

@@ -15,6 +15,8 @@
 //! - [`sender`]: one batch sent until every event is accepted or has failed.
 //! - [`loader`]: one object's bytes, streamed, mapped, batched and sent with bounded concurrency,
 //!   every record accounted for.
+//! - [`object`]: the per-object step every consumer loads objects with (checkpoint, open, load,
+//!   outcome), S3 and local object readers, and the local consumer loop.
 //! - [`lambda`]: the Lambda handler: an SQS batch in, partial batch failures out, deadline-aware.
 //! - [`local`]: files and directories on disk as the source, a failure file as the sink.
 //! - [`metrics`]: CloudWatch embedded-metric-format lines for the Lambda function.
@@ -33,6 +35,7 @@ pub mod loader;
 pub mod local;
 pub mod metrics;
 pub mod notification;
+pub mod object;
 pub mod pool;
 pub mod rate;
 pub mod redrive;

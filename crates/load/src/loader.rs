@@ -122,6 +122,8 @@ pub struct LoadConfig {
     /// Asked to stop (SIGTERM, Ctrl-C): like `stop_at`, no batch starts after it, those in
     /// flight finish and the checkpoint is saved.
     pub stop: Option<Stop>,
+    /// How long a pool's call that is not full waits for more batches (see [`crate::pool`]).
+    pub call_linger: std::time::Duration,
 }
 
 /// A stop request shared by a process's loaders and workers.
@@ -152,6 +154,30 @@ impl Stop {
     }
 }
 
+impl LoadConfig {
+    /// This config with a pool of calls of its own for `sink` (unless it has one): what every
+    /// consumer loads with, so that the batches of all its objects share calls.
+    pub fn pooled<S: EventSink>(&self, sink: &Arc<S>, limiter: &Arc<RateLimiter>) -> LoadConfig {
+        let mut config = self.clone();
+        if config.pool.is_none() {
+            config.pool = Some(CallPool::start_lingering(
+                Arc::clone(sink),
+                Arc::clone(limiter),
+                config.concurrency,
+                config.call_linger,
+            ));
+        }
+        config
+    }
+
+    /// How many objects a consumer loads at once: enough small objects side by side (each
+    /// waiting on its reads and on its calls) to keep every call slot busy with full calls.
+    /// Their batches wait in the pool's bounded queue, so memory stays bounded.
+    pub fn objects_held(&self) -> usize {
+        (self.concurrency.max(1) * 16).max(10)
+    }
+}
+
 impl Default for LoadConfig {
     fn default() -> Self {
         Self {
@@ -165,6 +191,7 @@ impl Default for LoadConfig {
             max_record_len: aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN,
             pool: None,
             stop: None,
+            call_linger: crate::pool::DEFAULT_CALL_LINGER,
         }
     }
 }
@@ -458,7 +485,10 @@ where
     let mut framer = Framer::new().with_max_record_len(config.max_record_len);
     let mut recs = Records::new(source, resume, dest.sink.wire(), &config.account);
     let mut in_flight = FuturesUnordered::new();
-    let mut chunk = vec![0u8; config.chunk_size.max(4096)];
+    // The read buffer starts small and doubles while reads fill it, up to `chunk_size`: a
+    // process loading a hundred small objects at once holds a hundred small buffers.
+    let most = config.chunk_size.max(4096);
+    let mut chunk = vec![0u8; most.min(16 * 1024)];
     let mut settled_since_save = 0u32;
     let (mut eof, mut out_of_time) = (false, false);
     let mut read_error: Option<std::io::Error> = None;
@@ -470,6 +500,9 @@ where
             0
         });
         recs.summary.bytes += n as u64;
+        if n == chunk.len() && chunk.len() < most {
+            chunk.resize((chunk.len() * 2).min(most), 0);
+        }
         let records_before = recs.summary.records;
         if n > 0 {
             framer.feed(&chunk[..n], |rec| recs.record(rec));

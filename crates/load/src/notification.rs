@@ -30,6 +30,19 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
+    /// `key` in `bucket`, with nothing known of its PUT (an object named by hand).
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            key: key.into(),
+            size: None,
+            etag: None,
+            sequencer: None,
+            version_id: None,
+            event_time: None,
+        }
+    }
+
     /// What identifies this PUT of the object: S3's sequencer; without one (moto), the ETag and
     /// the event time, since a re-drop of the same bytes has the same ETag but a new time. The
     /// version id is added on versioned buckets. A redelivered message has the same identity; a

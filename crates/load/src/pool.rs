@@ -6,15 +6,20 @@
 //! for a free call slot (the process's `concurrency`) and a rate-limit token, then closes a call
 //! with every batch that arrived in the meantime, within the destination's call limits (its
 //! [`Wire`]: 100 events and 1 MB for CloudTrail Lake; 10,000 events, 1 MiB and 24 hours for
-//! CloudWatch Logs). Under
-//! the quota, batches pile up during the wait and calls leave full; with room to spare, a batch
-//! leaves at once. Each batch gets back exactly its own events' fate, as if it had been sent alone,
-//! so each object's accounting and checkpoints are unchanged.
+//! CloudWatch Logs). A call that is not full yet waits up to its linger
+//! ([`DEFAULT_CALL_LINGER`], `--call-linger-ms`) from its first batch for more: under the quota
+//! batches pile up anyway, and with room to spare, objects that trickle in (one-record blobs as
+//! ingest stages them) still fill calls instead of spending one each. Batches wait in a queue
+//! bounded by their bytes (room for a few calls per call slot), not by their count, so thousands
+//! of one-event batches can fill calls while memory stays bounded. Each batch gets back exactly
+//! its own events' fate, as if it had been sent alone, so each object's accounting and
+//! checkpoints are unchanged.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::batch::Batch;
 use crate::rate::RateLimiter;
@@ -31,12 +36,22 @@ struct Job {
     span: Option<(i64, i64)>,
     policy: SendPolicy,
     reply: oneshot::Sender<Sent<usize>>,
+    /// Its room in the queue, given back when it joins a call.
+    _room: OwnedSemaphorePermit,
 }
+
+/// How long a call that is not full waits for more batches, by default: long enough for objects
+/// staged one by one to fill calls, short enough to be nothing beside the minutes an event takes
+/// to be queryable.
+pub const DEFAULT_CALL_LINGER: Duration = Duration::from_millis(250);
 
 /// The calls of one process: a handle to clone into every loader.
 #[derive(Clone)]
 pub struct CallPool {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::UnboundedSender<Job>,
+    /// The queue's room, in KiB of batches.
+    room: Arc<Semaphore>,
+    room_kib: u32,
 }
 
 impl std::fmt::Debug for CallPool {
@@ -53,11 +68,30 @@ impl CallPool {
         limiter: Arc<RateLimiter>,
         concurrency: usize,
     ) -> Self {
-        // Room for enough batches to fill calls, and no more: a loader whose batch finds the
-        // queue full waits, so memory stays bounded however many objects load at once.
-        let (tx, rx) = mpsc::channel(8 * concurrency.max(1));
-        tokio::spawn(dispatch(sink, limiter, concurrency.max(1), rx));
-        Self { jobs: tx }
+        Self::start_lingering(sink, limiter, concurrency, DEFAULT_CALL_LINGER)
+    }
+
+    /// Like [`CallPool::start`], with calls that are not full waiting up to `linger` for more.
+    pub fn start_lingering<S: EventSink>(
+        sink: Arc<S>,
+        limiter: Arc<RateLimiter>,
+        concurrency: usize,
+        linger: Duration,
+    ) -> Self {
+        // Room for two full calls per call slot, and two more: enough to fill calls, and no
+        // more: a loader whose batch finds the queue full waits, so memory stays bounded
+        // however many objects load at once.
+        let wire = sink.wire();
+        let room_kib =
+            u32::try_from(((2 * concurrency.max(1) + 2) * wire.max_call_bytes).div_ceil(1024))
+                .unwrap_or(u32::MAX >> 4);
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatch(sink, limiter, concurrency.max(1), linger, rx));
+        Self {
+            jobs: tx,
+            room: Arc::new(Semaphore::new(room_kib as usize)),
+            room_kib,
+        }
     }
 
     /// Sends `batch`, in a call that may carry other
@@ -67,15 +101,24 @@ impl CallPool {
     pub async fn send<T>(&self, batch: Batch<T>, policy: &SendPolicy) -> Sent<T> {
         let (tags, events): (Vec<T>, Vec<OutEvent>) = batch.items.into_iter().unzip();
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            events,
-            bytes: batch.bytes,
-            span: batch.span,
-            policy: policy.clone(),
-            reply,
-        };
-        let answered = match self.jobs.send(job).await {
-            Ok(()) => answer.await.ok(),
+        let kib = u32::try_from(batch.bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.room_kib);
+        let answered = match Arc::clone(&self.room).acquire_many_owned(kib).await {
+            Ok(room) => {
+                let job = Job {
+                    events,
+                    bytes: batch.bytes,
+                    span: batch.span,
+                    policy: policy.clone(),
+                    reply,
+                    _room: room,
+                };
+                match self.jobs.send(job) {
+                    Ok(()) => answer.await.ok(),
+                    Err(_) => None,
+                }
+            }
             Err(_) => None,
         };
         let Some(sent) = answered else {
@@ -147,7 +190,8 @@ async fn dispatch<S: EventSink>(
     sink: Arc<S>,
     limiter: Arc<RateLimiter>,
     concurrency: usize,
-    mut jobs: mpsc::Receiver<Job>,
+    linger: Duration,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
     let wire = sink.wire();
     let slots = Arc::new(Semaphore::new(concurrency));
@@ -161,31 +205,60 @@ async fn dispatch<S: EventSink>(
                 None => return,
             },
         };
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
+        // The call fills until it is full, or its linger is over (then it still takes a slot
+        // and a token, and whatever arrived meanwhile rides along). A batch that does not fit,
+        // or holds an id the call holds already (the same record staged in two objects:
+        // PutAuditEvents fails a whole call that names an id twice), waits for the next call.
+        // (A hash collision only closes a call early.)
+        let until = tokio::time::Instant::now() + linger;
+        let mut call = Call::new(first);
+        let mut lingering = true;
+        let slot = loop {
+            while next.is_none() {
+                match jobs.try_recv() {
+                    Ok(job) => {
+                        if let Err(job) = call.add(&wire, job) {
+                            next = Some(job);
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            if next.is_some() || call.full(&wire) {
+                lingering = false;
+            }
+            if lingering {
+                tokio::select! {
+                    job = jobs.recv() => match job {
+                        Some(job) => {
+                            if let Err(job) = call.add(&wire, job) {
+                                next = Some(job);
+                            }
+                        }
+                        // Every handle is gone: nothing more can come.
+                        None => lingering = false,
+                    },
+                    () = tokio::time::sleep_until(until) => lingering = false,
+                }
+                continue;
+            }
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            limiter.acquire().await;
+            break slot;
         };
-        limiter.acquire().await;
-        // Everything that arrived while waiting for the slot and the token rides along, unless
-        // it holds an id the call holds already (the same record staged in two objects):
-        // PutAuditEvents fails a whole call that names an id twice, so that batch waits for the
-        // next call. (A hash collision only closes a call early.)
-        let (mut events, mut bytes, mut span) = (first.events.len(), first.bytes, first.span);
-        let mut ids: HashSet<u64> = first.events.iter().map(|e| id_hash(&e.id)).collect();
-        let mut call = vec![first];
-        while let Ok(job) = jobs.try_recv() {
-            if fits(&wire, (events, bytes, span), &job)
-                && !job.events.iter().any(|e| ids.contains(&id_hash(&e.id)))
-            {
-                ids.extend(job.events.iter().map(|e| id_hash(&e.id)));
-                events += job.events.len();
-                bytes += job.bytes;
-                span = widen(span, job.span);
-                call.push(job);
-            } else {
-                next = Some(job);
-                break;
+        while next.is_none() {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    if let Err(job) = call.add(&wire, job) {
+                        next = Some(job);
+                    }
+                }
+                Err(_) => break,
             }
         }
+        let call = call.jobs;
         call_no += 1;
         let sink = Arc::clone(&sink);
         let limiter = Arc::clone(&limiter);
@@ -193,6 +266,55 @@ async fn dispatch<S: EventSink>(
             let _slot = slot;
             send_call(sink.as_ref(), &limiter, call, call_no).await;
         });
+    }
+}
+
+/// A call being filled.
+struct Call {
+    jobs: Vec<Job>,
+    events: usize,
+    bytes: usize,
+    span: Option<(i64, i64)>,
+    ids: HashSet<u64>,
+}
+
+impl Call {
+    fn new(first: Job) -> Self {
+        Self {
+            events: first.events.len(),
+            bytes: first.bytes,
+            span: first.span,
+            ids: first.events.iter().map(|e| id_hash(&e.id)).collect(),
+            jobs: vec![first],
+        }
+    }
+
+    /// Adds `job` if it fits and names no id the call holds; else hands it back (by value: it
+    /// is moved once, into the next call, so its size costs nothing here).
+    #[allow(clippy::result_large_err)]
+    fn add(&mut self, wire: &Wire, job: Job) -> Result<(), Job> {
+        if !fits(wire, (self.events, self.bytes, self.span), &job)
+            || job
+                .events
+                .iter()
+                .any(|e| self.ids.contains(&id_hash(&e.id)))
+        {
+            return Err(job);
+        }
+        self.ids.extend(job.events.iter().map(|e| id_hash(&e.id)));
+        self.events += job.events.len();
+        self.bytes += job.bytes;
+        self.span = widen(self.span, job.span);
+        self.jobs.push(job);
+        Ok(())
+    }
+
+    /// Whether no more events can join.
+    fn full(&self, wire: &Wire) -> bool {
+        // By count, or by size to within a small event's room.
+        self.events >= wire.max_events
+            || self.bytes + self.events * wire.per_event + wire.call_overhead + 1024
+                >= wire.max_call_bytes
     }
 }
 

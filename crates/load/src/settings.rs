@@ -85,10 +85,18 @@ pub struct LoadSettings {
     #[arg(long, env = "AZTRAIL_MAX_RECORD_BYTES", default_value_t = DEFAULT_MAX_RECORD_LEN,
           value_parser = parse_max_record_bytes)]
     pub max_record_bytes: usize,
+    /// Milliseconds a call that is not full waits for more events (0 to 5000): objects that
+    /// arrive one by one then share calls instead of spending one each on the quota.
+    #[arg(long, env = "AZTRAIL_CALL_LINGER_MS", default_value_t = DEFAULT_CALL_LINGER_MS,
+          value_parser = clap::value_parser!(u64).range(0..=5000))]
+    pub call_linger_ms: u64,
     /// Where events go.
     #[command(flatten)]
     pub destination: DestinationSettings,
 }
+
+/// `--call-linger-ms` by default (the pool's [`crate::pool::DEFAULT_CALL_LINGER`]).
+pub const DEFAULT_CALL_LINGER_MS: u64 = 250;
 
 impl Default for LoadSettings {
     fn default() -> Self {
@@ -98,6 +106,7 @@ impl Default for LoadSettings {
             visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             max_record_bytes: DEFAULT_MAX_RECORD_LEN,
+            call_linger_ms: DEFAULT_CALL_LINGER_MS,
             destination: DestinationSettings::default(),
         }
     }
@@ -143,6 +152,7 @@ impl LoadSettings {
             concurrency: self.concurrency.max(1),
             checkpoint_every: self.checkpoint_every.max(1),
             max_record_len: self.max_record_bytes.max(1),
+            call_linger: std::time::Duration::from_millis(self.call_linger_ms),
             ..LoadConfig::default()
         }
     }

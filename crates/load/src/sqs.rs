@@ -14,14 +14,11 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tracing::Instrument;
 
-use aztrail_transform::Source;
-
-use crate::checkpoint::{CheckpointStore, ObjectProgress, STATE_PREFIX};
+use crate::checkpoint::{CheckpointStore, STATE_PREFIX};
 use crate::failure::{FailureMessage, Location};
-use crate::loader::{
-    load, Destination, FailureSink, FailureSinkError, LoadConfig, LoadError, Stop, Summary,
-};
+use crate::loader::{Destination, FailureSink, FailureSinkError, LoadConfig, Stop, Summary};
 use crate::notification::{parse, Notification};
+use crate::object::{Loaded, ReadErrors, S3Objects, Step};
 use crate::pool::CallPool;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
@@ -176,15 +173,16 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
     /// 8 left them at 75). Their batches wait in the pool's bounded queue, so memory stays
     /// bounded.
     fn max_held(&self) -> usize {
-        (self.config.concurrency.max(1) * 16).max(10)
+        self.config.objects_held()
     }
 
     /// A pool of calls for this worker's sink, rate limit and concurrency.
     fn new_pool(&self) -> CallPool {
-        CallPool::start(
+        CallPool::start_lingering(
             Arc::clone(&self.sink),
             Arc::clone(&self.limiter),
             self.config.concurrency,
+            self.config.call_linger,
         )
     }
 
@@ -457,53 +455,41 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
                 };
             }
         };
-        let dest = Destination {
-            sink: &self.sink,
-            limiter: &self.limiter,
-            failures: &self.failures,
+        let objects_in_s3 = S3Objects(self.s3.clone());
+        let step = Step {
+            dest: Destination {
+                sink: &self.sink,
+                limiter: &self.limiter,
+                failures: &self.failures,
+            },
+            checkpoints: &self.checkpoints,
+            objects: &objects_in_s3,
+            config,
+            read_errors: ReadErrors::Retry,
+            from_start: false,
         };
         for object in objects {
             if object.key.starts_with(STATE_PREFIX) {
                 total.ignored += 1;
                 continue;
             }
-            let resume = match self.checkpoints.get(&object).await {
-                Ok(Some(c)) if c.complete => {
-                    total.already_loaded += 1;
-                    continue;
-                }
-                Ok(c) => c.unwrap_or_default(),
-                Err(e) => return Outcome::Retry(crate::error_chain(&e)),
-            };
-            let reader = match crate::s3::open(&self.s3, &object.bucket, &object.key).await {
-                Ok(r) => r,
-                Err(e) => return Outcome::Retry(crate::error_chain(&e)),
-            };
-            let source = Source {
-                bucket: Some(object.bucket.clone()),
-                key: object.key.clone(),
-            };
-            let progress = ObjectProgress {
-                store: &self.checkpoints,
-                object: &object,
-            };
-            let span = tracing::info_span!("object", bucket = %object.bucket, key = %object.key);
-            match load(&source, reader, &resume, &dest, &progress, config)
-                .instrument(span)
-                .await
-            {
-                Ok(summary) => {
+            match step.load(&object).await {
+                Loaded::AlreadyLoaded => total.already_loaded += 1,
+                Loaded::Done { summary, .. } => {
                     total.objects += 1;
                     total.load.add(&summary);
                 }
-                Err(LoadError::OutOfTime { offset, summary }) => {
+                Loaded::Stopped { summary, offset } => {
                     total.load.add(&summary);
                     return Outcome::Retry(format!(
                         "s3://{}/{}: stopped (out of time or asked to) at byte {offset}",
                         object.bucket, object.key
                     ));
                 }
-                Err(e) => return Outcome::Retry(crate::error_chain(&e)),
+                Loaded::Unfinished { summary, why } => {
+                    total.load.add(&summary);
+                    return Outcome::Retry(why);
+                }
             }
         }
         Outcome::Done
