@@ -175,9 +175,10 @@ async fn killed_loaders_lose_nothing_after_redelivery() {
         if mid > 0 && mid < per_trial {
             killed_mid_object += 1;
         }
-        // Redelivery after the visibility timeout, to a fresh worker (SQS may hand the message
-        // to a poll a little late: a worker that finds the queue empty too early runs again).
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // Redelivery after the visibility timeout, to a fresh worker: once SQS counts the
+        // killed worker's message visible again (SQS may still hand it to a poll a little late:
+        // a worker that finds the queue empty too early runs again).
+        visible_again(&staging.sqs, &urls[0]).await;
         let mut outputs: Vec<String> = Vec::new();
         for _ in 0..5 {
             let out = loader(true).output().unwrap();
@@ -410,4 +411,28 @@ async fn a_stopped_loader_hands_over_without_resending() {
     assert_eq!(stats.distinct_uids, 3000);
     assert_eq!(stats.duplicate_events, 0, "no event sent twice");
     lake.stop().await;
+}
+
+/// Returns once the queue counts a message visible (the killed worker's, its visibility timeout
+/// over): a condition polled, not a sleep standing in for it.
+async fn visible_again(sqs: &aws_sdk_sqs::Client, queue_url: &str) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    loop {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        let visible = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        if visible > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
