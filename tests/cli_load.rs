@@ -302,3 +302,32 @@ fn impossible_flags_are_refused_with_a_clear_error() {
         assert!(err.contains(says), "{args:?} should say {says:?}: {err}");
     }
 }
+
+/// #22 item 10: a destination that cannot be reached at all stops the load at once, with one
+/// clear error (exit 2), before any record is read: no record is tried or reported.
+#[test]
+fn an_unreachable_destination_stops_the_load_before_it_starts() {
+    let tmp = tempfile::Builder::new()
+        .prefix("aztrail-unreachable-")
+        .tempdir()
+        .expect("a temporary directory");
+    let file = tmp.path().join("PT1H.json");
+    std::fs::write(&file, synth::generate(50, 3)).unwrap();
+    let failures = tmp.path().join("failures.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_aztrail"))
+        .arg("load")
+        .arg(&file)
+        .args(["--channel-arn", DEFAULT_CHANNEL_ARN])
+        .args(["--cloudtrail-endpoint", "http://127.0.0.1:9"])
+        .arg("--failure-file")
+        .arg(&failures)
+        .env("AZTRAIL_STATE_DIR", tmp.path().join("state"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot use CloudTrail Lake channel"), "{err}");
+    assert!(err.contains("nothing was loaded"), "{err}");
+    assert!(out.stdout.is_empty(), "no summary of records never read");
+    assert!(!failures.exists() || std::fs::read(&failures).unwrap().is_empty());
+}

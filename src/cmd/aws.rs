@@ -1,5 +1,5 @@
-//! AWS clients as the `load` and `redrive` commands build them: from the usual environment
-//! (profile, region, `AWS_ENDPOINT_URL_*`), with the few switches local stand-ins need.
+//! AWS clients as the commands build them: from the usual environment (profile, region,
+//! `AWS_ENDPOINT_URL_*`), with the few switches local stand-ins need, in one place.
 
 use std::sync::Arc;
 
@@ -78,46 +78,48 @@ const NO_CREDENTIALS: &str = "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_
 (--cloudtrail-endpoint http://127.0.0.1:PORT) or an emulator on this machine none are needed: \
 any credentials are accepted there";
 
-/// Builds the clients from the environment and `endpoints`. With no credentials in the
-/// environment: when every endpoint in use is on this machine (the local lake, an emulator),
-/// placeholder credentials sign the calls, since stand-ins check only the signature's form;
-/// otherwise the credential chain is asked once (an instance or task role), and if it has none
-/// the run stops here, before anything is loaded, saying how to set them.
-pub async fn clients(
-    endpoints: &Endpoints,
+/// The AWS configuration from the environment, for a run that calls the destination and the
+/// services named in `services` (`"S3"`, `"SQS"`, `"SECRETS_MANAGER"`). When every endpoint in
+/// use is on this machine (the local lake, an emulator), nothing asks AWS for anything: with no
+/// credentials in the environment, placeholders sign the calls (stand-ins check only the
+/// signature's form), and with no region set, `us-east-1` is used instead of asking the instance
+/// metadata service (which, off EC2, only prints warnings). Otherwise the credential chain is
+/// asked once (an instance or task role), and if it has none the run stops here, before
+/// anything is loaded, saying how to set them.
+pub async fn shared_config(
     destination: &DestinationSettings,
-    uses_s3_or_sqs: bool,
-) -> anyhow::Result<Clients> {
-    destination.check()?;
+    services: &[&str],
+) -> anyhow::Result<aws_config::SdkConfig> {
+    let env_endpoint = |service: &str| {
+        std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+            .ok()
+    };
+    let service = match destination.destination {
+        Kind::Cloudtrail => "CLOUDTRAIL_DATA",
+        Kind::Cloudwatch => "CLOUDWATCH_LOGS",
+    };
+    let to = destination
+        .endpoint()
+        .map(str::to_string)
+        .or_else(|| env_endpoint(service));
+    let all_local = to.as_deref().is_some_and(is_loopback)
+        && services
+            .iter()
+            .all(|s| env_endpoint(s).as_deref().is_some_and(is_loopback));
     let mut loader = aws_config::from_env();
+    let region_set = ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+    if all_local && !region_set {
+        loader = loader.region(aws_config::Region::new("us-east-1"));
+    }
     if !credentials_configured() {
-        let env_endpoint = |service: &str| {
-            std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
-                .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-                .ok()
-        };
-        let service = match destination.destination {
-            Kind::Cloudtrail => "CLOUDTRAIL_DATA",
-            Kind::Cloudwatch => "CLOUDWATCH_LOGS",
-        };
-        let to = destination
-            .endpoint()
-            .map(str::to_string)
-            .or_else(|| env_endpoint(service));
-        let all_local = to.as_deref().is_some_and(is_loopback)
-            && (!uses_s3_or_sqs
-                || ["S3", "SQS"]
-                    .iter()
-                    .all(|s| env_endpoint(s).as_deref().is_some_and(is_loopback)));
         if all_local {
             eprintln!(
                 "aztrail: no AWS credentials set; signing for the local endpoints with placeholders"
             );
-            loader = loader
-                .credentials_provider(aztrail_load::sink::placeholder_credentials())
-                .region(aws_config::Region::new(
-                    std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
-                ));
+            loader = loader.credentials_provider(aztrail_load::sink::placeholder_credentials());
         } else {
             let shared = aws_config::load_from_env().await;
             let provider = shared
@@ -138,7 +140,19 @@ pub async fn clients(
             }
         }
     }
-    let shared = loader.load().await;
+    Ok(loader.load().await)
+}
+
+/// Builds the clients from the environment and `endpoints` ([`shared_config`]'s rules), and
+/// checks that the destination can be reached.
+pub async fn clients(
+    endpoints: &Endpoints,
+    destination: &DestinationSettings,
+    uses_s3_or_sqs: bool,
+) -> anyhow::Result<Clients> {
+    destination.check()?;
+    let services: &[&str] = if uses_s3_or_sqs { &["S3", "SQS"] } else { &[] };
+    let shared = shared_config(destination, services).await?;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(endpoints.s3_path_style)
@@ -148,7 +162,7 @@ pub async fn clients(
     let sink = Arc::new(destination.sink(&shared, &writer_name())?);
     sink.preflight()
         .await
-        .map_err(|e| anyhow::anyhow!("{}: {e}", sink.describe()))?;
+        .map_err(|e| anyhow::anyhow!("cannot use {}: {e}; nothing was loaded", sink.describe()))?;
     let account = destination.account(&shared).await?;
     Ok(Clients {
         s3,

@@ -239,7 +239,24 @@ fn say(line: impl std::fmt::Display) {
 
 async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let shared = aws_config::load_from_env().await;
+    // The AWS services this run calls besides its destination.
+    let mut services = Vec::new();
+    if args.staging_bucket.is_some() {
+        services.extend(["S3", "SQS"]);
+    }
+    if args.azure_secret_arn.is_some() {
+        services.push("SECRETS_MANAGER");
+    }
+    let shared = if local_lake(&args.settings.destination) && services.is_empty() {
+        // Nothing here reaches AWS: no credentials or region are looked for.
+        aws_config::from_env()
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aztrail_load::sink::placeholder_credentials())
+            .load()
+            .await
+    } else {
+        super::aws::shared_config(&args.settings.destination, &services).await?
+    };
     // The working directory holds the local stand-ins: not needed when every part is real.
     if args.staging_bucket.is_none() || local_lake(&args.settings.destination) {
         std::fs::create_dir_all(&args.dir)

@@ -211,10 +211,11 @@ pub enum Sink {
 
 impl Sink {
     /// Checks, before anything is loaded, what can be checked without sending an event: for
-    /// CloudWatch Logs, that the log group exists and this writer's stream can be created in it.
+    /// CloudTrail Lake, that the channel answers at all; for CloudWatch Logs, that the log group
+    /// exists and this writer's stream can be created in it.
     pub async fn preflight(&self) -> Result<(), CallError> {
         match self {
-            Sink::CloudTrail(_) => Ok(()),
+            Sink::CloudTrail(s) => s.reachable().await,
             Sink::CloudWatch(s) => s.ensure_stream().await,
         }
     }

@@ -240,6 +240,21 @@ impl CloudTrailSink {
     }
 }
 
+impl CloudTrailSink {
+    /// Checks that the channel answers, before anything is loaded, with a call of no events
+    /// (which the service refuses as invalid, storing nothing). Any answer but a refusal of the
+    /// caller or the channel (403, 404) passes; throttling and 5xx pass too, since calls retry
+    /// them. No answer at all (nothing listening, no route, a timeout) is an error, so a load
+    /// stops at once instead of trying every record and reporting each.
+    pub async fn reachable(&self) -> Result<(), CallError> {
+        match self.put(&[]).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.status.is_some_and(|s| s != 401 && s != 403 && s != 404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Credentials for endpoints on this machine (the local lake, emulators), which check only the
 /// signature's form: what aztrail signs with there when the environment names none.
 pub fn placeholder_credentials() -> aws_sdk_cloudtraildata::config::Credentials {
