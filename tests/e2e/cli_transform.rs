@@ -1,7 +1,7 @@
 //! `aztrail transform` and `aztrail gen` as a user runs them: files and stdin in, events on
 //! stdout, rejected records on stderr, and the documented exit statuses.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

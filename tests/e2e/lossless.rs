@@ -2,7 +2,7 @@
 //! request bodies and time stamps a record carries, each of its values is found in its event (or
 //! listed as cut), checked with the same test as the corpus (`common::lossless`).
 
-mod common;
+use crate::common;
 
 use aztrail_transform::{Mapper, Record, Source};
 use proptest::prelude::*;

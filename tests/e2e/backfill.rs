@@ -4,7 +4,7 @@
 //! layouts (a JSON array, a page object with `nextLink`, one event per line) by the same rules as
 //! exported records, and lose no value.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! `aztrail load` on local files and directories as a user runs it, into the local lake: every
 //! record accepted or in the failure file, the summary balanced, the exit status documented.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

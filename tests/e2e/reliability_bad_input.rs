@@ -3,7 +3,7 @@
 //! a bad trailer, loaded by `aztrail load` into the local lake: no panic, every bad record in the
 //! failure file with its reason and location, every good record loaded.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

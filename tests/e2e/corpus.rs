@@ -3,7 +3,7 @@
 //! rejected with a stated reason. Then the mapping rules are checked record by record against
 //! what the raw record says.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,5 @@
+//! The loader's tests against real parts (the local lake, moto), in one test binary.
+
+mod loader_lake;
+mod moto_cloudwatch;
+mod moto_worker;
