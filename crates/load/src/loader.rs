@@ -397,23 +397,25 @@ impl<'s> Records<'s> {
         if let Some(done) = self.batches.push(tag, out) {
             self.close(done);
         }
-        self.mark.open_first.get_or_insert(rec.offset);
+        // The open batches' first records (one batch, or one per day).
+        self.mark.open_first = self.batches.open_heads().map(|t| t.at.offset).min();
     }
 
     /// Hands out a closed batch, remembering where its first record starts.
     fn close(&mut self, done: Batch<Tag>) {
         self.batch_no += 1;
-        if let Some(first) = self.mark.open_first.take() {
-            self.mark.pending.insert(self.batch_no, first);
+        if let Some((first, _)) = done.items.first() {
+            self.mark.pending.insert(self.batch_no, first.at.offset);
         }
         self.closed.push((self.batch_no, done));
     }
 
-    /// At the end of the input: the open batch is closed too.
+    /// At the end of the input: the open batches are closed too.
     fn close_open(&mut self) {
-        if let Some(done) = self.batches.take() {
+        while let Some(done) = self.batches.take() {
             self.close(done);
         }
+        self.mark.open_first = None;
     }
 }
 

@@ -15,7 +15,7 @@
 //! its own events' fate, as if it had been sent alone, so each object's accounting and
 //! checkpoints are unchanged.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,36 +195,39 @@ async fn dispatch<S: EventSink>(
 ) {
     let wire = sink.wire();
     let slots = Arc::new(Semaphore::new(concurrency));
-    let mut next: Option<Job> = None;
+    // Batches that did not fit the calls being filled (another day, for CloudWatch Logs; an id
+    // the call holds already): each later call takes first those of them that fit it.
+    let mut deferred: VecDeque<Job> = VecDeque::new();
     let mut call_no = 0u64;
     loop {
-        let first = match next.take() {
+        let first = match deferred.pop_front() {
             Some(j) => j,
             None => match jobs.recv().await {
                 Some(j) => j,
                 None => return,
             },
         };
-        // The call fills until it is full, or its linger is over (then it still takes a slot
-        // and a token, and whatever arrived meanwhile rides along). A batch that does not fit,
-        // or holds an id the call holds already (the same record staged in two objects:
-        // PutAuditEvents fails a whole call that names an id twice), waits for the next call.
-        // (A hash collision only closes a call early.)
+        // The call fills until it is full, or its linger is over, or a full call's worth of
+        // batches waits deferred (then it still takes a slot and a token, and whatever arrived
+        // meanwhile rides along). A batch that does not fit, or holds an id the call holds
+        // already (the same record staged in two objects: PutAuditEvents fails a whole call
+        // that names an id twice), waits for a later call. (A hash collision only defers.)
         let until = tokio::time::Instant::now() + linger;
         let mut call = Call::new(first);
+        for job in std::mem::take(&mut deferred) {
+            if let Err(job) = call.add(&wire, job) {
+                deferred.push_back(job);
+            }
+        }
         let mut lingering = true;
         let slot = loop {
-            while next.is_none() {
-                match jobs.try_recv() {
-                    Ok(job) => {
-                        if let Err(job) = call.add(&wire, job) {
-                            next = Some(job);
-                        }
-                    }
-                    Err(_) => break,
+            while let Ok(job) = jobs.try_recv() {
+                if let Err(job) = call.add(&wire, job) {
+                    deferred.push_back(job);
                 }
             }
-            if next.is_some() || call.full(&wire) {
+            let waiting: usize = deferred.iter().map(|j| j.events.len()).sum();
+            if call.full(&wire) || waiting >= wire.max_events {
                 lingering = false;
             }
             if lingering {
@@ -232,7 +235,7 @@ async fn dispatch<S: EventSink>(
                     job = jobs.recv() => match job {
                         Some(job) => {
                             if let Err(job) = call.add(&wire, job) {
-                                next = Some(job);
+                                deferred.push_back(job);
                             }
                         }
                         // Every handle is gone: nothing more can come.
@@ -248,14 +251,9 @@ async fn dispatch<S: EventSink>(
             limiter.acquire().await;
             break slot;
         };
-        while next.is_none() {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    if let Err(job) = call.add(&wire, job) {
-                        next = Some(job);
-                    }
-                }
-                Err(_) => break,
+        while let Ok(job) = jobs.try_recv() {
+            if let Err(job) = call.add(&wire, job) {
+                deferred.push_back(job);
             }
         }
         let call = call.jobs;

@@ -140,7 +140,7 @@ impl<S: EventSink> Redriver<S> {
                 .filter_map(|(receipt, ev)| split.push(receipt, ev))
                 .map(|b| b.items)
                 .collect();
-            calls.extend(split.take().map(|b| b.items));
+            calls.extend(std::iter::from_fn(|| split.take()).map(|b| b.items));
             let mut sent = Sent {
                 accepted: Vec::new(),
                 failed: Vec::new(),
