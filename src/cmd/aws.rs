@@ -143,12 +143,23 @@ pub async fn shared_config(
     Ok(loader.load().await)
 }
 
+/// Whether [`clients`] checks the destination before anything is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preflight {
+    /// Check it (the commands): a destination that cannot be used stops the run at once.
+    Check,
+    /// Do not (the Lambda function): an outage at a cold start must not keep the function from
+    /// starting; each message is retried on its own.
+    Skip,
+}
+
 /// Builds the clients from the environment and `endpoints` ([`shared_config`]'s rules), and
-/// checks that the destination can be reached.
+/// with [`Preflight::Check`] checks that the destination can be used.
 pub async fn clients(
     endpoints: &Endpoints,
     destination: &DestinationSettings,
     uses_s3_or_sqs: bool,
+    preflight: Preflight,
 ) -> anyhow::Result<Clients> {
     destination.check()?;
     let services: &[&str] = if uses_s3_or_sqs { &["S3", "SQS"] } else { &[] };
@@ -160,9 +171,11 @@ pub async fn clients(
     );
     let sqs = aws_sdk_sqs::Client::new(&shared);
     let sink = Arc::new(destination.sink(&shared, &writer_name())?);
-    sink.preflight()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot use {}: {e}; nothing was loaded", sink.describe()))?;
+    if preflight == Preflight::Check {
+        sink.preflight().await.map_err(|e| {
+            anyhow::anyhow!("cannot use {}: {e}; nothing was loaded", sink.describe())
+        })?;
+    }
     let account = destination.account(&shared).await?;
     Ok(Clients {
         s3,

@@ -114,31 +114,39 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     args.settings.check()?;
     let runtime = super::runtime()?;
     runtime.block_on(async move {
-        let c = clients(&args.endpoints, &args.settings.destination, true).await?;
+        let c = clients(
+            &args.endpoints,
+            &args.settings.destination,
+            true,
+            super::aws::Preflight::Skip,
+        )
+        .await?;
         let queues = Queues {
             work: args.queue_url.clone(),
             failures: args.failure_queue_url.clone(),
             checkpoint_bucket: args.checkpoint_bucket.clone(),
         };
-        let worker = args.settings.worker(
+        let mut worker = args.settings.worker(
             &c.aws(),
             &queues,
             Arc::clone(&c.sink),
             args.settings.limiter(),
             args.settings.config(c.account.clone()),
         );
-        let worker = tokio::sync::Mutex::new(worker);
+        // One pool of calls for every invocation of this instance; each invocation's deadline
+        // is its own argument.
+        worker.ensure_pool();
+        let worker = &worker;
         let margin = Duration::from_secs(args.deadline_margin_seconds);
         let name = args.function_name.clone();
         let handler = |event: LambdaEvent<SqsEvent>| {
-            let (worker, name) = (&worker, &name);
+            let name = &name;
             async move {
                 let remaining =
                     Duration::from_millis(event.context.deadline.saturating_sub(now_ms()));
                 let deadline = tokio::time::Instant::now() + remaining;
-                let mut w = worker.lock().await;
                 let (response, summary) =
-                    handle_batch(&mut w, event.payload, deadline, margin).await;
+                    handle_batch(worker, event.payload, deadline, margin).await;
                 println!("{}", load_metrics(name, &summary, now_ms()));
                 Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
             }

@@ -221,6 +221,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.queue_url.is_some()
                 || args.sources.iter().any(|s| s.starts_with("s3://"))
                 || args.failure_queue_url.is_some(),
+            super::aws::Preflight::Check,
         )
         .await?;
         let stop = stop_on_signal();

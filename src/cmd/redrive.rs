@@ -38,7 +38,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     args.settings.check()?;
     let runtime = super::runtime()?;
     runtime.block_on(async move {
-        let c = clients(&args.endpoints, &args.settings.destination, true).await?;
+        let c = clients(
+            &args.endpoints,
+            &args.settings.destination,
+            true,
+            super::aws::Preflight::Check,
+        )
+        .await?;
         let redriver = Redriver {
             s3: c.s3,
             sqs: c.sqs,

@@ -19,23 +19,26 @@ use crate::sqs::{Outcome, Worker, WorkerSummary};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 /// Processes one invocation's batch before `deadline`, keeping `margin` in hand to save
-/// checkpoints and answer. Returns the response for Lambda and what was done.
+/// checkpoints and answer. Returns the response for Lambda and what was done. The deadline is
+/// this invocation's own: it goes into a config for this batch, and the worker (with its pool
+/// of calls, made once with [`Worker::ensure_pool`]) is shared by invocations untouched.
 pub async fn handle_batch<S: EventSink, C: CheckpointStore>(
-    worker: &mut Worker<S, C>,
+    worker: &Worker<S, C>,
     event: SqsEvent,
     deadline: Instant,
     margin: Duration,
 ) -> (SqsBatchResponse, WorkerSummary) {
     let stop_at = deadline.checked_sub(margin).unwrap_or_else(Instant::now);
-    worker.config.stop_at = Some(stop_at);
+    let mut config = worker.config.clone();
+    config.stop_at = Some(stop_at);
     // Retries of batches already started may use half the margin; what is still refused then
     // goes to the failure queue (redrivable), so the answer is never late.
-    worker.config.policy.deadline = deadline.checked_sub(margin / 2);
-    worker.ensure_pool();
-    let worker = &*worker;
+    config.policy.deadline = deadline.checked_sub(margin / 2);
+    let config = &config;
     let mut response = SqsBatchResponse::default();
     let mut summary = WorkerSummary::default();
-    // The batch's messages load side by side, their small objects sharing calls.
+    // The batch's messages load side by side, their small objects sharing calls; each in a
+    // span of its own (the worker's `message` span).
     let mut running = FuturesUnordered::new();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
@@ -48,7 +51,8 @@ pub async fn handle_batch<S: EventSink, C: CheckpointStore>(
         running.push(async move {
             let mut s = WorkerSummary::default();
             let outcome = worker
-                .process(
+                .process_with(
+                    config,
                     &id,
                     message.body.as_deref().unwrap_or_default(),
                     message.receipt_handle.as_deref(),

@@ -296,15 +296,6 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
     /// Processes one received message to its end: loads its objects under a heartbeat, then
     /// deletes it when every object is accounted for.
     async fn handle(&self, config: &LoadConfig, m: aws_sdk_sqs::types::Message) -> WorkerSummary {
-        let span = tracing::info_span!("message", id = m.message_id().unwrap_or("?"));
-        self.handle_in_span(config, m).instrument(span).await
-    }
-
-    async fn handle_in_span(
-        &self,
-        config: &LoadConfig,
-        m: aws_sdk_sqs::types::Message,
-    ) -> WorkerSummary {
         let mut summary = WorkerSummary::default();
         let outcome = self
             .process_with(
@@ -406,7 +397,10 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
             .await
     }
 
-    async fn process_with(
+    /// Like [`Worker::process`], loading with `config` (an invocation's deadline, say), in a
+    /// `message` span: every consumer of messages (the queue loop, the Lambda handler) logs each
+    /// message's objects under it.
+    pub async fn process_with(
         &self,
         config: &LoadConfig,
         message_id: &str,
@@ -414,14 +408,19 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
         receipt: Option<&str>,
         total: &mut WorkerSummary,
     ) -> Outcome {
-        total.messages += 1;
-        let _heartbeat = receipt.map(|r| self.heartbeat(r));
-        let outcome = self.process_body(config, message_id, body, total).await;
-        if let Outcome::Retry(why) = &outcome {
-            total.left += 1;
-            total.note_error(format!("message {message_id}: {why}"));
+        let span = tracing::info_span!("message", id = message_id);
+        async {
+            total.messages += 1;
+            let _heartbeat = receipt.map(|r| self.heartbeat(r));
+            let outcome = self.process_body(config, message_id, body, total).await;
+            if let Outcome::Retry(why) = &outcome {
+                total.left += 1;
+                total.note_error(format!("message {message_id}: {why}"));
+            }
+            outcome
         }
-        outcome
+        .instrument(span)
+        .await
     }
 
     async fn process_body(

@@ -497,6 +497,7 @@ async fn the_lambda_handler_reports_only_unfinished_messages() {
     let missing = notification.replace("PT1H.json", "gone.json");
     let lake = Lake::start(LakeConfig::in_memory()).await.unwrap();
     let mut worker = stack.worker(lake_sink(&lake), 60);
+    worker.ensure_pool();
     let event = sqs_event(&[
         ("m-ok", &notification),
         ("m-missing", &missing),
@@ -504,8 +505,7 @@ async fn the_lambda_handler_reports_only_unfinished_messages() {
     ]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let (response, summary) =
-        aztrail_load::lambda::handle_batch(&mut worker, event, deadline, Duration::from_secs(5))
-            .await;
+        aztrail_load::lambda::handle_batch(&worker, event, deadline, Duration::from_secs(5)).await;
     let listed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -527,7 +527,7 @@ async fn the_lambda_handler_reports_only_unfinished_messages() {
     // Out of time before it starts: every message goes back untouched.
     let event = sqs_event(&[("a", &notification), ("b", &notification)]);
     let (response, summary) = aztrail_load::lambda::handle_batch(
-        &mut worker,
+        &worker,
         event,
         tokio::time::Instant::now() + Duration::from_secs(1),
         Duration::from_secs(5),
