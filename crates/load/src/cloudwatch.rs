@@ -81,7 +81,7 @@ impl CloudWatchSink {
             Ok(_) => {}
             Err(e) if e.code() == Some("ResourceAlreadyExistsException") => {}
             Err(e) => {
-                let mut err = call_error(e);
+                let mut err = call_error(&e);
                 if err.error_type.as_deref() == Some("ResourceNotFoundException") {
                     err.message = format!(
                         "the log group {:?} does not exist (create it, or deploy the module with \
@@ -136,7 +136,7 @@ impl CloudWatchSink {
             .send()
             .await
             .map(|out| out.rejected_log_events_info().cloned())
-            .map_err(call_error)
+            .map_err(|e| call_error(&e))
     }
 }
 
@@ -248,7 +248,11 @@ fn outcome(
             None
         };
         match refused {
-            Some((code, message)) => result.failed.push((e.id.clone(), code.into(), message)),
+            Some((code, message)) => {
+                result
+                    .failed
+                    .push(crate::sink::EventRefused::new(e.id.clone(), code, message))
+            }
             None => result.successful.push(e.id.clone()),
         }
     }
@@ -300,7 +304,7 @@ mod tests {
         ];
         let mut order: Vec<usize> = (0..events.len()).collect();
         order.sort_by_key(|&i| events[i].time_ms);
-        let failed = |r: &PutResult| r.failed.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        let failed = |r: &PutResult| r.failed.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
 
         // The documented reading: the end index is exclusive.
         let aws = RejectedLogEventsInfo::builder()
@@ -310,9 +314,13 @@ mod tests {
         let r = outcome(&events, &order, Some(&aws), NOW);
         assert_eq!(failed(&r), ["old1", "old2", "new"]);
         assert_eq!(r.successful, ["ok"]);
-        assert_eq!(r.failed[0].1, "TooOldLogEvent");
-        assert_eq!(r.failed[2].1, "TooNewLogEvent");
-        assert!(r.failed[0].2.contains("14 days"), "{}", r.failed[0].2);
+        assert_eq!(r.failed[0].code, "TooOldLogEvent");
+        assert_eq!(r.failed[2].code, "TooNewLogEvent");
+        assert!(
+            r.failed[0].message.contains("14 days"),
+            "{}",
+            r.failed[0].message
+        );
 
         // moto's reading: the index of the last refused event.
         let moto = RejectedLogEventsInfo::builder()
@@ -348,7 +356,7 @@ mod tests {
             .build();
         let r = outcome(&young, &[0, 1, 2], Some(&expired), NOW);
         assert_eq!(failed(&r), ["a", "b"]);
-        assert_eq!(r.failed[0].1, "ExpiredLogEvent");
+        assert_eq!(r.failed[0].code, "ExpiredLogEvent");
         assert_eq!(r.successful, ["c"]);
     }
 

@@ -63,26 +63,20 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// What an AWS SDK call's error says, for a person: the service's error code and message when it
-/// answered with one, the HTTP status when its answer carried none (an unmodeled 500), and the
-/// whole chain otherwise (no answer, a timeout, a request that could not be built), never the
-/// SDK's bare "unhandled error".
+/// What an AWS SDK call's error says, for a person, as one line: the service's error code and
+/// message when it answered with one, the HTTP status when its answer carried none (an
+/// unmodeled 500), and the whole chain otherwise (no answer, a timeout, a request that could not
+/// be built), never the SDK's bare "unhandled error". The text of [`sink::call_error`], which
+/// reads every SDK error aztrail meets (the SDKs share one error type).
 pub fn sdk_error_text<E>(
     e: &aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
 ) -> String
 where
-    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
-    match e {
-        SdkError::ServiceError(s) => match (s.err().code(), s.err().message()) {
-            (Some(code), Some(message)) => format!("{code}: {message}"),
-            (Some(code), None) => code.to_string(),
-            (None, _) => format!(
-                "HTTP {} with no error code in the answer",
-                s.raw().status().as_u16()
-            ),
-        },
-        other => DisplayErrorContext(other).to_string(),
+    let c = sink::call_error(e);
+    match c.error_type {
+        Some(code) => format!("{code}: {}", c.message),
+        None => c.message,
     }
 }

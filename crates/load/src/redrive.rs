@@ -50,6 +50,26 @@ pub enum RedriveError {
     },
 }
 
+/// Why a failure message yields no event to send this time: its code (counted in
+/// `still_failing`) and what happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Unsent {
+    /// A short, stable code (`NotOneRecord`, `SourceUnreadable`, a mapping rejection's code, ...).
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+impl Unsent {
+    fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Re-sends the events of a failure queue.
 pub struct Redriver<S: EventSink> {
     /// Reads pointed-to records.
@@ -87,91 +107,22 @@ impl<S: EventSink> Redriver<S> {
         };
         let mut seen_receipts = Vec::new();
         loop {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .visibility_timeout(self.visibility_timeout)
-                .send()
-                .await
-                .map_err(|e| self.sqs_error(e))?;
-            let messages = received.messages.unwrap_or_default();
+            let messages = self.receive().await?;
             if messages.is_empty() {
                 break;
             }
-            let mut batch: Vec<(String, OutEvent)> = Vec::new();
-            for m in &messages {
-                summary.messages += 1;
-                let receipt = m.receipt_handle().unwrap_or_default().to_string();
-                let event = match serde_json::from_str::<FailureMessage>(m.body().unwrap_or("")) {
-                    Ok(f) => {
-                        summary.reread += u64::from(f.is_pointer());
-                        self.event_of(&f).await
-                    }
-                    Err(e) => Err(("NotAFailureMessage".to_string(), e.to_string())),
-                };
-                match event {
-                    Ok(ev) => batch.push((receipt.clone(), ev)),
-                    Err((code, _)) => *summary.still_failing.entry(code).or_default() += 1,
-                }
-                if self.dry_run {
-                    seen_receipts.push(receipt);
-                }
-            }
+            let batch = self.events(&messages, &mut summary).await;
             if self.dry_run {
+                seen_receipts.extend(
+                    messages
+                        .iter()
+                        .filter_map(|m| m.receipt_handle().map(str::to_string)),
+                );
                 summary.redriven += batch.len() as u64;
                 continue;
             }
-            if batch.is_empty() {
-                continue;
-            }
-            let mut backoff = Backoff::new(
-                self.config.policy.backoff_base,
-                self.config.policy.backoff_cap,
-                summary.messages,
-            );
-            // Events a call cannot hold together (CloudWatch Logs: more than 24 hours apart) go
-            // in calls of their own.
-            let mut split = Batches::new(self.sink.wire());
-            let mut calls: Vec<Vec<(String, OutEvent)>> = batch
-                .into_iter()
-                .filter_map(|(receipt, ev)| split.push(receipt, ev))
-                .map(|b| b.items)
-                .collect();
-            calls.extend(std::iter::from_fn(|| split.take()).map(|b| b.items));
-            let mut sent = Sent {
-                accepted: Vec::new(),
-                failed: Vec::new(),
-                calls: 0,
-                retried: 0,
-                throttled: 0,
-            };
-            for call in calls {
-                let s = send_batch(
-                    self.sink.as_ref(),
-                    &self.limiter,
-                    &mut backoff,
-                    &self.config.policy,
-                    call,
-                )
-                .await;
-                sent.accepted.extend(s.accepted);
-                sent.failed.extend(s.failed);
-            }
-            for receipt in sent.accepted {
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(receipt)
-                    .send()
-                    .await
-                    .map_err(|e| self.sqs_error(e))?;
-                summary.redriven += 1;
-            }
-            for f in sent.failed {
-                *summary.still_failing.entry(f.code).or_default() += 1;
+            if !batch.is_empty() {
+                self.send(batch, &mut summary).await?;
             }
         }
         // A dry run hands every message back at once.
@@ -188,8 +139,101 @@ impl<S: EventSink> Redriver<S> {
         Ok(summary)
     }
 
-    /// The event of one failure message, or why there is none (error code, message).
-    async fn event_of(&self, f: &FailureMessage) -> Result<OutEvent, (String, String)> {
+    /// The next messages of the failure queue (none once it is empty).
+    async fn receive(&self) -> Result<Vec<aws_sdk_sqs::types::Message>, RedriveError> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .visibility_timeout(self.visibility_timeout)
+            .send()
+            .await
+            .map_err(|e| self.sqs_error(e))?;
+        Ok(received.messages.unwrap_or_default())
+    }
+
+    /// The events of `messages`, each with its message's receipt; those that have none are
+    /// counted in `still_failing` by why.
+    async fn events(
+        &self,
+        messages: &[aws_sdk_sqs::types::Message],
+        summary: &mut RedriveSummary,
+    ) -> Vec<(String, OutEvent)> {
+        let mut batch = Vec::new();
+        for m in messages {
+            summary.messages += 1;
+            let receipt = m.receipt_handle().unwrap_or_default().to_string();
+            let event = match serde_json::from_str::<FailureMessage>(m.body().unwrap_or("")) {
+                Ok(f) => {
+                    summary.reread += u64::from(f.is_pointer());
+                    self.event_of(&f).await
+                }
+                Err(e) => Err(Unsent::new("NotAFailureMessage", e.to_string())),
+            };
+            match event {
+                Ok(ev) => batch.push((receipt, ev)),
+                Err(unsent) => *summary.still_failing.entry(unsent.code).or_default() += 1,
+            }
+        }
+        batch
+    }
+
+    /// Sends `batch` and deletes the message of every event accepted (retried like the
+    /// worker's deletes); the others stay, counted by their error code.
+    async fn send(
+        &self,
+        batch: Vec<(String, OutEvent)>,
+        summary: &mut RedriveSummary,
+    ) -> Result<(), RedriveError> {
+        let mut backoff = Backoff::new(
+            self.config.policy.backoff_base,
+            self.config.policy.backoff_cap,
+            summary.messages,
+        );
+        // Events a call cannot hold together (CloudWatch Logs: more than 24 hours apart) go in
+        // calls of their own.
+        let mut split = Batches::new(self.sink.wire());
+        let mut calls: Vec<Vec<(String, OutEvent)>> = batch
+            .into_iter()
+            .filter_map(|(receipt, ev)| split.push(receipt, ev))
+            .map(|b| b.items)
+            .collect();
+        calls.extend(std::iter::from_fn(|| split.take()).map(|b| b.items));
+        let mut sent = Sent {
+            accepted: Vec::new(),
+            failed: Vec::new(),
+            calls: 0,
+            retried: 0,
+            throttled: 0,
+        };
+        for call in calls {
+            let s = send_batch(
+                self.sink.as_ref(),
+                &self.limiter,
+                &mut backoff,
+                &self.config.policy,
+                call,
+            )
+            .await;
+            sent.accepted.extend(s.accepted);
+            sent.failed.extend(s.failed);
+        }
+        for receipt in sent.accepted {
+            crate::sqs::delete_message(&self.sqs, &self.queue_url, &receipt)
+                .await
+                .map_err(|e| self.sqs_error(e))?;
+            summary.redriven += 1;
+        }
+        for f in sent.failed {
+            *summary.still_failing.entry(f.code).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// The event of one failure message, or why there is none.
+    async fn event_of(&self, f: &FailureMessage) -> Result<OutEvent, Unsent> {
         let raw = match f.raw_record() {
             Some(raw) => raw,
             None => self.read_pointer(f).await?,
@@ -202,8 +246,8 @@ impl<S: EventSink> Redriver<S> {
         });
         framer.finish(|r| framed.push((r.offset, r.bytes.to_vec(), r.oversize)));
         let [(offset, bytes, oversize)] = <[_; 1]>::try_from(framed).map_err(|v: Vec<_>| {
-            (
-                "NotOneRecord".to_string(),
+            Unsent::new(
+                "NotOneRecord",
                 format!("the stored record frames as {} records", v.len()),
             )
         })?;
@@ -220,17 +264,17 @@ impl<S: EventSink> Redriver<S> {
         };
         let ev = mapper
             .map(rec)
-            .map_err(|r| (r.code().to_string(), r.to_string()))?;
+            .map_err(|r| Unsent::new(r.code(), r.to_string()))?;
         Ok(self.sink.wire().encode(&ev))
     }
 
     /// Re-reads a record that was too large for its failure message from the staging bucket.
-    async fn read_pointer(&self, f: &FailureMessage) -> Result<Vec<u8>, (String, String)> {
-        let unreadable = |m: String| ("SourceUnreadable".to_string(), m);
+    async fn read_pointer(&self, f: &FailureMessage) -> Result<Vec<u8>, Unsent> {
+        let unreadable = |m: String| Unsent::new("SourceUnreadable", m);
         if f.source.length > self.config.max_record_len as u64 {
             // Never read a record the loader would not hold.
-            return Err((
-                "RecordTooLarge".to_string(),
+            return Err(Unsent::new(
+                "RecordTooLarge",
                 format!(
                     "the record is {} bytes long, over the maximum record length of {}",
                     f.source.length, self.config.max_record_len

@@ -111,7 +111,7 @@ pub(crate) async fn send_batch_from<S: EventSink, T>(
                 let mut by_id: HashMap<&str, (String, String)> = result
                     .failed
                     .iter()
-                    .map(|(id, code, msg)| (id.as_str(), (code.clone(), msg.clone())))
+                    .map(|f| (f.id.as_str(), (f.code.clone(), f.message.clone())))
                     .collect();
                 let ok: std::collections::HashSet<&str> =
                     result.successful.iter().map(String::as_str).collect();
@@ -209,7 +209,7 @@ mod tests {
             successful: ids.iter().map(|s| s.to_string()).collect(),
             failed: failed
                 .iter()
-                .map(|(i, c)| (i.to_string(), c.to_string(), "m".into()))
+                .map(|(i, c)| crate::sink::EventRefused::new(*i, *c, "m"))
                 .collect(),
         })
     }

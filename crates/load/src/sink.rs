@@ -189,8 +189,30 @@ pub fn request_len(events: usize, entry_bytes: usize) -> usize {
 pub struct PutResult {
     /// Ids accepted.
     pub successful: Vec<String>,
-    /// Ids not accepted, with the error code and message.
-    pub failed: Vec<(String, String, String)>,
+    /// Events not accepted, each with why.
+    pub failed: Vec<EventRefused>,
+}
+
+/// One event of a call that the destination did not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRefused {
+    /// The event's id.
+    pub id: String,
+    /// The destination's error code (`Throttling`, `InvalidData`, `TooOldLogEvent`, ...).
+    pub code: String,
+    /// What it said.
+    pub message: String,
+}
+
+impl EventRefused {
+    /// Event `id` refused with `code` and `message`.
+    pub fn new(id: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// A call that failed as a whole.
@@ -306,16 +328,10 @@ impl EventSink for CloudTrailSink {
                 failed: out
                     .failed()
                     .iter()
-                    .map(|f| {
-                        (
-                            f.id().to_string(),
-                            f.error_code().to_string(),
-                            f.error_message().to_string(),
-                        )
-                    })
+                    .map(|f| EventRefused::new(f.id(), f.error_code(), f.error_message()))
                     .collect(),
             }),
-            Err(err) => Err(call_error(err)),
+            Err(err) => Err(call_error(&err)),
         }
     }
 }
@@ -336,7 +352,7 @@ pub(crate) fn with_body(
 /// with one, otherwise the whole chain (no answer, a timeout, a request that could not be built,
 /// which no retry can help: `ConstructionFailure`).
 pub fn call_error<E>(
-    err: aws_sdk_cloudtraildata::error::SdkError<
+    err: &aws_sdk_cloudtraildata::error::SdkError<
         E,
         aws_sdk_cloudtraildata::config::http::HttpResponse,
     >,
@@ -346,13 +362,12 @@ where
 {
     use aws_sdk_cloudtraildata::error::{DisplayErrorContext, SdkError};
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let kind = match &err {
+    let kind = match err {
         // The request could not be made (no credentials, say): no retry can help.
         SdkError::ConstructionFailure(_) => Some("ConstructionFailure".to_string()),
         SdkError::TimeoutError(_) => Some("RequestTimeout".to_string()),
         _ => None,
     };
-    let chain = DisplayErrorContext(&err).to_string();
     match err.as_service_error() {
         Some(service) if kind.is_none() && service.code().is_some() => CallError {
             status,
@@ -361,11 +376,20 @@ where
                 .message()
                 .map_or_else(|| service.to_string(), str::to_string),
         },
+        // An answer with no error code (an unmodeled 500): its status says what there is.
+        Some(_) if kind.is_none() => CallError {
+            status,
+            error_type: None,
+            message: format!(
+                "HTTP {} with no error code in the answer",
+                status.map_or_else(|| "?".to_string(), |s| s.to_string())
+            ),
+        },
         // Not an answer of the service's own: the whole chain says what happened.
         _ => CallError {
             status,
             error_type: kind,
-            message: chain,
+            message: DisplayErrorContext(err).to_string(),
         },
     }
 }

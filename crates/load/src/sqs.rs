@@ -128,6 +128,36 @@ pub enum Outcome {
     Retry(String),
 }
 
+/// Deletes the message `receipt` from `queue_url`, retrying with backoff (up to six attempts):
+/// what every consumer of a queue (the worker, redrive) deletes with.
+pub async fn delete_message(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    receipt: &str,
+) -> Result<
+    (),
+    aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::delete_message::DeleteMessageError>,
+> {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), 3);
+    let mut attempt = 0;
+    loop {
+        let sent = sqs
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(receipt)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt >= 5 => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(backoff.delay(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
 /// Processes S3 notifications from one queue.
 pub struct Worker<S: EventSink, C: CheckpointStore> {
     /// Reads the staged objects.
@@ -340,25 +370,9 @@ impl<S: EventSink, C: CheckpointStore> Worker<S, C> {
 
     /// Deletes a message, retrying with backoff a few times.
     pub async fn delete(&self, receipt: &str) -> Result<(), WorkerError> {
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), 3);
-        let mut attempt = 0;
-        loop {
-            let sent = self
-                .sqs
-                .delete_message()
-                .queue_url(&self.queue_url)
-                .receipt_handle(receipt)
-                .send()
-                .await;
-            match sent {
-                Ok(_) => return Ok(()),
-                Err(e) if attempt >= 5 => return Err(self.sqs_error(e)),
-                Err(_) => {
-                    tokio::time::sleep(backoff.delay(attempt)).await;
-                    attempt += 1;
-                }
-            }
-        }
+        delete_message(&self.sqs, &self.queue_url, receipt)
+            .await
+            .map_err(|e| self.sqs_error(e))
     }
 
     /// Keeps the message invisible while it is processed, renewing at half the timeout.
