@@ -52,8 +52,8 @@ pub enum LakeError {
     #[error("event store: {0}")]
     Sql(#[from] rusqlite::Error),
     /// A query could not be understood or run.
-    #[error("query: {0}")]
-    Query(String),
+    #[error("query")]
+    Query(#[from] query::QueryError),
     /// A configured channel ARN is not one.
     #[error(
         "{0:?} is not a CloudTrail channel ARN (arn:aws:cloudtrail:REGION:ACCOUNT:channel/ID)"
@@ -67,9 +67,12 @@ pub enum LakeError {
         /// Why.
         source: std::io::Error,
     },
-    /// A background task failed.
-    #[error("lake task: {0}")]
-    Task(String),
+    /// A background task (a query on the blocking pool) panicked or was cancelled.
+    #[error("lake task")]
+    Task(#[source] tokio::task::JoinError),
+    /// The stop signals could not be listened for.
+    #[error("listening for SIGTERM")]
+    Signal(#[source] std::io::Error),
 }
 
 /// A channel the lake accepts events on.
@@ -228,7 +231,7 @@ impl Lake {
         let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || f(&store.lock().unwrap_or_else(|p| p.into_inner())))
             .await
-            .map_err(|e| LakeError::Task(e.to_string()))?
+            .map_err(LakeError::Task)?
     }
 
     /// Runs a CloudTrail Lake style query.
@@ -271,7 +274,7 @@ impl Lake {
         {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .map_err(|e| LakeError::Task(e.to_string()))?;
+                    .map_err(LakeError::Signal)?;
             tokio::select! {
                 _ = ctrl_c => {},
                 _ = term.recv() => {},

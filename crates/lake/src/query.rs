@@ -15,6 +15,37 @@ use serde_json::Value;
 
 use crate::LakeError;
 
+/// Why a query was not run.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A string or quoted name is not closed.
+    #[error("unterminated {what} at character {at}")]
+    Unterminated {
+        /// `string` or `quoted name`.
+        what: &'static str,
+        /// Where it opens.
+        at: usize,
+    },
+    /// Not a `SELECT` (or `WITH`) query.
+    #[error("only SELECT queries are supported (this one starts with {0})")]
+    NotSelect(String),
+    /// More than one statement.
+    #[error("only one statement is supported per query")]
+    MultipleStatements,
+    /// A query that would change the store.
+    #[error("only SELECT queries are supported: this one would change the store")]
+    WouldChange,
+    /// SQLite refused the query as translated.
+    #[error("as SQLite: {translated}")]
+    Sqlite {
+        /// The query as SQLite was given it.
+        translated: String,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
 /// The rows a query returned.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct QueryResult {
@@ -82,10 +113,10 @@ fn tokenize(sql: &str) -> Result<Vec<Tok>, LakeError> {
             loop {
                 match chars.get(j) {
                     None => {
-                        return Err(LakeError::Query(format!(
-                            "unterminated {} at character {i}",
-                            if c == '\'' { "string" } else { "quoted name" }
-                        )))
+                        return Err(LakeError::Query(QueryError::Unterminated {
+                            what: if c == '\'' { "string" } else { "quoted name" },
+                            at: i,
+                        }))
                     }
                     Some(&q) if q == c && chars.get(j + 1) == Some(&c) => j += 2,
                     Some(&q) if q == c => break,
@@ -316,26 +347,24 @@ fn first_keyword(sql: &str) -> String {
 pub fn run(conn: &Connection, sql: &str) -> Result<QueryResult, LakeError> {
     let keyword = first_keyword(sql);
     if keyword != "SELECT" && keyword != "WITH" {
-        return Err(LakeError::Query(format!(
-            "only SELECT queries are supported (this one starts with {})",
+        return Err(LakeError::Query(QueryError::NotSelect(
             if keyword.is_empty() {
                 "no keyword".to_string()
             } else {
                 keyword
-            }
+            },
         )));
     }
     let translated = translate(sql)?;
     let mut stmt = conn.prepare(&translated).map_err(|e| match e {
-        rusqlite::Error::MultipleStatement => {
-            LakeError::Query("only one statement is supported per query".into())
-        }
-        e => LakeError::Query(format!("{e} (as SQLite: {translated})")),
+        rusqlite::Error::MultipleStatement => LakeError::Query(QueryError::MultipleStatements),
+        source => LakeError::Query(QueryError::Sqlite {
+            translated: translated.clone(),
+            source,
+        }),
     })?;
     if !stmt.readonly() {
-        return Err(LakeError::Query(
-            "only SELECT queries are supported: this one would change the store".into(),
-        ));
+        return Err(LakeError::Query(QueryError::WouldChange));
     }
     let columns: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
     let n = columns.len();
@@ -549,8 +578,18 @@ mod tests {
             "WITH t AS (SELECT 1) DELETE FROM events",
             "  -- a comment\n  PRAGMA writable_schema = 1",
         ] {
-            let err = run(&conn, sql).expect_err(sql).to_string();
-            assert!(err.contains("only"), "{sql}: {err}");
+            let err = run(&conn, sql).expect_err(sql);
+            assert!(
+                matches!(
+                    err,
+                    LakeError::Query(
+                        QueryError::NotSelect(_)
+                            | QueryError::MultipleStatements
+                            | QueryError::WouldChange
+                    )
+                ),
+                "{sql}: {err:?}"
+            );
         }
         assert!(!std::path::Path::new("/tmp/aztrail-vacuumed.db").exists());
         let n: i64 = conn

@@ -45,7 +45,7 @@ pub struct DestinationSettings {
 }
 
 /// A destination setting that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
     /// CloudTrail Lake without a channel.
     #[error("--destination cloudtrail needs --channel-arn (AZTRAIL_CHANNEL_ARN)")]
@@ -64,9 +64,15 @@ pub enum DestinationError {
     /// STS did not say whose credentials these are.
     #[error(
         "the account for recipientAccountId: set --account-id (AZTRAIL_ACCOUNT_ID), or allow \
-         sts:GetCallerIdentity: {0}"
+         sts:GetCallerIdentity"
     )]
-    Sts(String),
+    Sts(#[source] aztrail_state::BoxError),
+    /// STS answered without an account.
+    #[error(
+        "the account for recipientAccountId: set --account-id (AZTRAIL_ACCOUNT_ID); \
+         sts:GetCallerIdentity named none"
+    )]
+    StsNoAccount,
 }
 
 impl DestinationSettings {
@@ -119,13 +125,15 @@ impl DestinationSettings {
             (Kind::Cloudwatch, _, Some(account)) => Ok(account.clone()),
             (Kind::Cloudwatch, _, None) => {
                 let sts = aws_sdk_sts::Client::new(shared);
-                let who = sts.get_caller_identity().send().await.map_err(|e| {
-                    DestinationError::Sts(aws_sdk_sts::error::DisplayErrorContext(e).to_string())
-                })?;
+                let who = sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| DestinationError::Sts(Box::new(e)))?;
                 who.account()
                     .filter(|a| is_account(a))
                     .map(str::to_string)
-                    .ok_or_else(|| DestinationError::Sts("no account in the answer".into()))
+                    .ok_or(DestinationError::StsNoAccount)
             }
         }
     }
@@ -254,12 +262,12 @@ mod tests {
     #[test]
     fn each_destination_needs_its_name() {
         let ct = DestinationSettings::default();
-        assert_eq!(ct.check(), Err(DestinationError::NoChannel));
+        assert!(matches!(ct.check(), Err(DestinationError::NoChannel)));
         let ct = DestinationSettings {
             channel_arn: Some("arn:aws:cloudtrail:us-east-1:123456789012:channel/x".into()),
             ..DestinationSettings::default()
         };
-        assert_eq!(ct.check(), Ok(()));
+        assert!(ct.check().is_ok());
         let bad = DestinationSettings {
             channel_arn: Some("nope".into()),
             ..DestinationSettings::default()
@@ -269,7 +277,7 @@ mod tests {
             destination: Kind::Cloudwatch,
             ..DestinationSettings::default()
         };
-        assert_eq!(cw.check(), Err(DestinationError::NoLogGroup));
+        assert!(matches!(cw.check(), Err(DestinationError::NoLogGroup)));
         let cw = DestinationSettings {
             log_group: Some("/aztrail/events".into()),
             account_id: Some("12".into()),
@@ -280,6 +288,6 @@ mod tests {
             account_id: Some("123456789012".into()),
             ..cw
         };
-        assert_eq!(cw.check(), Ok(()));
+        assert!(cw.check().is_ok());
     }
 }
