@@ -66,7 +66,15 @@ pub enum AuthError {
     ConnectionString(String),
     /// A secret in none of the known shapes.
     #[error("Azure credentials: {0}")]
-    Shape(String),
+    Shape(&'static str),
+    /// A secret that starts like JSON but is not (where, never what: it may hold a key).
+    #[error("Azure credentials: not valid JSON at line {line}, column {column}")]
+    NotJson {
+        /// The line.
+        line: usize,
+        /// The column.
+        column: usize,
+    },
 }
 
 #[derive(Deserialize)]
@@ -112,8 +120,10 @@ impl AzureAuth {
     pub fn from_secret(text: &str) -> Result<Self, AuthError> {
         let text = text.trim();
         if text.starts_with('{') {
-            let j: SecretJson =
-                serde_json::from_str(text).map_err(|e| AuthError::Shape(e.to_string()))?;
+            let j: SecretJson = serde_json::from_str(text).map_err(|e| AuthError::NotJson {
+                line: e.line(),
+                column: e.column(),
+            })?;
             if let Some(cs) = j.connection_string {
                 return Self::from_connection_string(&cs);
             }
@@ -122,7 +132,7 @@ impl AzureAuth {
             }
             let Some(account_url) = j.account_url else {
                 return Err(AuthError::Shape(
-                    "expected connectionString, sasUrl, or accountUrl with sasToken or tenantId, clientId and clientSecret".into(),
+                    "expected connectionString, sasUrl, or accountUrl with sasToken or tenantId, clientId and clientSecret",
                 ));
             };
             let account_url = account_url.trim_end_matches('/').to_string();
@@ -142,7 +152,7 @@ impl AzureAuth {
                     })
                 }
                 _ => Err(AuthError::Shape(
-                    "accountUrl needs sasToken, or tenantId, clientId and clientSecret".into(),
+                    "accountUrl needs sasToken, or tenantId, clientId and clientSecret",
                 )),
             };
         }
@@ -156,7 +166,7 @@ impl AzureAuth {
     pub fn from_sas_url(url: &str) -> Result<Self, AuthError> {
         let (base, token) = url
             .split_once('?')
-            .ok_or_else(|| AuthError::Shape("a SAS URL has a ?sv=… query".into()))?;
+            .ok_or(AuthError::Shape("a SAS URL has a ?sv=… query"))?;
         Ok(AzureAuth::Sas {
             account_url: base.trim_end_matches('/').to_string(),
             token: token.to_string(),

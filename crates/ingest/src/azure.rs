@@ -50,6 +50,15 @@ pub enum AzureError {
         #[source]
         source: aztrail_state::BoxError,
     },
+    /// The account URL and container make no URL.
+    #[error("Azure container URL {url}")]
+    BadUrl {
+        /// The URL, without its query.
+        url: String,
+        /// Why.
+        #[source]
+        source: aztrail_state::BoxError,
+    },
     /// A request failed.
     #[error("Azure {container}: {what}")]
     Request {
@@ -88,9 +97,10 @@ impl Container {
         sas_seconds: i64,
         list_calls: Arc<AtomicU64>,
     ) -> Result<Self, AzureError> {
-        let err = |message: String| AzureError::Auth {
+        // The cause is kept as its redacted chain: a client's error can name the SAS URL.
+        let err = |e: &(dyn std::error::Error + 'static)| AzureError::Auth {
             container: container.to_string(),
-            source: crate::sas::redact(&message).into_owned().into(),
+            source: Box::new(crate::sas::Redacted::new(e)),
         };
         let url = format!("{}/{container}", auth.account_url());
         let (query, credential): (Option<String>, Option<Arc<dyn TokenCredential>>) = match auth {
@@ -98,7 +108,7 @@ impl Container {
             AzureAuth::Key { account, key, .. } => (
                 Some(
                     container_sas(account, key, container, now - 300, now + sas_seconds)
-                        .map_err(|e| err(e.to_string()))?,
+                        .map_err(|e| err(&e))?,
                 ),
                 None,
             ),
@@ -111,7 +121,7 @@ impl Container {
                 None,
                 Some(
                     service_principal(tenant_id, client_id, client_secret, None)
-                        .map_err(|e| err(e.to_string()))?,
+                        .map_err(|e| err(&e))?,
                 ),
             ),
         };
@@ -119,9 +129,12 @@ impl Container {
             Some(q) => format!("{url}?{q}"),
             None => url.clone(),
         };
-        let parsed = Url::parse(&full).map_err(|e| err(format!("{url}: {e}")))?;
-        let client = BlobContainerClient::new(parsed, credential.clone(), None)
-            .map_err(|e| err(e.to_string()))?;
+        let parsed = Url::parse(&full).map_err(|e| AzureError::BadUrl {
+            url: url.clone(),
+            source: Box::new(e),
+        })?;
+        let client =
+            BlobContainerClient::new(parsed, credential.clone(), None).map_err(|e| err(&e))?;
         Ok(Self {
             name: container.to_string(),
             client,
@@ -291,11 +304,34 @@ pub fn service_principal(
 /// The scope of Azure Storage tokens.
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 
+/// Why a List Blobs answer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ListingError {
+    /// It is not well-formed XML.
+    #[error("the listing is not XML")]
+    Xml(#[source] quick_xml::Error),
+    /// Its text is not in its declared encoding.
+    #[error("the listing's text is not in its encoding")]
+    Encoding(#[source] quick_xml::encoding::EncodingError),
+    /// An entity XML does not predefine.
+    #[error("unknown entity &{0};")]
+    Entity(String),
+    /// A name sent percent-encoded that does not decode to UTF-8.
+    #[error("encoded name {name:?} is not UTF-8 once decoded")]
+    EncodedName {
+        /// The name as sent.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::str::Utf8Error,
+    },
+}
+
 /// The directory names (`Blobs/BlobPrefix/Name`) and the continuation marker (`NextMarker`,
 /// `None` when empty or absent) of one List Blobs answer, read with an XML parser: entities and
 /// character references are decoded, and a name Azure sends as `<Name Encoded="true">` (one
 /// holding characters XML cannot carry) is percent-decoded, as the service documents.
-fn parse_listing(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String> {
+fn parse_listing(xml: &[u8]) -> Result<(Vec<String>, Option<String>), ListingError> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_reader(xml);
     let mut path: Vec<Vec<u8>> = Vec::new();
@@ -305,7 +341,7 @@ fn parse_listing(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String> {
     loop {
         let event = reader
             .read_event_into(&mut buf)
-            .map_err(|e| format!("the listing is not XML: {e}"))?;
+            .map_err(ListingError::Xml)?;
         match event {
             Event::Start(e) => {
                 encoded = e.name().as_ref() == b"Name"
@@ -315,15 +351,15 @@ fn parse_listing(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String> {
                 path.push(e.name().as_ref().to_vec());
                 text.clear();
             }
-            Event::Text(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
-            Event::CData(t) => text.push_str(&t.decode().map_err(|e| e.to_string())?),
+            Event::Text(t) => text.push_str(&t.decode().map_err(ListingError::Encoding)?),
+            Event::CData(t) => text.push_str(&t.decode().map_err(ListingError::Encoding)?),
             Event::GeneralRef(r) => {
-                let name = r.decode().map_err(|e| e.to_string())?;
-                match r.resolve_char_ref().map_err(|e| e.to_string())? {
+                let name = r.decode().map_err(ListingError::Encoding)?;
+                match r.resolve_char_ref().map_err(ListingError::Xml)? {
                     Some(c) => text.push(c),
                     None => text.push_str(
                         quick_xml::escape::resolve_predefined_entity(&name)
-                            .ok_or_else(|| format!("unknown entity &{name};"))?,
+                            .ok_or_else(|| ListingError::Entity(name.to_string()))?,
                     ),
                 }
             }
@@ -340,7 +376,10 @@ fn parse_listing(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String> {
                     names.push(if encoded {
                         percent_encoding::percent_decode_str(&name)
                             .decode_utf8()
-                            .map_err(|e| format!("encoded name {name:?}: {e}"))?
+                            .map_err(|source| ListingError::EncodedName {
+                                name: name.clone(),
+                                source,
+                            })?
                             .into_owned()
                     } else {
                         name
@@ -371,7 +410,10 @@ mod tests {
         );
         assert_eq!(marker.as_deref(), Some("2!abc"));
         let last = r#"<EnumerationResults><Blobs></Blobs><NextMarker /></EnumerationResults>"#;
-        assert_eq!(parse_listing(last.as_bytes()), Ok((Vec::new(), None)));
+        assert_eq!(
+            parse_listing(last.as_bytes()).expect("parsed"),
+            (Vec::new(), None)
+        );
         assert!(parse_listing(b"<EnumerationResults><Blobs>")
             .is_ok_and(|(n, m)| n.is_empty() && m.is_none()));
         assert!(parse_listing(b"<a>&nope;</a>").is_err());
