@@ -72,17 +72,7 @@ pub struct Redacted(String);
 impl Redacted {
     /// The redacted text of `e` and its causes (`what: why: deeper why`).
     pub fn new(e: &(dyn std::error::Error + 'static)) -> Self {
-        let mut text = e.to_string();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            let more = c.to_string();
-            if !text.ends_with(&more) {
-                text.push_str(": ");
-                text.push_str(&more);
-            }
-            cause = c.source();
-        }
-        Self(redact(&text).into_owned())
+        Self(redact(&aztrail_state::error_chain(e)).into_owned())
     }
 }
 

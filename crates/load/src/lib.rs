@@ -46,22 +46,7 @@ pub mod settings;
 pub mod sink;
 pub mod sqs;
 
-/// An error and its causes on one line (`what: why: deeper why`), for messages that leave the
-/// process as text (a retry reason, a failure message).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        // Some errors repeat their cause in their own text: say it once.
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
-}
+pub use aztrail_state::error_chain;
 
 /// What an AWS SDK call's error says, for a person, as one line: the service's error code and
 /// message when it answered with one, the HTTP status when its answer carried none (an

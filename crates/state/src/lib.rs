@@ -11,6 +11,23 @@ use serde::{de::DeserializeOwned, Serialize};
 /// Any error, as the cause of a [`StateError::Store`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// An error and its causes on one line (`what: why: deeper why`), for messages that leave the
+/// process as text (a retry reason, a failure message, a redacted Azure error).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // Some errors repeat their cause in their own text: say it once.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// Why a state object could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
