@@ -9,7 +9,8 @@ use anyhow::Context;
 use aztrail_ingest::auth::AzureAuth;
 use aztrail_ingest::run::{ingest, IngestConfig, IngestLive, IngestSummary};
 
-use super::{parse_interval, parse_lookback};
+use super::parse_interval;
+use aztrail_ingest::settings::IngestSettings;
 
 /// Copy new bytes of Azure PT1H.json append blobs into the S3 staging bucket.
 ///
@@ -33,29 +34,14 @@ use super::{parse_interval, parse_lookback};
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// A container to read (repeatable): insights-activity-logs, insights-logs-auditlogs, ...
-    #[arg(
-        long = "container",
-        required = true,
-        env = "AZTRAIL_CONTAINERS",
-        value_delimiter = ','
-    )]
-    containers: Vec<String>,
     /// The S3 staging bucket.
     #[arg(long, env = "AZTRAIL_STAGING_BUCKET")]
     staging_bucket: String,
-    /// Key prefix of staged objects (the bucket notification filters on it).
-    #[arg(long, env = "AZTRAIL_STAGING_PREFIX", default_value = "staged/")]
-    staging_prefix: String,
-    /// How far back to look for changed blobs: 1s to 400d, with its unit (s, m, h or d).
-    #[arg(long, env = "AZTRAIL_LOOKBACK", default_value = "48h", value_parser = parse_lookback)]
-    lookback: Duration,
+    #[command(flatten)]
+    settings: IngestSettings,
     /// List every blob of the containers instead of the window (a first backfill).
     #[arg(long)]
     full_scan: bool,
-    /// Copy an hour's blob only once it stopped growing (fewer, whole-hour objects).
-    #[arg(long, env = "AZTRAIL_SETTLE")]
-    settle: bool,
     /// Repeat the pass at this interval (1s to 1d, with its unit) until interrupted.
     #[arg(long, value_parser = parse_interval)]
     watch: Option<Duration>,
@@ -118,16 +104,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             });
         }
         let config = IngestConfig {
-            containers: args.containers.clone(),
-            bucket: args.staging_bucket.clone(),
-            staging_prefix: args.staging_prefix.clone(),
-            lookback_seconds: args.lookback.as_secs() as i64,
             full_scan: args.full_scan,
-            settle: args.settle,
-            run_id: format!("{}-{}", std::process::id(), now()),
             live: Some(Arc::clone(&live)),
             stop: Some(Arc::clone(&stop)),
-            ..IngestConfig::default()
+            ..args.settings.config(
+                args.staging_bucket.clone(),
+                format!("{}-{}", std::process::id(), now()),
+            )
         };
         loop {
             let progress = super::progress::Progress::ingest(&live);

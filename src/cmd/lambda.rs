@@ -35,29 +35,14 @@ enum Function {
 /// The ingest function's settings (environment variables in the deployed function).
 #[derive(clap::Args)]
 struct IngestArgs {
-    /// Containers to read, comma-separated.
-    #[arg(
-        long,
-        env = "AZTRAIL_CONTAINERS",
-        value_delimiter = ',',
-        required = true
-    )]
-    containers: Vec<String>,
     /// The S3 staging bucket.
     #[arg(long, env = "AZTRAIL_STAGING_BUCKET")]
     staging_bucket: String,
-    /// Key prefix of staged objects.
-    #[arg(long, env = "AZTRAIL_STAGING_PREFIX", default_value = "staged/")]
-    staging_prefix: String,
+    #[command(flatten)]
+    settings: aztrail_ingest::settings::IngestSettings,
     /// The Secrets Manager secret with the Azure credentials.
     #[arg(long, env = "AZTRAIL_AZURE_SECRET_ARN")]
     azure_secret_arn: String,
-    /// How far back to look: 1s to 400d, with its unit (s, m, h or d).
-    #[arg(long, env = "AZTRAIL_LOOKBACK", default_value = "48h", value_parser = super::parse_lookback)]
-    lookback: Duration,
-    /// Copy an hour's blob only once it stopped growing.
-    #[arg(long, env = "AZTRAIL_SETTLE")]
-    settle: bool,
     /// Seconds before the invocation's deadline at which no new range is started: the ranges
     /// copied are committed and the claim released before Lambda ends the invocation.
     #[arg(long, env = "AZTRAIL_DEADLINE_MARGIN_SECONDS", default_value_t = 60)]
@@ -181,14 +166,11 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
                 })
             };
             let config = aztrail_ingest::run::IngestConfig {
-                containers: args.containers.clone(),
-                bucket: args.staging_bucket.clone(),
-                staging_prefix: args.staging_prefix.clone(),
-                lookback_seconds: args.lookback.as_secs() as i64,
-                settle: args.settle,
-                run_id: event.context.request_id.clone(),
                 stop: Some(stop),
-                ..aztrail_ingest::run::IngestConfig::default()
+                ..args.settings.config(
+                    args.staging_bucket.clone(),
+                    event.context.request_id.clone(),
+                )
             };
             let summary =
                 aztrail_ingest::run::ingest(&auth, s3, &config, super::ingest::now()).await;

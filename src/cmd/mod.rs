@@ -72,54 +72,7 @@ pub fn account_of_channel_arn(arn: &str) -> anyhow::Result<String> {
     }
 }
 
-/// A duration such as `90s`, `30m`, `48h` or `2d`, of at most `max` seconds. The unit is
-/// required (a bare `48` could mean anything); a number too large is an error, never a wrap.
-fn parse_duration_upto(s: &str, max: u64, what: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let Some(i) = s.find(|c: char| !c.is_ascii_digit()) else {
-        return Err(format!(
-            "{s:?} has no unit: write it with s, m, h or d (like 90s, 30m, 48h, 2d)"
-        ));
-    };
-    let (n, unit) = (&s[..i], &s[i..]);
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
-    };
-    let secs = n
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit_secs))
-        .filter(|&secs| (1..=max).contains(&secs))
-        .ok_or_else(|| {
-            format!(
-                "{s:?}: {what} is 1s to {} (like 90s, 30m, 48h, 2d)",
-                if max.is_multiple_of(86_400) {
-                    format!("{}d", max / 86_400)
-                } else {
-                    format!("{max}s")
-                }
-            )
-        })?;
-    Ok(std::time::Duration::from_secs(secs))
-}
-
-/// The longest lookback: beyond Azure Monitor's longest retention of exported logs there is
-/// nothing to list.
-pub const MAX_LOOKBACK_DAYS: u64 = 400;
-
-/// `--lookback`: a duration of 1 s to [`MAX_LOOKBACK_DAYS`] days.
-pub fn parse_lookback(s: &str) -> Result<std::time::Duration, String> {
-    parse_duration_upto(s, MAX_LOOKBACK_DAYS * 86_400, "a lookback")
-}
-
-/// `--watch` and other intervals: 1 s to 1 day.
-pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
-    parse_duration_upto(s, 86_400, "an interval")
-}
+pub use aztrail_ingest::settings::parse_interval;
 
 /// A 12-digit AWS account id.
 pub fn check_account_id(id: &str) -> anyhow::Result<String> {
@@ -144,29 +97,5 @@ mod tests {
         assert!(account_of_channel_arn("arn:aws:s3:::bucket").is_err());
         assert!(account_of_channel_arn("arn:aws:cloudtrail:eu-west-1:1234:channel/abc").is_err());
         assert!(check_account_id("12345678901a").is_err());
-        assert_eq!(parse_lookback("48h").unwrap().as_secs(), 172_800);
-        assert_eq!(parse_lookback("400d").unwrap().as_secs(), 400 * 86_400);
-        assert_eq!(parse_interval("90s").unwrap().as_secs(), 90);
-        assert!(parse_lookback("3w").is_err() && parse_lookback("h").is_err());
-    }
-
-    #[test]
-    fn durations_are_bounded_and_never_wrap() {
-        // Hostile round 2, item 7: each of these was accepted (and hung, wrapped or ate memory).
-        for bad in [
-            "300000000000000d",
-            "9223372036854775808s",
-            "18446744073709551615s",
-            "213503982334601d",
-            "401d",
-            "48",
-            "0s",
-            "",
-            "-1d",
-        ] {
-            let e = parse_lookback(bad).expect_err(bad);
-            assert!(e.contains("unit") || e.contains("1s to 400d"), "{bad}: {e}");
-        }
-        assert!(parse_interval("2d").is_err());
     }
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use aztrail_ingest::azure::Container;
@@ -28,7 +28,7 @@ use aztrail_transform::synth;
 use clap::builder::TypedValueParser as _;
 
 use super::progress::Progress;
-use super::{parse_lookback, EXIT_REJECTED};
+use super::EXIT_REJECTED;
 
 /// Run the whole pipeline once: Azure logs → staging → queue → loader → CloudTrail Lake (or
 /// CloudWatch Logs).
@@ -65,13 +65,8 @@ pub struct Args {
     /// A local directory laid out like an Azure storage account (default: DIR/source).
     #[arg(long)]
     source: Option<PathBuf>,
-    /// Containers to read (repeatable).
-    #[arg(
-        long = "container",
-        value_delimiter = ',',
-        default_values_t = ["insights-activity-logs".to_string(), "insights-logs-auditlogs".to_string()]
-    )]
-    containers: Vec<String>,
+    #[command(flatten)]
+    ingest: aztrail_ingest::settings::IngestSettings,
     /// Read Azure Storage with the credentials in this Secrets Manager secret.
     #[arg(long)]
     azure_secret_arn: Option<String>,
@@ -90,9 +85,6 @@ pub struct Args {
     /// Address S3 with path-style URLs (for S3 emulators such as moto).
     #[arg(long)]
     s3_path_style: bool,
-    /// How far back ingest looks: 1s to 400d, with its unit (s, m, h or d).
-    #[arg(long, default_value = "48h", value_parser = parse_lookback)]
-    lookback: Duration,
     /// Records per blob in the generated example (1 to 1000000; six blobs in all).
     #[arg(long, default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
@@ -270,13 +262,10 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
         live: Some(Arc::clone(&live)),
         ..args.settings.config(account)
     };
-    let mut ingest_config = IngestConfig {
-        containers: args.containers.clone(),
-        bucket: args.staging_bucket.clone().unwrap_or_default(),
-        lookback_seconds: args.lookback.as_secs() as i64,
-        run_id: format!("run-{}-{}", std::process::id(), now()),
-        ..IngestConfig::default()
-    };
+    let mut ingest_config = args.ingest.config(
+        args.staging_bucket.clone().unwrap_or_default(),
+        format!("run-{}-{}", std::process::id(), now()),
+    );
     // Local staging belongs to the one run that holds the lock: a claim found there is a
     // killed run's, taken over at once instead of after the lease.
     let _lock = match &args.staging_bucket {
@@ -306,6 +295,7 @@ async fn open_source(args: &Args, shared: &aws_config::SdkConfig) -> anyhow::Res
         let auth = super::ingest::azure_auth(shared, args.azure_secret_arn.as_deref()).await?;
         let list_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let containers = args
+            .ingest
             .containers
             .iter()
             .map(|c| Container::new(&auth, c, now(), 3600, Arc::clone(&list_calls)))
@@ -321,7 +311,7 @@ async fn open_source(args: &Args, shared: &aws_config::SdkConfig) -> anyhow::Res
         // Written aside and renamed: a run killed while writing leaves no half example.
         let partial = args.dir.join(".source.partial");
         let _ = std::fs::remove_dir_all(&partial);
-        let n = write_example(&partial, &args.containers, args.example_records)?;
+        let n = write_example(&partial, &args.ingest.containers, args.example_records)?;
         std::fs::rename(&partial, &dir)
             .with_context(|| format!("renaming {} to {}", partial.display(), dir.display()))?;
         say(format!(
@@ -332,7 +322,8 @@ async fn open_source(args: &Args, shared: &aws_config::SdkConfig) -> anyhow::Res
     anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
     say(format!("source: local directory {}", dir.display()));
     Ok(Sources::Local(
-        args.containers
+        args.ingest
+            .containers
             .iter()
             .map(|c| LocalContainer::new(&dir, c))
             .collect(),

@@ -21,5 +21,6 @@ pub mod local;
 pub mod run;
 pub mod sas;
 pub mod secrets;
+pub mod settings;
 pub mod source;
 pub mod stage;
