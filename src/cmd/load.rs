@@ -118,13 +118,9 @@ fn local_object(path: &std::path::Path) -> anyhow::Result<ObjectRef> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     Ok(ObjectRef {
-        bucket: String::new(),
-        key: abs.to_string_lossy().into_owned(),
         size: Some(meta.len()),
         etag: Some(format!("{}-{modified}", meta.len())),
-        sequencer: None,
-        version_id: None,
-        event_time: None,
+        ..ObjectRef::new("", abs.to_string_lossy())
     })
 }
 

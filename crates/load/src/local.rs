@@ -116,13 +116,8 @@ impl DirCheckpoints {
     /// never replaced, so one identity serves every load of them.
     pub fn object(key: &str) -> ObjectRef {
         ObjectRef {
-            bucket: String::new(),
-            key: key.to_string(),
-            size: None,
             etag: Some("local".into()),
-            sequencer: None,
-            version_id: None,
-            event_time: None,
+            ..ObjectRef::new("", key)
         }
     }
 

@@ -195,12 +195,10 @@ async fn dispatch<S: EventSink>(
 ) {
     let wire = sink.wire();
     let slots = Arc::new(Semaphore::new(concurrency));
-    // Batches that did not fit the calls being filled (another day, for CloudWatch Logs; an id
-    // the call holds already): each later call takes first those of them that fit it.
-    let mut deferred: VecDeque<Job> = VecDeque::new();
+    let mut deferred = Deferred::default();
     let mut call_no = 0u64;
     loop {
-        let first = match deferred.pop_front() {
+        let first = match deferred.pop() {
             Some(j) => j,
             None => match jobs.recv().await {
                 Some(j) => j,
@@ -214,30 +212,21 @@ async fn dispatch<S: EventSink>(
         // that names an id twice), waits for a later call. (A hash collision only defers.)
         let until = tokio::time::Instant::now() + linger;
         let mut call = Call::new(first);
-        for job in std::mem::take(&mut deferred) {
-            if let Err(job) = call.add(&wire, job) {
-                deferred.push_back(job);
-            }
+        for job in deferred.take_all() {
+            deferred.offer(&mut call, &wire, job);
         }
         let mut lingering = true;
         let slot = loop {
             while let Ok(job) = jobs.try_recv() {
-                if let Err(job) = call.add(&wire, job) {
-                    deferred.push_back(job);
-                }
+                deferred.offer(&mut call, &wire, job);
             }
-            let waiting: usize = deferred.iter().map(|j| j.events.len()).sum();
-            if call.full(&wire) || waiting >= wire.max_events {
+            if call.full(&wire) || deferred.events >= wire.max_events {
                 lingering = false;
             }
             if lingering {
                 tokio::select! {
                     job = jobs.recv() => match job {
-                        Some(job) => {
-                            if let Err(job) = call.add(&wire, job) {
-                                deferred.push_back(job);
-                            }
-                        }
+                        Some(job) => deferred.offer(&mut call, &wire, job),
                         // Every handle is gone: nothing more can come.
                         None => lingering = false,
                     },
@@ -252,9 +241,7 @@ async fn dispatch<S: EventSink>(
             break slot;
         };
         while let Ok(job) = jobs.try_recv() {
-            if let Err(job) = call.add(&wire, job) {
-                deferred.push_back(job);
-            }
+            deferred.offer(&mut call, &wire, job);
         }
         let call = call.jobs;
         call_no += 1;
@@ -264,6 +251,38 @@ async fn dispatch<S: EventSink>(
             let _slot = slot;
             send_call(sink.as_ref(), &limiter, call, call_no).await;
         });
+    }
+}
+
+/// Batches that did not fit the calls being filled (another day, for CloudWatch Logs; an id
+/// the call holds already), oldest first: each later call takes first those of them that fit
+/// it. Their events are counted as they come and go, not summed again for every batch.
+#[derive(Default)]
+struct Deferred {
+    jobs: VecDeque<Job>,
+    events: usize,
+}
+
+impl Deferred {
+    /// Adds `job` to `call`, or keeps it for a later call.
+    fn offer(&mut self, call: &mut Call, wire: &Wire, job: Job) {
+        if let Err(job) = call.add(wire, job) {
+            self.events += job.events.len();
+            self.jobs.push_back(job);
+        }
+    }
+
+    /// The oldest batch kept.
+    fn pop(&mut self) -> Option<Job> {
+        let job = self.jobs.pop_front()?;
+        self.events -= job.events.len();
+        Some(job)
+    }
+
+    /// Every batch kept, oldest first, to be offered again.
+    fn take_all(&mut self) -> VecDeque<Job> {
+        self.events = 0;
+        std::mem::take(&mut self.jobs)
     }
 }
 
