@@ -33,6 +33,10 @@ pub struct BlobInfo {
     pub etag: String,
     /// Its last-modified time, as Azure wrote it.
     pub last_modified: Option<String>,
+    /// Its last-modified time in seconds since the epoch (compared with a pass's [`Mark`]).
+    ///
+    /// [`Mark`]: crate::checkpoint::Mark
+    pub modified: Option<i64>,
     /// When it was created: unchanged by appends, new when the blob is replaced (deleted and
     /// written again), so a replacement is told from growth whatever its length.
     pub created: Option<String>,
@@ -195,6 +199,7 @@ impl Container {
                     length: props.content_length.unwrap_or(0),
                     etag: props.etag.map(|e| e.to_string()).unwrap_or_default(),
                     last_modified: props.last_modified.map(|t| t.to_string()),
+                    modified: props.last_modified.map(|t| t.unix_timestamp()),
                     created: props.creation_time.map(|t| t.to_string()),
                 });
             }

@@ -1,17 +1,36 @@
-//! How far each blob of a container has been staged, kept in the staging bucket as one JSON
-//! object per container and written only with conditional PUTs.
+//! How far each blob has been staged, kept in the staging bucket as small JSON documents written
+//! only with conditional PUTs, sharded so that a pass reads and writes what changed.
 //!
-//! A run reads the checkpoint and its ETag, then *claims* the ranges it is about to copy by
-//! writing them into the checkpoint with `If-Match` (a second run that read the same version
-//! loses that race and stops without copying), copies, and commits with `If-Match` on its own
-//! claim. A run that dies after copying leaves its claim behind; once the claim is older than the
-//! lease, the next run re-copies exactly the claimed ranges (their keys are the same, and the
-//! copies are `If-None-Match`, so nothing is staged or notified twice) and commits them.
+//! Layout under `_aztrail/ingest/{account}/{container}/`:
+//! - `days/{YYYY-MM-DD}/{root hash}.json` ([`ShardCheckpoint`]): the blobs of one root (one
+//!   subscription, one tenant) on one day, at most 24 for hourly blobs, and the claim of the run
+//!   copying them. A pass where one blob grew reads and writes this one document (about 1 KiB).
+//! - `roots.json` ([`Roots`]): the roots the last directory walk found, and when.
+//! - `marks/{scope}.json` ([`Mark`]): the watermark of the last pass over a set of roots (the
+//!   whole container, or one shard of the fan-out). A blob last modified before it, in a day
+//!   shard the pass did not ask to revisit, has nothing new: its document is not read.
+//!
+//! A run reads a day shard and its ETag, *claims* the ranges it is about to copy by writing them
+//! into the shard with `If-Match` (a second run that read the same version loses that race and
+//! leaves the shard alone), copies, and commits with `If-Match` on its own claim. A run that dies
+//! after copying leaves its claim behind; once the claim is older than the lease, the next run
+//! re-copies exactly the claimed ranges (same keys, `If-None-Match`, so nothing is staged or
+//! notified twice) and commits them. A copy that failed is kept in the shard's `retry` list and
+//! copied as claimed (same range, same key) before anything else of its blob.
+//!
+//! Earlier versions kept a container's whole state in one document (`{container}.json`,
+//! [`LegacyCheckpoint`]); [`crate::migrate`] carries it over once.
 
 use std::collections::BTreeMap;
 
+use std::sync::atomic::Ordering;
+
 use aztrail_state::{S3Json, Write};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::gate::Gate;
+use crate::source::Staging;
 
 /// Where ingest checkpoints live in the staging bucket.
 pub const INGEST_PREFIX: &str = "_aztrail/ingest/";
@@ -72,10 +91,11 @@ pub struct Claim {
     pub ranges: Vec<PendingRange>,
 }
 
-/// One container's checkpoint.
+/// The one document of a container's whole state, as versions before sharding kept it (read
+/// once by [`crate::migrate`], then left holding a claim no run of any version takes over).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerCheckpoint {
+pub struct LegacyCheckpoint {
     /// Progress per blob name.
     pub blobs: BTreeMap<String, BlobState>,
     /// The roots found by the last directory walk (see `layout`).
@@ -87,24 +107,212 @@ pub struct ContainerCheckpoint {
     pub claim: Option<Claim>,
 }
 
-impl ContainerCheckpoint {
-    /// Drops the entries of blobs whose hour ended before `oldest` (seconds since the epoch), so
-    /// the checkpoint stays the size of the window. Blobs outside the layout are kept.
-    pub fn prune(&mut self, oldest: i64) {
-        self.blobs.retain(|name, _| {
-            aztrail_transform::time::blob_path_hour(name).is_none_or(|h| h.0 + 3600 >= oldest)
-        });
+/// The blobs of one root on one day, and the claim of the run copying them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardCheckpoint {
+    /// The root (for a reader: the key names only its hash).
+    pub root: String,
+    /// The day, `YYYY-MM-DD` (or `undated` for blobs outside the layout).
+    pub day: String,
+    /// Progress per blob name.
+    pub blobs: BTreeMap<String, BlobState>,
+    /// Ranges being copied by a run, until it commits.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub claim: Option<Claim>,
+    /// Ranges whose copy failed (it may or may not have been created): copied again exactly as
+    /// claimed, so that a retry has the same key.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub retry: Vec<PendingRange>,
+}
+
+/// The roots the last directory walk found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Roots {
+    /// Directories whose children are date directories (see `layout`).
+    pub roots: Vec<String>,
+    /// When they were walked (seconds since the epoch).
+    pub at: i64,
+}
+
+/// What the last pass over a set of roots leaves to the next.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mark {
+    /// When that pass started (seconds since the epoch).
+    pub pass_at: i64,
+    /// Blobs last modified before this (the pass's start less [`MARK_SKEW_SECONDS`]) were seen by
+    /// that pass at their present length, and their shards finished.
+    pub before: i64,
+    /// Day shards ([`ShardId::id`]) that pass did not finish (failed, contended, stopped) or that
+    /// wait for time rather than new bytes (`--settle`): read by the next pass whatever their
+    /// blobs' times.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub revisit: std::collections::BTreeSet<String>,
+}
+
+/// How far Azure's clock may be behind ours: a blob modified this long before a pass started may
+/// not yet have been seen by it.
+pub const MARK_SKEW_SECONDS: i64 = 300;
+
+/// The name of a claim that is never taken over: left in a legacy checkpoint once it has been
+/// carried over, so that no run of an older version copies from it again.
+pub const MIGRATED: &str = "migrated-to-day-shards";
+
+/// A day shard: one root on one day.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardId {
+    /// `YYYY-MM-DD`, or `undated`.
+    pub day: String,
+    /// The root (for blobs outside the layout: their directory).
+    pub root: String,
+}
+
+impl ShardId {
+    /// The shard of `blob`.
+    pub fn of(blob: &str) -> Self {
+        let root = crate::layout::root_of(blob).map_or_else(
+            || blob.rfind('/').map_or("", |i| &blob[..=i]).to_string(),
+            str::to_string,
+        );
+        Self {
+            day: day_of(blob).unwrap_or_else(|| "undated".into()),
+            root,
+        }
+    }
+
+    /// Its stable name: `{day}/{hash of the root}`.
+    pub fn id(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.root.as_bytes());
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("{}/{hex}", self.day)
     }
 }
 
-/// The checkpoint key of a container.
+/// The day of a blob in Azure's layout, `YYYY-MM-DD`.
+pub fn day_of(blob: &str) -> Option<String> {
+    let hour = aztrail_transform::time::blob_path_hour(blob)?;
+    Some(day_name(hour.0))
+}
+
+/// The day of `seconds` since the epoch, `YYYY-MM-DD`.
+pub fn day_name(seconds: i64) -> String {
+    let (y, m, d) = aztrail_transform::time::civil_from_days(seconds.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The keys of one container's state.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    base: String,
+}
+
+impl Keys {
+    /// The state of `container` in storage account `account`.
+    pub fn new(account: &str, container: &str) -> Self {
+        Self {
+            base: format!("{INGEST_PREFIX}{account}/{container}"),
+        }
+    }
+
+    /// The one document of versions before sharding.
+    pub fn legacy(&self) -> String {
+        format!("{}.json", self.base)
+    }
+
+    /// The roots of the last walk.
+    pub fn roots(&self) -> String {
+        format!("{}/roots.json", self.base)
+    }
+
+    /// The mark of a set of roots (`all`, or a fan-out shard's name).
+    pub fn mark(&self, scope: &str) -> String {
+        format!("{}/marks/{scope}.json", self.base)
+    }
+
+    /// Where the day shards are: `{days}{YYYY-MM-DD}/`.
+    pub fn days(&self) -> String {
+        format!("{}/days/", self.base)
+    }
+
+    /// A day shard.
+    pub fn shard(&self, id: &ShardId) -> String {
+        format!("{}{}.json", self.days(), id.id())
+    }
+}
+
+/// The checkpoint key of a container in versions before sharding.
 pub fn checkpoint_key(account: &str, container: &str) -> String {
-    format!("{INGEST_PREFIX}{account}/{container}.json")
+    Keys::new(account, container).legacy()
 }
 
 /// Why the checkpoint could not be read or written (the one state-object error of aztrail;
 /// `Conflict` when another run wrote it since it was read).
 pub use aztrail_state::StateError as CheckpointError;
+
+/// Reads and writes of state documents in a pass: how many, and how many bytes.
+#[derive(Debug, Default)]
+pub struct StateIo {
+    /// Documents read (including ones that did not exist).
+    pub reads: std::sync::atomic::AtomicU64,
+    /// Bytes read.
+    pub read_bytes: std::sync::atomic::AtomicU64,
+    /// Documents written.
+    pub writes: std::sync::atomic::AtomicU64,
+    /// Bytes written.
+    pub written_bytes: std::sync::atomic::AtomicU64,
+}
+
+/// Typed state documents over a [`Staging`], each request through the pass's gate and counted.
+pub struct States<'a, T> {
+    staging: &'a T,
+    io: &'a StateIo,
+    gate: &'a Gate,
+}
+
+impl<'a, T: Staging> States<'a, T> {
+    /// Documents in `staging`, counted in `io`, requests through `gate`.
+    pub fn new(staging: &'a T, io: &'a StateIo, gate: &'a Gate) -> Self {
+        Self { staging, io, gate }
+    }
+
+    /// The document at `key` and its ETag (`None`: there is none).
+    pub async fn get<D: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(D, String)>, CheckpointError> {
+        let got = self.gate.run(self.staging.get_state(key)).await?;
+        self.io.reads.fetch_add(1, Ordering::Relaxed);
+        let Some((body, etag)) = got else {
+            return Ok(None);
+        };
+        self.io
+            .read_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        let doc = serde_json::from_slice(&body).map_err(|e| CheckpointError::corrupt(key, e))?;
+        Ok(Some((doc, etag)))
+    }
+
+    /// Writes `doc` at `key` under `write`'s condition; returns the new ETag.
+    pub async fn put<D: Serialize>(
+        &self,
+        key: &str,
+        doc: &D,
+        write: Write<'_>,
+    ) -> Result<String, CheckpointError> {
+        let body = serde_json::to_vec(doc).map_err(|e| CheckpointError::corrupt(key, e))?;
+        let len = body.len() as u64;
+        let etag = self
+            .gate
+            .run(self.staging.put_state(key, body, write))
+            .await?;
+        self.io.writes.fetch_add(1, Ordering::Relaxed);
+        self.io.written_bytes.fetch_add(len, Ordering::Relaxed);
+        Ok(etag)
+    }
+}
 
 /// Checkpoints in the staging bucket.
 #[derive(Debug, Clone)]
@@ -116,27 +324,91 @@ pub struct CheckpointStore {
 }
 
 impl CheckpointStore {
-    /// The checkpoint at `key` and its ETag (none yet: default and `None`).
-    pub async fn get(
-        &self,
-        key: &str,
-    ) -> Result<(ContainerCheckpoint, Option<String>), CheckpointError> {
-        let got = S3Json::new(self.s3.clone()).get(&self.bucket, key).await?;
-        Ok(got.unwrap_or_default())
+    /// The document at `key` and its ETag (none yet: `None`).
+    pub async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, CheckpointError> {
+        let got = S3Json::new(self.s3.clone())
+            .get_bytes(&self.bucket, key)
+            .await?;
+        Ok(got.map(|(body, etag)| (body, etag.unwrap_or_default())))
     }
 
-    /// Writes `cp` if the stored version is still `etag` (or, with `None`, if there is none yet).
-    /// Returns the new ETag.
+    /// Writes `body` under `write`'s condition; returns the new ETag.
     pub async fn put(
         &self,
         key: &str,
-        cp: &ContainerCheckpoint,
-        etag: Option<&str>,
+        body: Vec<u8>,
+        write: Write<'_>,
     ) -> Result<String, CheckpointError> {
-        let write = etag.map_or(Write::IfAbsent, Write::IfMatch);
         S3Json::new(self.s3.clone())
-            .put(&self.bucket, key, cp, write)
+            .put_bytes(&self.bucket, key, body, write)
             .await
+    }
+
+    /// Deletes the day shards under `days` (a [`Keys::days`]) of days before `first_day`;
+    /// returns how many documents went.
+    pub async fn prune_days(&self, days: &str, first_day: &str) -> Result<u64, CheckpointError> {
+        let store = |e: aztrail_state::BoxError| CheckpointError::store(days, e);
+        let mut old_days = Vec::new();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(days)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| store(e.into()))?;
+            for p in page.common_prefixes() {
+                let Some(prefix) = p.prefix() else { continue };
+                let day = prefix[days.len()..].trim_end_matches('/');
+                if day.len() == 10 && day < first_day {
+                    old_days.push(prefix.to_string());
+                }
+            }
+        }
+        let mut deleted = 0;
+        for prefix in old_days {
+            let mut keys = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = keys.next().await {
+                let page = page.map_err(|e| store(e.into()))?;
+                let objects = page
+                    .contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .filter_map(|k| {
+                        aws_sdk_s3::types::ObjectIdentifier::builder()
+                            .key(k)
+                            .build()
+                            .ok()
+                    })
+                    .collect::<Vec<_>>();
+                if objects.is_empty() {
+                    continue;
+                }
+                let n = objects.len() as u64;
+                let delete = aws_sdk_s3::types::Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| store(e.into()))?;
+                self.s3
+                    .delete_objects()
+                    .bucket(&self.bucket)
+                    .delete(delete)
+                    .send()
+                    .await
+                    .map_err(|e| store(e.into()))?;
+                deleted += n;
+            }
+        }
+        Ok(deleted)
     }
 }
 
@@ -145,30 +417,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pruning_keeps_the_window() {
-        let mut cp = ContainerCheckpoint::default();
-        for name in [
-            "resourceId=/S/y=2026/m=11/d=20/h=10/m=00/PT1H.json",
-            "resourceId=/S/y=2026/m=11/d=27/h=10/m=00/PT1H.json",
-            "elsewhere.json",
-        ] {
-            cp.blobs.insert(name.into(), BlobState::default());
-        }
-        // 2026-11-26T00:00:00Z
-        cp.prune(1_795_651_200);
-        let left: Vec<_> = cp.blobs.keys().map(String::as_str).collect();
-        assert_eq!(
-            left,
-            [
-                "elsewhere.json",
-                "resourceId=/S/y=2026/m=11/d=27/h=10/m=00/PT1H.json"
-            ]
-        );
-        let json = serde_json::to_string(&cp).unwrap();
-        assert!(!json.contains("claim"));
-        assert_eq!(
-            serde_json::from_str::<ContainerCheckpoint>(&json).unwrap(),
-            cp
-        );
+    fn a_blob_belongs_to_the_shard_of_its_root_and_day() {
+        let a = ShardId::of("resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=30/h=22/m=00/PT1H.json");
+        assert_eq!(a.day, "2026-11-30");
+        assert_eq!(a.root, "resourceId=/SUBSCRIPTIONS/S/");
+        let b = ShardId::of("resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=30/h=03/m=00/PT1H.json");
+        assert_eq!(a.id(), b.id());
+        let other = ShardId::of("resourceId=/SUBSCRIPTIONS/T/y=2026/m=11/d=30/h=03/m=00/PT1H.json");
+        assert_ne!(a.id(), other.id());
+        let next = ShardId::of("resourceId=/SUBSCRIPTIONS/S/y=2026/m=12/d=01/h=00/m=00/PT1H.json");
+        assert_eq!(next.day, "2026-12-01");
+        let loose = ShardId::of("exports/odd.json");
+        assert_eq!((loose.day.as_str(), loose.root.as_str()), ("undated", "exports/"));
+        let keys = Keys::new("acct", "insights-activity-logs");
+        assert!(keys.shard(&a).starts_with(&keys.days()));
+        assert!(keys
+            .shard(&a)
+            .starts_with("_aztrail/ingest/acct/insights-activity-logs/days/2026-11-30/"));
+        assert_eq!(keys.legacy(), checkpoint_key("acct", "insights-activity-logs"));
+    }
+
+    #[test]
+    fn documents_read_back_what_was_written() {
+        let mut shard = ShardCheckpoint {
+            root: "r/".into(),
+            day: "2026-11-30".into(),
+            ..ShardCheckpoint::default()
+        };
+        shard.blobs.insert("r/y=2026/m=11/d=30/h=10/m=00/PT1H.json".into(), BlobState::default());
+        let json = serde_json::to_string(&shard).unwrap();
+        assert!(!json.contains("claim") && !json.contains("retry"), "{json}");
+        assert_eq!(serde_json::from_str::<ShardCheckpoint>(&json).unwrap(), shard);
+        let mark = Mark {
+            pass_at: 10,
+            before: 5,
+            revisit: ["2026-11-30/ab".to_string()].into(),
+        };
+        let json = serde_json::to_string(&mark).unwrap();
+        assert_eq!(serde_json::from_str::<Mark>(&json).unwrap(), mark);
     }
 }

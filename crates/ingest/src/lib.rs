@@ -7,7 +7,9 @@
 //! - [`layout`]: Azure's blob layout and the staged keys (pure).
 //! - [`auth`]: SAS, service principal and account-key credentials; [`sas`] mints SAS from a key.
 //! - [`azure`]: one container through Microsoft's SDK, list calls counted.
-//! - [`checkpoint`]: per-blob progress in the staging bucket, claimed and committed conditionally.
+//! - [`checkpoint`]: per-blob progress in the staging bucket, in day shards, claimed and committed
+//!   conditionally; [`migrate`] carries the one-document form of earlier versions over.
+//! - [`gate`]: the one limit on a pass's requests in flight.
 //! - [`stage`]: one staged object, streamed, single or multipart, created only if absent.
 //! - [`run`]: one pass over the containers, and its metrics line.
 //! - [`secrets`]: the credentials from AWS Secrets Manager.
@@ -16,8 +18,10 @@
 pub mod auth;
 pub mod azure;
 pub mod checkpoint;
+pub mod gate;
 pub mod layout;
 pub mod local;
+pub mod migrate;
 pub mod run;
 pub mod sas;
 pub mod secrets;

@@ -18,7 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::azure::{AzureError, BlobInfo};
-use crate::checkpoint::{CheckpointError, ContainerCheckpoint};
+use aztrail_state::Write;
+
+use crate::checkpoint::CheckpointError;
 use crate::source::{BlobSource, Staging};
 use crate::stage::{SourceMeta, StageError, Staged};
 
@@ -193,6 +195,7 @@ impl BlobSource for LocalContainer {
                     length: meta.len(),
                     etag: format!("\"{:x}-{:x}\"", meta.len(), mtime),
                     last_modified: Some(mtime.to_string()),
+                    modified: i64::try_from(mtime / 1_000_000_000).ok(),
                     created: Some(file_identity(&meta)),
                 }
             })
@@ -295,47 +298,71 @@ fn etag_of(bytes: &[u8]) -> String {
 }
 
 impl Staging for LocalStaging {
-    async fn get_checkpoint(
-        &self,
-        key: &str,
-    ) -> Result<(ContainerCheckpoint, Option<String>), CheckpointError> {
-        let path = self.path(key);
-        match tokio::fs::read(&path).await {
+    async fn get_state(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, CheckpointError> {
+        match tokio::fs::read(self.path(key)).await {
             Ok(bytes) => {
-                let cp =
-                    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::corrupt(key, e))?;
-                Ok((cp, Some(etag_of(&bytes))))
+                let etag = etag_of(&bytes);
+                Ok(Some((bytes, etag)))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok((ContainerCheckpoint::default(), None))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(CheckpointError::store(key, e)),
         }
     }
 
-    async fn put_checkpoint(
+    async fn put_state(
         &self,
         key: &str,
-        cp: &ContainerCheckpoint,
-        etag: Option<&str>,
+        body: Vec<u8>,
+        write: Write<'_>,
     ) -> Result<String, CheckpointError> {
         let store = |e: std::io::Error| CheckpointError::store(key, e);
         let _held = self.lock.lock().await;
-        let current = self.get_checkpoint(key).await?.1;
-        if current.as_deref() != etag {
+        let current = self.get_state(key).await?.map(|(_, etag)| etag);
+        let allowed = match write {
+            Write::Always => true,
+            Write::IfAbsent => current.is_none(),
+            Write::IfMatch(etag) => current.as_deref() == Some(etag),
+        };
+        if !allowed {
             return Err(CheckpointError::Conflict {
                 key: key.to_string(),
             });
         }
-        let bytes = serde_json::to_vec(cp).map_err(|e| CheckpointError::corrupt(key, e))?;
         let path = self.path(key);
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(store)?;
         }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        tokio::fs::write(&tmp, &bytes).await.map_err(store)?;
+        tokio::fs::write(&tmp, &body).await.map_err(store)?;
         tokio::fs::rename(&tmp, &path).await.map_err(store)?;
-        Ok(etag_of(&bytes))
+        Ok(etag_of(&body))
+    }
+
+    async fn prune_days(&self, days: &str, first_day: &str) -> Result<u64, CheckpointError> {
+        let dir = self.path(days);
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(CheckpointError::store(days, e)),
+        };
+        let mut deleted = 0;
+        while let Some(e) = entries
+            .next_entry()
+            .await
+            .map_err(|e| CheckpointError::store(days, e))?
+        {
+            let name = e.file_name();
+            let Some(day) = name.to_str() else { continue };
+            if day.len() == 10 && day < first_day {
+                let mut files = std::fs::read_dir(e.path())
+                    .map_err(|e| CheckpointError::store(days, e))?;
+                deleted += files.by_ref().count() as u64;
+                tokio::fs::remove_dir_all(e.path())
+                    .await
+                    .map_err(|e| CheckpointError::store(days, e))?;
+            }
+        }
+        Ok(deleted)
     }
 
     async fn write(
@@ -407,7 +434,8 @@ impl Staging for LocalStaging {
 mod tests {
     use super::*;
     use crate::run::{ingest_with, IngestConfig};
-    use std::io::Write;
+    use aztrail_state::Write;
+    use std::io::Write as _;
 
     #[tokio::test]
     async fn a_local_container_is_staged_once_and_announced() {
@@ -456,17 +484,25 @@ mod tests {
             .unwrap();
         assert_eq!(s.objects_written, 0);
         assert!(rx.try_recv().is_err());
-        // A stale version of the checkpoint cannot be written.
-        let key = crate::checkpoint::checkpoint_key("local", "insights-activity-logs");
-        let (mut cp, etag) = staging.get_checkpoint(&key).await.unwrap();
-        cp.roots_at += 1;
+        // The blob's progress is in its day shard, and a stale version of it cannot be written.
+        let keys = crate::checkpoint::Keys::new("local", "insights-activity-logs");
+        let key = keys.shard(&crate::checkpoint::ShardId::of(blob));
+        let (body, etag) = staging.get_state(&key).await.unwrap().unwrap();
+        let shard: crate::checkpoint::ShardCheckpoint = serde_json::from_slice(&body).unwrap();
+        assert_eq!(shard.blobs[blob].committed, 16);
+        assert!(shard.claim.is_none());
+        let mut changed = body.clone();
+        changed.push(b' ');
         staging
-            .put_checkpoint(&key, &cp, etag.as_deref())
+            .put_state(&key, changed.clone(), Write::IfMatch(&etag))
             .await
             .unwrap();
-        cp.roots_at += 1;
         assert!(matches!(
-            staging.put_checkpoint(&key, &cp, etag.as_deref()).await,
+            staging.put_state(&key, body.clone(), Write::IfMatch(&etag)).await,
+            Err(CheckpointError::Conflict { .. })
+        ));
+        assert!(matches!(
+            staging.put_state(&key, body, Write::IfAbsent).await,
             Err(CheckpointError::Conflict { .. })
         ));
         std::fs::remove_dir_all(&base).unwrap();
@@ -565,19 +601,22 @@ mod tests {
     }
 
     impl Staging for StopAfterOne {
-        async fn get_checkpoint(
+        async fn get_state(
             &self,
             key: &str,
-        ) -> Result<(ContainerCheckpoint, Option<String>), CheckpointError> {
-            self.inner.get_checkpoint(key).await
+        ) -> Result<Option<(Vec<u8>, String)>, CheckpointError> {
+            self.inner.get_state(key).await
         }
-        async fn put_checkpoint(
+        async fn put_state(
             &self,
             key: &str,
-            cp: &ContainerCheckpoint,
-            etag: Option<&str>,
+            body: Vec<u8>,
+            write: Write<'_>,
         ) -> Result<String, CheckpointError> {
-            self.inner.put_checkpoint(key, cp, etag).await
+            self.inner.put_state(key, body, write).await
+        }
+        async fn prune_days(&self, days: &str, first_day: &str) -> Result<u64, CheckpointError> {
+            self.inner.prune_days(days, first_day).await
         }
         async fn write(
             &self,
@@ -621,6 +660,8 @@ mod tests {
         let config = IngestConfig {
             containers: vec!["insights-activity-logs".into()],
             stop: Some(stop),
+            // One copy at a time, so that the stop comes between two of them.
+            requests_in_flight: 1,
             ..IngestConfig::default()
         };
         let s = ingest_with(&sources, &staging, "local", &config, now)
@@ -628,8 +669,12 @@ mod tests {
             .unwrap();
         assert!(s.stopped);
         assert_eq!(s.objects_written, 1);
-        let key = crate::checkpoint::checkpoint_key("local", "insights-activity-logs");
-        let (cp, _) = staging.get_checkpoint(&key).await.unwrap();
+        let keys = crate::checkpoint::Keys::new("local", "insights-activity-logs");
+        let key = keys.shard(&crate::checkpoint::ShardId::of(
+            "resourceId=/SUBSCRIPTIONS/S/y=2026/m=11/d=30/h=20/m=00/PT1H.json",
+        ));
+        let (body, _) = staging.get_state(&key).await.unwrap().unwrap();
+        let cp: crate::checkpoint::ShardCheckpoint = serde_json::from_slice(&body).unwrap();
         assert!(cp.claim.is_none(), "the claim is released");
         assert_eq!(cp.blobs.values().filter(|b| b.committed == 8).count(), 1);
         // The next run (another run id, the lease unexpired) goes on at once with the rest.

@@ -1,30 +1,43 @@
 //! One ingest pass over the configured containers: discover the blobs of the window, claim the new
-//! ranges in the checkpoint, copy them to the staging bucket, commit.
+//! ranges in their day shards, copy them to the staging bucket, commit. Every request goes
+//! through one [`Gate`], so a pass over thousands of roots keeps many requests in flight (32 by
+//! default) and no more.
 //!
-//! Per container:
-//! 1. Read the checkpoint. A fresh claim by another run means that run is copying: stop.
-//! 2. Find the roots (a directory walk, cached in the checkpoint for `rediscover_seconds`), then
-//!    list only the day directories of the window under each root (`--full-scan` lists all).
-//! 3. For each blob, the new range is `[committed, length)`; a blob shorter than what was
-//!    committed was replaced and starts again from 0 (a warning). With `settle`, a blob is taken
-//!    only once its hour is over and its length did not change since the previous run.
-//! 4. Claim the ranges (conditional write); losing the race stops the container's pass.
-//! 5. Copy each range up to its last complete line (a partial last line waits for the next run)
-//!    into `{prefix}{account}/{container}/{blob}.{start}-{end}`, conditional on absence.
-//! 6. Commit the new lengths and drop the claim (conditional on the claim), pruning entries older
-//!    than the window.
+//! Per container (see [`crate::checkpoint`] for the documents):
+//! 1. The roots: a directory walk, level by level, kept in `roots.json` for
+//!    `rediscover_seconds` (when it is walked again, day shards older than the window are
+//!    deleted). A container still in the one-document form is carried over first
+//!    ([`crate::migrate`]).
+//! 2. List the day directories of the window under every root, many at once (`--full-scan` lists
+//!    the whole container).
+//! 3. Group the blobs by day shard (root and day). A shard whose blobs were all last modified
+//!    before the last pass's [`Mark`], and which that pass did not ask to revisit, has nothing
+//!    new: it is not read.
+//! 4. For each other shard, many at once: read it. A fresh claim by another run means that run is
+//!    copying: leave it. For each blob the new range is `[committed, length)`; a blob replaced
+//!    (created anew, or shorter than what was committed) starts again from 0 (a warning). With
+//!    `settle`, a blob is taken only once its hour is over and its length did not change since
+//!    the previous run. Claim the ranges (conditional write), copy each up to its last complete
+//!    line (a partial last line waits) into `{prefix}{account}/{container}/{blob}.{start}-{end}`,
+//!    conditional on absence, and commit (conditional on the claim). A copy that fails is
+//!    counted, kept in the shard's retry list, and does not stop the others.
+//! 5. Write the new mark: the pass's start, and the shards it did not finish.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use aztrail_state::Write;
 use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::auth::AzureAuth;
 use crate::azure::{AzureError, BlobInfo, Container};
 use crate::checkpoint::{
-    checkpoint_key, CheckpointError, CheckpointStore, Claim, ContainerCheckpoint, PendingRange,
+    day_name, CheckpointError, CheckpointStore, Claim, Keys, Mark, PendingRange, Roots,
+    ShardCheckpoint, ShardId, StateIo, States, MARK_SKEW_SECONDS,
 };
+use crate::gate::{Gate, DEFAULT_REQUESTS_IN_FLIGHT};
 use crate::layout::{complete_prefix, day_prefixes, is_date_dir, root_of, staged_key};
 use crate::source::{BlobSource, S3Staging, Staging};
 use crate::stage::{SourceMeta, StageError, Staged, Stager};
@@ -52,6 +65,8 @@ pub struct IngestConfig {
     pub rediscover_seconds: i64,
     /// Bytes per S3 part.
     pub part_size: usize,
+    /// Requests in flight at once (listing, state, copies), for the whole pass.
+    pub requests_in_flight: usize,
     /// This run's id (in claims).
     pub run_id: String,
     /// Stop after copying, before committing, as if the process died there (crash tests).
@@ -87,6 +102,7 @@ impl Default for IngestConfig {
             claim_lease_seconds: 15 * 60,
             rediscover_seconds: 6 * 3600,
             part_size: 8 * 1024 * 1024,
+            requests_in_flight: DEFAULT_REQUESTS_IN_FLIGHT,
             run_id: "run".into(),
             stop_before_commit: false,
             live: None,
@@ -127,10 +143,46 @@ pub struct IngestSummary {
     /// Entries of a local source that were not read (names that are not UTF-8, links that
     /// leave the source directory), each also in `warnings`.
     pub refused: u64,
-    /// Warnings (replaced blobs, taken-over claims, refused entries).
+    /// Day shards read (the others had nothing new since the last pass).
+    pub shards_read: u64,
+    /// Day shards or listings that failed (each also in `warnings`): the next pass retries them.
+    pub failed: u64,
+    /// State documents read and written, and their bytes.
+    pub state_reads: u64,
+    /// Bytes of state read.
+    pub state_read_bytes: u64,
+    /// State documents written.
+    pub state_writes: u64,
+    /// Bytes of state written.
+    pub state_written_bytes: u64,
+    /// Requests made (Azure and S3, each counted once).
+    pub requests: u64,
+    /// The most requests that were in flight at once.
+    pub peak_in_flight: u64,
+    /// Warnings (replaced blobs, taken-over claims, refused entries, failures).
     pub warnings: Vec<String>,
     /// The pass was asked to stop: what it finished is committed, the rest is left for the next.
     pub stopped: bool,
+}
+
+impl IngestSummary {
+    /// Adds what another part of the pass did.
+    fn add(&mut self, o: IngestSummary) {
+        self.containers += o.containers;
+        self.blobs_seen += o.blobs_seen;
+        self.new_bytes += o.new_bytes;
+        self.objects_written += o.objects_written;
+        self.objects_existing += o.objects_existing;
+        self.skipped += o.skipped;
+        self.replaced += o.replaced;
+        self.contended += o.contended;
+        self.list_calls += o.list_calls;
+        self.refused += o.refused;
+        self.shards_read += o.shards_read;
+        self.failed += o.failed;
+        self.warnings.extend(o.warnings);
+        self.stopped |= o.stopped;
+    }
 }
 
 /// Why a pass failed.
@@ -189,6 +241,8 @@ pub async fn ingest_with<B: BlobSource, T: Staging>(
     config: &IngestConfig,
     now: i64,
 ) -> Result<IngestSummary, IngestError> {
+    let gate = Gate::new(config.requests_in_flight);
+    let io = StateIo::default();
     let mut summary = IngestSummary::default();
     for container in sources {
         if config.stopping() {
@@ -196,34 +250,45 @@ pub async fn ingest_with<B: BlobSource, T: Staging>(
             break;
         }
         let name = container.name();
-        let key = checkpoint_key(account, name);
         let pass = Pass {
             container,
             account,
             config,
             now,
             staging,
-            key: &key,
+            state: States::new(staging, &io, &gate),
+            keys: Keys::new(account, name),
+            gate: &gate,
         };
-        let warned = summary.warnings.len();
         let span = tracing::info_span!("container", name);
-        let passed = pass.run(&mut summary).instrument(span).await;
-        match passed {
-            Ok(()) => summary.containers += 1,
-            Err(IngestError::Checkpoint(CheckpointError::Conflict { .. })) => {
-                summary.contended += 1;
-                summary.warnings.push(format!(
-                    "{name}: another run wrote the checkpoint first; skipped"
-                ));
-            }
+        let passed = pass.run().instrument(span).await;
+        let part = match passed {
+            Ok(part) => part,
+            Err(IngestError::Checkpoint(CheckpointError::Conflict { .. })) => IngestSummary {
+                contended: 1,
+                warnings: vec![format!(
+                    "{name}: another run wrote its state first; skipped"
+                )],
+                ..IngestSummary::default()
+            },
             Err(e) => return Err(e),
-        }
-        for w in &summary.warnings[warned..] {
+        };
+        for w in &part.warnings {
             tracing::warn!(warning = %w, "ingest");
         }
+        summary.add(part);
     }
+    summary.state_reads = io.reads.load(Ordering::Relaxed);
+    summary.state_read_bytes = io.read_bytes.load(Ordering::Relaxed);
+    summary.state_writes = io.writes.load(Ordering::Relaxed);
+    summary.state_written_bytes = io.written_bytes.load(Ordering::Relaxed);
+    summary.requests = gate.total();
+    summary.peak_in_flight = gate.peak();
     Ok(summary)
 }
+
+/// The scope of the mark of a pass over a whole container.
+const WHOLE_CONTAINER: &str = "all";
 
 struct Pass<'a, B, T> {
     container: &'a B,
@@ -231,34 +296,59 @@ struct Pass<'a, B, T> {
     config: &'a IngestConfig,
     now: i64,
     staging: &'a T,
-    key: &'a str,
+    state: States<'a, T>,
+    keys: Keys,
+    gate: &'a Gate,
+}
+
+/// What became of one day shard.
+struct ShardDone {
+    id: String,
+    summary: IngestSummary,
+    /// The next pass must read it whatever its blobs' times.
+    revisit: bool,
+}
+
+/// What became of one range.
+enum Copied {
+    /// Staged up to `end` (`created`: by this copy; otherwise it existed).
+    Done { end: u64, created: bool },
+    /// Not started: the pass was asked to stop.
+    NotStarted,
 }
 
 impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
-    async fn run(&self, summary: &mut IngestSummary) -> Result<(), IngestError> {
+    async fn run(&self) -> Result<IngestSummary, IngestError> {
+        let mut summary = IngestSummary::default();
         let name = self.container.name();
-        let (mut cp, mut etag) = self.staging.get_checkpoint(self.key).await?;
-        let mut pending: Vec<PendingRange> = Vec::new();
-        if let Some(claim) = &cp.claim {
-            if claim.run_id != self.config.run_id
-                && self.now - claim.at < self.config.claim_lease_seconds
+        let mut roots = self.state.get::<Roots>(&self.keys.roots()).await?;
+        if roots.is_none() {
+            match crate::migrate::carry_over(
+                &self.state,
+                &self.keys,
+                &self.config.run_id,
+                self.now,
+                self.config.claim_lease_seconds,
+            )
+            .await?
             {
-                summary.contended += 1;
-                summary.warnings.push(format!(
-                    "{name}: run {} is copying (claimed {} s ago); skipped",
-                    claim.run_id,
-                    self.now - claim.at
-                ));
-                return Ok(());
+                crate::migrate::Carried::Nothing => {}
+                crate::migrate::Carried::Roots(r, etag) => {
+                    summary.warnings.push(format!(
+                        "{name}: carried the one-document checkpoint over to day shards"
+                    ));
+                    roots = Some((r, etag));
+                }
+                crate::migrate::Carried::Busy(why) => {
+                    summary.contended += 1;
+                    summary.warnings.push(format!("{name}: {why}; skipped"));
+                    return Ok(summary);
+                }
             }
-            summary.warnings.push(format!(
-                "{name}: resuming {} range(s) claimed by run {} that did not commit",
-                claim.ranges.len(),
-                claim.run_id
-            ));
-            pending.clone_from(&claim.ranges);
         }
-        let blobs = self.discover(&mut cp).await?;
+        let mark_key = self.keys.mark(WHOLE_CONTAINER);
+        let mark = self.state.get::<Mark>(&mark_key).await?;
+        let (blobs, unlisted) = self.discover(roots, &mut summary).await?;
         let refused = self.container.take_warnings();
         summary.refused += refused.len() as u64;
         summary.warnings.extend(refused);
@@ -266,21 +356,193 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
         if let Some(l) = &self.config.live {
             l.blobs.fetch_add(blobs.len() as u64, Ordering::Relaxed);
         }
-        for blob in &blobs {
+        let mut shards: BTreeMap<ShardId, Vec<BlobInfo>> = BTreeMap::new();
+        for blob in blobs {
+            shards.entry(ShardId::of(&blob.name)).or_default().push(blob);
+        }
+        let quiet = |id: &ShardId, blobs: &[BlobInfo]| match &mark {
+            Some((m, _)) if !self.config.full_scan => {
+                !m.revisit.contains(&id.id())
+                    && blobs
+                        .iter()
+                        .all(|b| b.modified.is_some_and(|t| t < m.before))
+            }
+            _ => false,
+        };
+        let mut work = Vec::new();
+        for (id, blobs) in shards {
+            if quiet(&id, &blobs) {
+                summary.skipped += blobs.len() as u64;
+            } else {
+                work.push((id, blobs));
+            }
+        }
+        let done: Vec<ShardDone> = futures::stream::iter(work)
+            .map(|(id, blobs)| self.shard(id, blobs))
+            .buffer_unordered(self.config.requests_in_flight.max(1))
+            .collect()
+            .await;
+        let mut revisit: BTreeSet<String> = unlisted;
+        for d in done {
+            if d.revisit {
+                revisit.insert(d.id);
+            }
+            summary.add(d.summary);
+        }
+        if !self.config.stop_before_commit {
+            self.advance_mark(&mark_key, mark, revisit, &mut summary)
+                .await?;
+        }
+        Ok(summary)
+    }
+
+    /// Writes the mark of this pass; if another pass wrote one meanwhile, the two are merged
+    /// (the earlier time, both sets of shards to revisit), which never skips what either left.
+    async fn advance_mark(
+        &self,
+        key: &str,
+        mut read: Option<(Mark, String)>,
+        revisit: BTreeSet<String>,
+        summary: &mut IngestSummary,
+    ) -> Result<(), IngestError> {
+        let mut mark = Mark {
+            pass_at: self.now,
+            before: self.now - MARK_SKEW_SECONDS,
+            revisit,
+        };
+        for _ in 0..4 {
+            let write = read
+                .as_ref()
+                .map_or(Write::IfAbsent, |(_, etag)| Write::IfMatch(etag));
+            match self.state.put(key, &mark, write).await {
+                Ok(_) => return Ok(()),
+                Err(CheckpointError::Conflict { .. }) => {
+                    read = self.state.get::<Mark>(key).await?;
+                    if let Some((theirs, _)) = &read {
+                        mark.before = mark.before.min(theirs.before);
+                        mark.revisit.extend(theirs.revisit.iter().cloned());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        summary.warnings.push(format!(
+            "{}: other passes kept writing the mark; the next pass reads more shards",
+            self.container.name()
+        ));
+        Ok(())
+    }
+
+    /// One day shard, with its failures kept in what it returns.
+    async fn shard(&self, id: ShardId, blobs: Vec<BlobInfo>) -> ShardDone {
+        let mut done = ShardDone {
+            id: id.id(),
+            summary: IngestSummary::default(),
+            revisit: false,
+        };
+        if self.config.stopping() {
+            done.summary.stopped = true;
+            done.revisit = true;
+            return done;
+        }
+        done.summary.shards_read = 1;
+        if let Err(e) = self.shard_pass(&id, &blobs, &mut done).await {
+            done.revisit = true;
+            let name = self.container.name();
+            if let IngestError::Checkpoint(CheckpointError::Conflict { .. }) = e {
+                done.summary.contended += 1;
+                done.summary.warnings.push(format!(
+                    "{name}/{}y=… {}: another run wrote the shard first; left to it",
+                    id.root, id.day
+                ));
+            } else {
+                done.summary.failed += 1;
+                done.summary.warnings.push(format!(
+                    "{name}/{}y=… {}: {}",
+                    id.root,
+                    id.day,
+                    aztrail_state::error_chain(&e)
+                ));
+            }
+        }
+        done
+    }
+
+    async fn shard_pass(
+        &self,
+        id: &ShardId,
+        blobs: &[BlobInfo],
+        done: &mut ShardDone,
+    ) -> Result<(), IngestError> {
+        let name = self.container.name();
+        let key = self.keys.shard(id);
+        let (mut cp, mut etag) = match self.state.get::<ShardCheckpoint>(&key).await? {
+            Some((cp, etag)) => (cp, Some(etag)),
+            None => (
+                ShardCheckpoint {
+                    root: id.root.clone(),
+                    day: id.day.clone(),
+                    ..ShardCheckpoint::default()
+                },
+                None,
+            ),
+        };
+        let read = cp.clone();
+        let summary = &mut done.summary;
+        let mut pending: Vec<PendingRange> = Vec::new();
+        if let Some(claim) = &cp.claim {
+            if claim.run_id != self.config.run_id
+                && self.now - claim.at < self.config.claim_lease_seconds
+            {
+                summary.contended += 1;
+                summary.warnings.push(format!(
+                    "{name}/{}y=… {}: run {} is copying (claimed {} s ago); left to it",
+                    id.root,
+                    id.day,
+                    claim.run_id,
+                    self.now - claim.at
+                ));
+                done.revisit = true;
+                return Ok(());
+            }
+            summary.warnings.push(format!(
+                "{name}/{}y=… {}: resuming {} range(s) claimed by run {} that did not commit",
+                id.root,
+                id.day,
+                claim.ranges.len(),
+                claim.run_id
+            ));
+            pending.clone_from(&claim.ranges);
+        }
+        for r in std::mem::take(&mut cp.retry) {
+            if !pending.iter().any(|p| p.blob == r.blob) {
+                pending.push(r);
+            }
+        }
+        for blob in blobs {
+            let planned = self.plan(blob, &mut cp, summary);
+            if planned.replaced {
+                // The bytes a claim or a retry named are gone with the blob they were in.
+                pending.retain(|p| p.blob != blob.name);
+            }
+            if planned.waiting {
+                done.revisit = true;
+            }
             if pending.iter().any(|p| p.blob == blob.name) {
                 continue;
             }
-            match self.plan(blob, &mut cp, summary) {
+            match planned.range {
                 Some(range) => pending.push(range),
                 None => summary.skipped += 1,
             }
         }
         if pending.is_empty() {
             cp.claim = None;
-            self.prune(&mut cp);
-            self.staging
-                .put_checkpoint(self.key, &cp, etag.as_deref())
-                .await?;
+            if cp != read {
+                self.state
+                    .put(&key, &cp, etag.as_deref().map_or(Write::IfAbsent, Write::IfMatch))
+                    .await?;
+            }
             return Ok(());
         }
         // Claim, so that no other run copies these ranges.
@@ -290,51 +552,70 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
             ranges: pending.clone(),
         });
         etag = Some(
-            self.staging
-                .put_checkpoint(self.key, &cp, etag.as_deref())
+            self.state
+                .put(&key, &cp, etag.as_deref().map_or(Write::IfAbsent, Write::IfMatch))
                 .await?,
         );
-        for range in &pending {
-            if self.config.stopping() {
-                summary.stopped = true;
-                break;
-            }
-            let end = self.copy(range, summary).await?;
-            let state = cp.blobs.entry(range.blob.clone()).or_default();
-            state.committed = state.committed.max(end);
-            if end == range.start {
-                summary.skipped += 1;
+        let copies: Vec<(PendingRange, Result<Copied, IngestError>)> =
+            futures::stream::iter(pending)
+                .map(|range| async move {
+                    let copied = self.copy(&range).await;
+                    (range, copied)
+                })
+                .buffer_unordered(self.config.requests_in_flight.max(1))
+                .collect()
+                .await;
+        for (range, copied) in copies {
+            match copied {
+                Ok(Copied::Done { end, created }) => {
+                    let state = cp.blobs.entry(range.blob.clone()).or_default();
+                    state.committed = state.committed.max(end);
+                    if end == range.start {
+                        summary.skipped += 1;
+                    } else if created {
+                        summary.objects_written += 1;
+                        summary.new_bytes += end - range.start;
+                    } else {
+                        summary.objects_existing += 1;
+                    }
+                }
+                Ok(Copied::NotStarted) => {
+                    summary.stopped = true;
+                    done.revisit = true;
+                }
+                Err(e) => {
+                    summary.failed += 1;
+                    summary.warnings.push(format!(
+                        "{name}/{} [{}, {}): {}; copied again by the next pass",
+                        range.blob,
+                        range.start,
+                        range.limit,
+                        aztrail_state::error_chain(&e)
+                    ));
+                    done.revisit = true;
+                    cp.retry.push(range);
+                }
             }
         }
         if self.config.stop_before_commit {
             return Ok(());
         }
         cp.claim = None;
-        self.prune(&mut cp);
-        self.staging
-            .put_checkpoint(self.key, &cp, etag.as_deref())
+        self.state
+            .put(&key, &cp, etag.as_deref().map_or(Write::IfAbsent, Write::IfMatch))
             .await?;
         Ok(())
     }
 
-    /// Drops entries older than the window (not after a full scan, whose entries are the
-    /// backfill's record until the next windowed run).
-    fn prune(&self, cp: &mut ContainerCheckpoint) {
-        if !self.config.full_scan {
-            cp.prune(self.now - self.config.lookback_seconds);
-        }
-    }
-
-    /// The blobs of the window (or of the whole container with `full_scan`).
     /// What to copy of `blob` (the range from what was committed to its length, when it grew
     /// and, with `settle`, its hour is over), updating its state in `cp`: a blob replaced since
     /// (created anew, or shorter than what was copied) starts over from 0, with a warning.
     fn plan(
         &self,
         blob: &BlobInfo,
-        cp: &mut ContainerCheckpoint,
+        cp: &mut ShardCheckpoint,
         summary: &mut IngestSummary,
-    ) -> Option<PendingRange> {
+    ) -> Planned {
         let name = self.container.name();
         let state = cp.blobs.entry(blob.name.clone()).or_default();
         let recreated = match (&state.created, &blob.created) {
@@ -351,6 +632,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
                 )
             })
         });
+        let replaced = why.is_some();
         if let Some(why) = why {
             summary.replaced += 1;
             summary
@@ -373,68 +655,153 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
                     .is_none_or(|h| self.now >= h.0 + 3600 + self.config.settle_grace_seconds));
         state.seen_length = blob.length;
         state.etag.clone_from(&blob.etag);
-        (grown && settled).then(|| PendingRange {
-            blob: blob.name.clone(),
-            etag: blob.etag.clone(),
-            last_modified: blob.last_modified.clone(),
-            start: state.committed,
-            limit: blob.length,
-            generation: state.generation,
-        })
+        Planned {
+            range: (grown && settled).then(|| PendingRange {
+                blob: blob.name.clone(),
+                etag: blob.etag.clone(),
+                last_modified: blob.last_modified.clone(),
+                start: state.committed,
+                limit: blob.length,
+                generation: state.generation,
+            }),
+            replaced,
+            waiting: grown && !settled,
+        }
     }
 
-    async fn discover(&self, cp: &mut ContainerCheckpoint) -> Result<Vec<BlobInfo>, IngestError> {
+    /// The blobs of the window (or of the whole container with `full_scan`), and the day shards
+    /// whose listing failed (to revisit). Fails only when every listing failed.
+    async fn discover(
+        &self,
+        roots: Option<(Roots, String)>,
+        summary: &mut IngestSummary,
+    ) -> Result<(Vec<BlobInfo>, BTreeSet<String>), IngestError> {
         let is_log = |b: &BlobInfo| b.name.ends_with(".json");
         if self.config.full_scan {
-            let all = self.container.list("").await?;
-            return Ok(all.into_iter().filter(is_log).collect());
+            let all = self.gate.run(self.container.list("")).await?;
+            return Ok((all.into_iter().filter(is_log).collect(), BTreeSet::new()));
         }
-        if cp.roots.is_empty() || self.now - cp.roots_at >= self.config.rediscover_seconds {
-            cp.roots = self.walk_roots().await?;
-            cp.roots_at = self.now;
-        }
+        let roots = match roots {
+            Some((r, _)) if self.now - r.at < self.config.rediscover_seconds => r.roots,
+            read => self.rediscover(read.map(|(_, etag)| etag)).await?,
+        };
         let from = self.now - self.config.lookback_seconds;
+        let prefixes: Vec<(&str, String)> = roots
+            .iter()
+            .flat_map(|root| {
+                day_prefixes(root, from, self.now)
+                    .into_iter()
+                    .map(move |p| (root.as_str(), p))
+            })
+            .collect();
+        let total = prefixes.len();
+        let listed: Vec<_> = futures::stream::iter(prefixes)
+            .map(|(root, prefix)| async move {
+                let got = self.gate.run(self.container.list(&prefix)).await;
+                (root, prefix, got)
+            })
+            .buffer_unordered(self.config.requests_in_flight.max(1))
+            .collect()
+            .await;
         let mut out = Vec::new();
-        for root in &cp.roots {
-            for prefix in day_prefixes(root, from, self.now) {
-                for b in self.container.list(&prefix).await? {
+        let mut unlisted = BTreeSet::new();
+        let mut first_error = None;
+        for (root, prefix, got) in listed {
+            match got {
+                Ok(blobs) => out.extend(blobs.into_iter().filter(|b| {
                     let in_window = aztrail_transform::time::blob_path_hour(&b.name)
                         .is_none_or(|h| h.0 + 3600 > from);
-                    if is_log(&b) && in_window && root_of(&b.name) == Some(root.as_str()) {
-                        out.push(b);
-                    }
+                    is_log(b) && in_window && root_of(&b.name) == Some(root)
+                })),
+                Err(e) => {
+                    summary.failed += 1;
+                    summary.warnings.push(format!(
+                        "{}: {}; listed again by the next pass",
+                        self.container.name(),
+                        aztrail_state::error_chain(&e)
+                    ));
+                    let id = ShardId::of(&format!("{prefix}h=00/m=00/PT1H.json"));
+                    unlisted.insert(id.id());
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        Ok(out)
+        if let Some(e) = first_error {
+            if unlisted.len() == total {
+                return Err(e.into());
+            }
+        }
+        Ok((out, unlisted))
+    }
+
+    /// Walks the roots again, keeps them, and deletes the day shards older than the window.
+    async fn rediscover(&self, etag: Option<String>) -> Result<Vec<String>, IngestError> {
+        let roots = self.walk_roots().await?;
+        let doc = Roots {
+            roots: roots.clone(),
+            at: self.now,
+        };
+        let write = etag.as_deref().map_or(Write::IfAbsent, Write::IfMatch);
+        match self.state.put(&self.keys.roots(), &doc, write).await {
+            // Another run walked them at the same time: its roots are as good.
+            Ok(_) | Err(CheckpointError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let first_day = day_name(self.now - self.config.lookback_seconds);
+        let gone = self
+            .gate
+            .run(self.staging.prune_days(&self.keys.days(), &first_day))
+            .await?;
+        if gone > 0 {
+            tracing::info!(
+                container = self.container.name(),
+                shards = gone,
+                before = first_day,
+                "deleted the day shards older than the window"
+            );
+        }
+        Ok(roots)
     }
 
     /// The roots: directories whose children are date directories (`y=`), found by walking the
-    /// hierarchy with a delimiter from the top.
+    /// hierarchy with a delimiter from the top, one level at a time, each level's directories
+    /// listed at once.
     async fn walk_roots(&self) -> Result<Vec<String>, IngestError> {
         let mut roots = Vec::new();
-        let mut queue = vec![String::new()];
-        while let Some(dir) = queue.pop() {
-            let children = self.container.list_dirs(&dir).await?;
-            if children.iter().any(|c| is_date_dir(c)) {
-                roots.push(dir);
-                continue;
+        let mut level = vec![String::new()];
+        while !level.is_empty() {
+            let listed: Vec<_> = futures::stream::iter(std::mem::take(&mut level))
+                .map(|dir| async move {
+                    let children = self.gate.run(self.container.list_dirs(&dir)).await;
+                    (dir, children)
+                })
+                .buffer_unordered(self.config.requests_in_flight.max(1))
+                .collect()
+                .await;
+            for (dir, children) in listed {
+                let children = children?;
+                if children.iter().any(|c| is_date_dir(c)) {
+                    roots.push(dir);
+                } else {
+                    level.extend(children);
+                }
             }
-            queue.extend(children);
         }
         roots.sort();
         Ok(roots)
     }
 
-    /// Copies `range` up to its last complete line; returns the new committed length.
-    async fn copy(
-        &self,
-        range: &PendingRange,
-        summary: &mut IngestSummary,
-    ) -> Result<u64, IngestError> {
+    /// Copies `range` up to its last complete line.
+    async fn copy(&self, range: &PendingRange) -> Result<Copied, IngestError> {
+        if self.config.stopping() {
+            return Ok(Copied::NotStarted);
+        }
         let end = self.last_line_end(range).await?;
         if end <= range.start {
-            return Ok(range.start);
+            return Ok(Copied::Done {
+                end: range.start,
+                created: false,
+            });
         }
         let key = staged_key(
             &self.config.staging_prefix,
@@ -450,25 +817,27 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
             range: format!("{}-{end}", range.start),
             last_modified: range.last_modified.clone(),
         };
-        let source = self
-            .container
-            .read_range(&range.blob, range.start, end)
+        let staged = self
+            .gate
+            .run(async {
+                let source = self
+                    .container
+                    .read_range(&range.blob, range.start, end)
+                    .await?;
+                Ok::<_, IngestError>(
+                    self.staging
+                        .write(&key, end - range.start, &meta, source)
+                        .await?,
+                )
+            })
             .await?;
-        match self
-            .staging
-            .write(&key, end - range.start, &meta, source)
-            .await?
-        {
-            Staged::Created => {
-                summary.objects_written += 1;
-                summary.new_bytes += end - range.start;
-                if let Some(l) = &self.config.live {
-                    l.bytes.fetch_add(end - range.start, Ordering::Relaxed);
-                }
+        let created = staged == Staged::Created;
+        if created {
+            if let Some(l) = &self.config.live {
+                l.bytes.fetch_add(end - range.start, Ordering::Relaxed);
             }
-            Staged::Existed => summary.objects_existing += 1,
         }
-        Ok(end)
+        Ok(Copied::Done { end, created })
     }
 
     /// The end of the last complete line in `[start, limit)`: read backwards from `limit` in
@@ -478,11 +847,17 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
         let mut hi = range.limit;
         while hi > range.start {
             let lo = hi.saturating_sub(window).max(range.start);
-            let mut stream = self.container.read_range(&range.blob, lo, hi).await?;
-            let mut bytes = Vec::with_capacity((hi - lo) as usize);
-            while let Some(chunk) = stream.next().await {
-                bytes.extend_from_slice(&chunk?);
-            }
+            let bytes = self
+                .gate
+                .run(async {
+                    let mut stream = self.container.read_range(&range.blob, lo, hi).await?;
+                    let mut bytes = Vec::with_capacity((hi - lo) as usize);
+                    while let Some(chunk) = stream.next().await {
+                        bytes.extend_from_slice(&chunk?);
+                    }
+                    Ok::<_, AzureError>(bytes)
+                })
+                .await?;
             let n = complete_prefix(&bytes);
             if n > 0 {
                 return Ok(lo + n as u64);
@@ -492,6 +867,16 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
         }
         Ok(range.start)
     }
+}
+
+/// What [`Pass::plan`] decided for one blob.
+struct Planned {
+    /// The range to copy.
+    range: Option<PendingRange>,
+    /// The blob was replaced since it was last seen.
+    replaced: bool,
+    /// It grew, but waits for its hour to settle.
+    waiting: bool,
 }
 
 /// The ingest function's metrics for one pass, as an embedded-metric-format line.

@@ -29,6 +29,25 @@ pub struct IngestSettings {
     /// Copy an hour's blob only once it stopped growing (fewer, whole-hour objects).
     #[arg(long, env = "AZTRAIL_SETTLE")]
     pub settle: bool,
+    /// Requests a pass keeps in flight at once, Azure and S3 together (listing, state, copies):
+    /// 1 to 1024.
+    #[arg(
+        long,
+        env = "AZTRAIL_REQUESTS_IN_FLIGHT",
+        default_value_t = crate::gate::DEFAULT_REQUESTS_IN_FLIGHT,
+        value_parser = parse_requests_in_flight
+    )]
+    pub requests_in_flight: usize,
+}
+
+/// A number of requests in flight, 1 to [`crate::gate::MAX_REQUESTS_IN_FLIGHT`].
+pub fn parse_requests_in_flight(s: &str) -> Result<usize, String> {
+    let max = crate::gate::MAX_REQUESTS_IN_FLIGHT;
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("{s:?}: requests in flight is a whole number from 1 to {max}"))
 }
 
 /// The containers read when none are named: the Activity Log and Entra ID audit logs.
@@ -43,6 +62,7 @@ impl IngestSettings {
             staging_prefix: self.staging_prefix.clone(),
             lookback_seconds: i64::try_from(self.lookback.as_secs()).unwrap_or(i64::MAX),
             settle: self.settle,
+            requests_in_flight: self.requests_in_flight,
             run_id: run_id.into(),
             ..IngestConfig::default()
         }

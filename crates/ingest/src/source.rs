@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::azure::{AzureError, BlobInfo, Container};
-use crate::checkpoint::{CheckpointError, CheckpointStore, ContainerCheckpoint};
+use aztrail_state::Write;
+
+use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::stage::{SourceMeta, StageError, Staged, Stager};
 
 /// A container of log blobs.
@@ -38,19 +40,26 @@ pub trait BlobSource: Send + Sync {
 
 /// Where staged objects and checkpoints go.
 pub trait Staging: Send + Sync {
-    /// The checkpoint at `key` and its ETag (none yet: default and `None`).
-    fn get_checkpoint(
+    /// The state document at `key` and its ETag (`None`: there is none).
+    fn get_state(
         &self,
         key: &str,
-    ) -> impl Future<Output = Result<(ContainerCheckpoint, Option<String>), CheckpointError>> + Send;
-    /// Writes the checkpoint if it is still version `etag` (`None`: if there is none); returns
-    /// the new ETag, or [`CheckpointError::Conflict`].
-    fn put_checkpoint(
+    ) -> impl Future<Output = Result<Option<(Vec<u8>, String)>, CheckpointError>> + Send;
+    /// Writes the state document `body` at `key` under `write`'s condition; returns the new ETag,
+    /// or [`CheckpointError::Conflict`].
+    fn put_state(
         &self,
         key: &str,
-        cp: &ContainerCheckpoint,
-        etag: Option<&str>,
+        body: Vec<u8>,
+        write: Write<'_>,
     ) -> impl Future<Output = Result<String, CheckpointError>> + Send;
+    /// Deletes the day shards under `days` of days before `first_day` (`YYYY-MM-DD`); returns
+    /// how many documents went.
+    fn prune_days(
+        &self,
+        days: &str,
+        first_day: &str,
+    ) -> impl Future<Output = Result<u64, CheckpointError>> + Send;
     /// Writes `len` bytes from `source` as `key`, unless `key` exists.
     fn write(
         &self,
@@ -95,20 +104,21 @@ pub struct S3Staging {
 }
 
 impl Staging for S3Staging {
-    async fn get_checkpoint(
-        &self,
-        key: &str,
-    ) -> Result<(ContainerCheckpoint, Option<String>), CheckpointError> {
+    async fn get_state(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, CheckpointError> {
         self.checkpoints.get(key).await
     }
 
-    async fn put_checkpoint(
+    async fn put_state(
         &self,
         key: &str,
-        cp: &ContainerCheckpoint,
-        etag: Option<&str>,
+        body: Vec<u8>,
+        write: Write<'_>,
     ) -> Result<String, CheckpointError> {
-        self.checkpoints.put(key, cp, etag).await
+        self.checkpoints.put(key, body, write).await
+    }
+
+    async fn prune_days(&self, days: &str, first_day: &str) -> Result<u64, CheckpointError> {
+        self.checkpoints.prune_days(days, first_day).await
     }
 
     async fn write(

@@ -438,15 +438,22 @@ async fn a_range_larger_than_a_part_is_staged_in_parts() {
     );
     // Retried (the checkpoint lost), the same range is not created twice.
     let s3 = &env.s3;
-    s3.delete_object()
+    let state = s3
+        .list_objects_v2()
         .bucket("staging")
-        .key(aztrail_ingest::checkpoint::checkpoint_key(
-            AZURITE_ACCOUNT,
-            ACTIVITY,
-        ))
+        .prefix(aztrail_ingest::checkpoint::INGEST_PREFIX)
         .send()
         .await
         .unwrap();
+    assert!(!state.contents().is_empty());
+    for o in state.contents() {
+        s3.delete_object()
+            .bucket("staging")
+            .key(o.key().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
     let s = env.run(&auth, &env.config("again")).await;
     assert_eq!((s.objects_written, s.objects_existing), (0, 1));
 }

@@ -105,6 +105,19 @@ impl S3Json {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(T, Option<String>)>, StateError> {
+        let Some((body, etag)) = self.get_bytes(bucket, key).await? else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(&body).map_err(|e| StateError::corrupt(key, e))?;
+        Ok(Some((value, etag)))
+    }
+
+    /// The bytes of the object at `bucket`/`key` and its ETag; `None` when there is none.
+    pub async fn get_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StateError> {
         let got = self
             .client
             .get_object()
@@ -124,8 +137,7 @@ impl S3Json {
             .await
             .map_err(|e| StateError::store(key, e))?
             .into_bytes();
-        let value = serde_json::from_slice(&body).map_err(|e| StateError::corrupt(key, e))?;
-        Ok(Some((value, etag)))
+        Ok(Some((body.to_vec(), etag)))
     }
 
     /// Writes `value` at `bucket`/`key` under `write`'s condition; returns the new ETag.
@@ -137,6 +149,17 @@ impl S3Json {
         write: Write<'_>,
     ) -> Result<String, StateError> {
         let body = serde_json::to_vec(value).map_err(|e| StateError::corrupt(key, e))?;
+        self.put_bytes(bucket, key, body, write).await
+    }
+
+    /// Writes `body` (JSON) at `bucket`/`key` under `write`'s condition; returns the new ETag.
+    pub async fn put_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        write: Write<'_>,
+    ) -> Result<String, StateError> {
         let mut put = self
             .client
             .put_object()
