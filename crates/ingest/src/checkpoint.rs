@@ -428,13 +428,19 @@ mod tests {
         let next = ShardId::of("resourceId=/SUBSCRIPTIONS/S/y=2026/m=12/d=01/h=00/m=00/PT1H.json");
         assert_eq!(next.day, "2026-12-01");
         let loose = ShardId::of("exports/odd.json");
-        assert_eq!((loose.day.as_str(), loose.root.as_str()), ("undated", "exports/"));
+        assert_eq!(
+            (loose.day.as_str(), loose.root.as_str()),
+            ("undated", "exports/")
+        );
         let keys = Keys::new("acct", "insights-activity-logs");
         assert!(keys.shard(&a).starts_with(&keys.days()));
         assert!(keys
             .shard(&a)
             .starts_with("_aztrail/ingest/acct/insights-activity-logs/days/2026-11-30/"));
-        assert_eq!(keys.legacy(), checkpoint_key("acct", "insights-activity-logs"));
+        assert_eq!(
+            keys.legacy(),
+            checkpoint_key("acct", "insights-activity-logs")
+        );
     }
 
     #[test]
@@ -444,10 +450,16 @@ mod tests {
             day: "2026-11-30".into(),
             ..ShardCheckpoint::default()
         };
-        shard.blobs.insert("r/y=2026/m=11/d=30/h=10/m=00/PT1H.json".into(), BlobState::default());
+        shard.blobs.insert(
+            "r/y=2026/m=11/d=30/h=10/m=00/PT1H.json".into(),
+            BlobState::default(),
+        );
         let json = serde_json::to_string(&shard).unwrap();
         assert!(!json.contains("claim") && !json.contains("retry"), "{json}");
-        assert_eq!(serde_json::from_str::<ShardCheckpoint>(&json).unwrap(), shard);
+        assert_eq!(
+            serde_json::from_str::<ShardCheckpoint>(&json).unwrap(),
+            shard
+        );
         let mark = Mark {
             pass_at: 10,
             before: 5,

@@ -13,7 +13,8 @@
 //! - [`stage`]: one staged object, streamed, single or multipart, created only if absent.
 //! - [`run`]: one pass over the containers, and its metrics line.
 //! - [`secrets`]: the credentials from AWS Secrets Manager.
-//! - [`source`]: the pass's two sides as traits; [`local`]: directories standing in for both.
+//! - [`source`]: the pass's two sides as traits; [`local`]: directories standing in for both;
+//!   [`standin`]: memory standing in for both over a slow link, for benchmarks.
 
 pub mod auth;
 pub mod azure;
@@ -28,3 +29,4 @@ pub mod secrets;
 pub mod settings;
 pub mod source;
 pub mod stage;
+pub mod standin;

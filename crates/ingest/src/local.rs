@@ -354,8 +354,8 @@ impl Staging for LocalStaging {
             let name = e.file_name();
             let Some(day) = name.to_str() else { continue };
             if day.len() == 10 && day < first_day {
-                let mut files = std::fs::read_dir(e.path())
-                    .map_err(|e| CheckpointError::store(days, e))?;
+                let mut files =
+                    std::fs::read_dir(e.path()).map_err(|e| CheckpointError::store(days, e))?;
                 deleted += files.by_ref().count() as u64;
                 tokio::fs::remove_dir_all(e.path())
                     .await
@@ -498,7 +498,9 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            staging.put_state(&key, body.clone(), Write::IfMatch(&etag)).await,
+            staging
+                .put_state(&key, body.clone(), Write::IfMatch(&etag))
+                .await,
             Err(CheckpointError::Conflict { .. })
         ));
         assert!(matches!(
@@ -601,10 +603,7 @@ mod tests {
     }
 
     impl Staging for StopAfterOne {
-        async fn get_state(
-            &self,
-            key: &str,
-        ) -> Result<Option<(Vec<u8>, String)>, CheckpointError> {
+        async fn get_state(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, CheckpointError> {
             self.inner.get_state(key).await
         }
         async fn put_state(
