@@ -143,6 +143,15 @@ pub async fn shared_config(
     Ok(loader.load().await)
 }
 
+/// The S3 client (path-style URLs for S3 emulators such as moto), the one place it is built.
+pub fn s3_client(shared: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(shared)
+            .force_path_style(path_style)
+            .build(),
+    )
+}
+
 /// Whether [`clients`] checks the destination before anything is loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preflight {
@@ -164,11 +173,7 @@ pub async fn clients(
     destination.check()?;
     let services: &[&str] = if uses_s3_or_sqs { &["S3", "SQS"] } else { &[] };
     let shared = shared_config(destination, services).await?;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(endpoints.s3_path_style)
-            .build(),
-    );
+    let s3 = s3_client(&shared, endpoints.s3_path_style);
     let sqs = aws_sdk_sqs::Client::new(&shared);
     let sink = Arc::new(destination.sink(&shared, &writer_name())?);
     if preflight == Preflight::Check {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aztrail_ingest::auth::AzureAuth;
-use aztrail_ingest::run::{ingest, IngestConfig, IngestLive, IngestSummary};
+use aztrail_ingest::fanout::{partition, WorkQueue};
+use aztrail_ingest::run::{find_roots, ingest, ingest_work, IngestConfig, IngestLive, IngestSummary};
 
 use super::parse_interval;
 use aztrail_ingest::settings::IngestSettings;
@@ -29,8 +30,19 @@ use aztrail_ingest::settings::IngestSettings;
 /// environment, for local use. An account key is never sent: a short-lived read-and-list SAS is
 /// minted from it per container.
 ///
-/// Prints a JSON summary per pass (blobs seen, new bytes, objects written, skipped, list calls).
-/// Exit status 0; 2 on a fatal error.
+/// Many workers for one container (a big tenant's central storage account):
+///   aztrail ingest --fan-out-to URL    finds the roots and sends them, in --work-shards shards,
+///                                      as messages to the "ingest work" SQS queue at URL;
+///   aztrail ingest --work-queue URL    takes one message at a time and runs a pass over its
+///                                      roots, until interrupted.
+/// Workers never stage the same byte (the day shards' claims decide); a worker killed mid-shard
+/// leaves its message to reappear after --work-visibility, and its claims to be taken over after
+/// --claim-lease.
+///
+/// Prints a JSON summary per pass (blobs seen, new bytes, objects written, skipped, list calls,
+/// state read and written, requests and the most in flight). Exit status 0; 1 when some day
+/// shards or listings failed (each named in the warnings; the next pass retries them); 2 on a
+/// fatal error.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -51,6 +63,39 @@ pub struct Args {
     /// Address S3 with path-style URLs (for S3 emulators such as moto).
     #[arg(long, env = "AZTRAIL_S3_PATH_STYLE")]
     s3_path_style: bool,
+    /// Fan out: find the roots and send them as work shards to this SQS queue, then exit.
+    #[arg(long, env = "AZTRAIL_INGEST_FAN_OUT_TO", conflicts_with_all = ["work_queue", "watch", "full_scan"])]
+    fan_out_to: Option<String>,
+    /// With --fan-out-to: how many shards each container's roots are split into (more when one
+    /// would not fit in a message). Keep it fixed: each shard remembers what it saw.
+    #[arg(long, env = "AZTRAIL_WORK_SHARDS", default_value_t = aztrail_ingest::fanout::DEFAULT_WORK_SHARDS,
+          value_parser = parse_work_shards)]
+    work_shards: usize,
+    /// Work: take work shards from this SQS queue, one at a time, until interrupted.
+    #[arg(long, env = "AZTRAIL_INGEST_WORK_QUEUE", conflicts_with_all = ["watch", "full_scan"])]
+    work_queue: Option<String>,
+    /// With --work-queue: how long a message stays hidden from other workers, renewed at half
+    /// that while its pass runs (1s to 12h, with its unit).
+    #[arg(long, env = "AZTRAIL_WORK_VISIBILITY", default_value = "5m", value_parser = parse_visibility)]
+    work_visibility: Duration,
+}
+
+/// A number of work shards, 1 to 4096.
+fn parse_work_shards(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=4096).contains(n))
+        .ok_or_else(|| format!("{s:?}: the number of work shards is 1 to 4096"))
+}
+
+/// A visibility timeout: SQS takes 0 to 12 hours.
+fn parse_visibility(s: &str) -> Result<Duration, String> {
+    let d = parse_interval(s)?;
+    if d > Duration::from_secs(12 * 3600) {
+        return Err(format!("{s:?}: a visibility timeout is at most 12h"));
+    }
+    Ok(d)
 }
 
 /// The Azure credentials: from Secrets Manager, else from the environment.
@@ -75,21 +120,12 @@ pub fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The S3 client of the staging bucket.
-pub fn s3_client(shared: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(shared)
-            .force_path_style(path_style)
-            .build(),
-    )
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = super::runtime()?;
     runtime.block_on(async move {
         let shared = aws_config::load_from_env().await;
         let auth = azure_auth(&shared, args.azure_secret_arn.as_deref()).await?;
-        let s3 = s3_client(&shared, args.s3_path_style);
+        let s3 = super::aws::s3_client(&shared, args.s3_path_style);
         let live = Arc::new(IngestLive::default());
         // SIGTERM or Ctrl-C: the range being copied is finished, what was copied is committed and
         // the claim released (the next run need not wait out the lease); between passes, at once.
@@ -112,22 +148,142 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 format!("{}-{}", std::process::id(), now()),
             )
         };
+        let sqs = || aws_sdk_sqs::Client::new(&shared);
+        if let Some(url) = &args.fan_out_to {
+            let queue = WorkQueue {
+                sqs: sqs(),
+                url: url.clone(),
+            };
+            return fan_out(&queue, &auth, &s3, &config, args.work_shards).await;
+        }
+        if let Some(url) = &args.work_queue {
+            let queue = WorkQueue {
+                sqs: sqs(),
+                url: url.clone(),
+            };
+            let visibility = i32::try_from(args.work_visibility.as_secs()).unwrap_or(43_200);
+            return work(&queue, &auth, &s3, &config, visibility, &stopped).await;
+        }
         loop {
             let progress = super::progress::Progress::ingest(&live);
             let result = ingest(&auth, &s3, &config, now()).await;
             drop(progress);
             let summary: IngestSummary = result?;
             super::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+            let status = if summary.failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
             if summary.stopped || stop.load(Ordering::SeqCst) {
-                return anyhow::Ok(ExitCode::SUCCESS);
+                return anyhow::Ok(status);
             }
             match args.watch {
                 Some(every) => tokio::select! {
                     () = tokio::time::sleep(every) => {}
                     () = stopped.notified() => return anyhow::Ok(ExitCode::SUCCESS),
                 },
-                None => return anyhow::Ok(ExitCode::SUCCESS),
+                None => return anyhow::Ok(status),
             }
         }
     })
+}
+
+/// The scheduler: each container's roots, in work shards, onto the queue.
+async fn fan_out(
+    queue: &WorkQueue,
+    auth: &AzureAuth,
+    s3: &aws_sdk_s3::Client,
+    config: &IngestConfig,
+    shards: usize,
+) -> anyhow::Result<ExitCode> {
+    for container in &config.containers {
+        let mut summary = IngestSummary::default();
+        let roots = find_roots(auth, s3, config, now(), container, &mut summary).await?;
+        for w in &summary.warnings {
+            tracing::warn!(warning = %w, "ingest");
+        }
+        let Some(roots) = roots else { continue };
+        let work = partition(container, &roots, shards);
+        let sent = queue.send(&work).await?;
+        super::emit(
+            &(serde_json::json!({
+                "container": container,
+                "roots": roots.len(),
+                "messages": sent,
+                "listCalls": summary.list_calls,
+            })
+            .to_string()
+                + "\n"),
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A worker: one work shard at a time until stopped. A message is deleted once its pass
+/// finished with no failure; otherwise it reappears after the visibility timeout (and, after
+/// the queue's maximum receives, goes to its dead-letter queue).
+async fn work(
+    queue: &WorkQueue,
+    auth: &AzureAuth,
+    s3: &aws_sdk_s3::Client,
+    config: &IngestConfig,
+    visibility: i32,
+    stopped: &tokio::sync::Notify,
+) -> anyhow::Result<ExitCode> {
+    loop {
+        if config.stopping() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let taken = tokio::select! {
+            t = queue.take(10, visibility) => t?,
+            () = stopped.notified() => return Ok(ExitCode::SUCCESS),
+        };
+        let Some(taken) = taken else { continue };
+        let shard = match taken.work {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(message = taken.id, error = %aztrail_load::error_chain(&e), "ingest work");
+                continue;
+            }
+        };
+        let heartbeat = {
+            let (queue, receipt) = (queue.clone(), taken.receipt.clone());
+            tokio::spawn(async move {
+                let every = Duration::from_secs(u64::try_from(visibility / 2).unwrap_or(1).max(1));
+                loop {
+                    tokio::time::sleep(every).await;
+                    if let Err(e) = queue.extend(&receipt, visibility).await {
+                        tracing::warn!(error = %aztrail_load::error_chain(&e), "keeping the work message hidden");
+                    }
+                }
+            })
+        };
+        let run = IngestConfig {
+            run_id: format!("{}-{}", config.run_id, taken.id),
+            ..config.clone()
+        };
+        let result = ingest_work(auth, s3, &run, now(), &shard).await;
+        heartbeat.abort();
+        match result {
+            Ok(summary) => {
+                if !summary.stopped && summary.failed == 0 {
+                    queue.done(&taken.receipt).await?;
+                }
+                super::emit(
+                    &(serde_json::json!({
+                        "message": taken.id,
+                        "container": shard.container,
+                        "scope": shard.scope,
+                        "summary": summary,
+                    })
+                    .to_string()
+                        + "\n"),
+                )?;
+            }
+            Err(e) => {
+                tracing::error!(message = taken.id, scope = shard.scope, error = %aztrail_load::error_chain(&e), "ingest work; the message is retried");
+            }
+        }
+    }
 }

@@ -147,7 +147,7 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let runtime = super::runtime()?;
     runtime.block_on(async move {
         let shared = aws_config::load_from_env().await;
-        let s3 = super::ingest::s3_client(&shared, false);
+        let s3 = super::aws::s3_client(&shared, false);
         let args = &args;
         let (shared, s3) = (&shared, &s3);
         let handler = |event: LambdaEvent<serde_json::Value>| async move {

@@ -469,7 +469,7 @@ async fn through_s3(
     ingest_config: &IngestConfig,
     load: &Load,
 ) -> anyhow::Result<(IngestSummary, Summary, u64)> {
-    let s3 = super::ingest::s3_client(shared, args.s3_path_style);
+    let s3 = super::aws::s3_client(shared, args.s3_path_style);
     let sqs = aws_sdk_sqs::Client::new(shared);
     let staging = S3Staging {
         checkpoints: CheckpointStore {

@@ -8,6 +8,7 @@ mod backfill;
 mod cli_ingest;
 mod cli_load;
 mod cli_transform;
+mod ingest_fanout;
 mod cloudwatch_run;
 mod corpus;
 mod lake_http;

@@ -10,6 +10,7 @@
 //! - [`checkpoint`]: per-blob progress in the staging bucket, in day shards, claimed and committed
 //!   conditionally; [`migrate`] carries the one-document form of earlier versions over.
 //! - [`gate`]: the one limit on a pass's requests in flight.
+//! - [`fanout`]: a container's roots in shards on an SQS queue, for many workers.
 //! - [`stage`]: one staged object, streamed, single or multipart, created only if absent.
 //! - [`run`]: one pass over the containers, and its metrics line.
 //! - [`secrets`]: the credentials from AWS Secrets Manager.
@@ -19,6 +20,7 @@
 pub mod auth;
 pub mod azure;
 pub mod checkpoint;
+pub mod fanout;
 pub mod gate;
 pub mod layout;
 pub mod local;

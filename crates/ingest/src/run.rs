@@ -37,6 +37,7 @@ use crate::checkpoint::{
     day_name, CheckpointError, CheckpointStore, Claim, Keys, Mark, PendingRange, Roots,
     ShardCheckpoint, ShardId, StateIo, States, MARK_SKEW_SECONDS,
 };
+use crate::fanout::WorkShard;
 use crate::gate::{Gate, DEFAULT_REQUESTS_IN_FLIGHT};
 use crate::layout::{complete_prefix, day_prefixes, is_date_dir, root_of, staged_key};
 use crate::source::{BlobSource, S3Staging, Staging};
@@ -200,6 +201,9 @@ pub enum IngestError {
     /// A staged object could not be written.
     #[error(transparent)]
     Stage(#[from] StageError),
+    /// A work shard names a container this worker does not read.
+    #[error("the work shard names container {0:?}, which this worker does not read")]
+    UnknownContainer(String),
 }
 
 /// Runs one pass at `now` (seconds since the epoch) over Azure and the S3 staging bucket.
@@ -219,17 +223,7 @@ pub async fn ingest(
         .iter()
         .map(|name| Container::new(auth, name, now, 3600, Arc::clone(&list_calls)))
         .collect::<Result<Vec<_>, _>>()?;
-    let staging = S3Staging {
-        checkpoints: CheckpointStore {
-            s3: s3.clone(),
-            bucket: config.bucket.clone(),
-        },
-        stager: Stager {
-            s3: s3.clone(),
-            bucket: config.bucket.clone(),
-            part_size: config.part_size,
-        },
-    };
+    let staging = s3_staging(s3, config);
     let mut summary = ingest_with(&containers, &staging, &auth.account_name(), config, now).await?;
     summary.list_calls = list_calls.load(Ordering::Relaxed) - before;
     Ok(summary)
@@ -244,10 +238,120 @@ pub async fn ingest_with<B: BlobSource, T: Staging>(
     config: &IngestConfig,
     now: i64,
 ) -> Result<IngestSummary, IngestError> {
+    let all: Vec<(&B, Option<&WorkShard>)> = sources.iter().map(|s| (s, None)).collect();
+    passes(&all, staging, account, config, now).await
+}
+
+/// Runs one pass at `now` over the roots of `work` only (a fan-out worker's message), in the
+/// container of `sources` it names.
+pub async fn ingest_work_with<B: BlobSource, T: Staging>(
+    sources: &[B],
+    staging: &T,
+    account: &str,
+    config: &IngestConfig,
+    now: i64,
+    work: &WorkShard,
+) -> Result<IngestSummary, IngestError> {
+    let Some(source) = sources.iter().find(|s| s.name() == work.container) else {
+        return Err(IngestError::UnknownContainer(work.container.clone()));
+    };
+    passes(&[(source, Some(work))], staging, account, config, now).await
+}
+
+/// Runs one pass at `now` over the roots of `work` in Azure.
+pub async fn ingest_work(
+    auth: &AzureAuth,
+    s3: &aws_sdk_s3::Client,
+    config: &IngestConfig,
+    now: i64,
+    work: &WorkShard,
+) -> Result<IngestSummary, IngestError> {
+    let list_calls = Arc::new(AtomicU64::new(0));
+    let container = Container::new(auth, &work.container, now, 3600, Arc::clone(&list_calls))?;
+    let staging = s3_staging(s3, config);
+    let mut summary = ingest_work_with(
+        std::slice::from_ref(&container),
+        &staging,
+        &auth.account_name(),
+        config,
+        now,
+        work,
+    )
+    .await?;
+    summary.list_calls = list_calls.load(Ordering::Relaxed);
+    Ok(summary)
+}
+
+/// The roots of `source`'s container (walked again when `roots.json` is older than
+/// `rediscover_seconds`, a one-document checkpoint carried over first): what a fan-out scheduler
+/// splits into work shards. `None`: an earlier version's run is copying (a warning in `summary`).
+pub async fn find_roots_with<B: BlobSource, T: Staging>(
+    source: &B,
+    staging: &T,
+    account: &str,
+    config: &IngestConfig,
+    now: i64,
+    summary: &mut IngestSummary,
+) -> Result<Option<Vec<String>>, IngestError> {
+    let gate = Gate::new(config.requests_in_flight);
+    let io = StateIo::default();
+    let pass = Pass {
+        container: source,
+        account,
+        config,
+        now,
+        staging,
+        state: States::new(staging, &io, &gate),
+        keys: Keys::new(account, source.name()),
+        gate: &gate,
+        work: None,
+    };
+    pass.roots(summary).await
+}
+
+/// The roots of `container` in Azure (see [`find_roots_with`]).
+pub async fn find_roots(
+    auth: &AzureAuth,
+    s3: &aws_sdk_s3::Client,
+    config: &IngestConfig,
+    now: i64,
+    container: &str,
+    summary: &mut IngestSummary,
+) -> Result<Option<Vec<String>>, IngestError> {
+    let list_calls = Arc::new(AtomicU64::new(0));
+    let source = Container::new(auth, container, now, 3600, Arc::clone(&list_calls))?;
+    let staging = s3_staging(s3, config);
+    let found =
+        find_roots_with(&source, &staging, &auth.account_name(), config, now, summary).await;
+    summary.list_calls += list_calls.load(Ordering::Relaxed);
+    found
+}
+
+fn s3_staging(s3: &aws_sdk_s3::Client, config: &IngestConfig) -> S3Staging {
+    S3Staging {
+        checkpoints: CheckpointStore {
+            s3: s3.clone(),
+            bucket: config.bucket.clone(),
+        },
+        stager: Stager {
+            s3: s3.clone(),
+            bucket: config.bucket.clone(),
+            part_size: config.part_size,
+        },
+    }
+}
+
+async fn passes<B: BlobSource, T: Staging>(
+    sources: &[(&B, Option<&WorkShard>)],
+    staging: &T,
+    account: &str,
+    config: &IngestConfig,
+    now: i64,
+) -> Result<IngestSummary, IngestError> {
     let gate = Gate::new(config.requests_in_flight);
     let io = StateIo::default();
     let mut summary = IngestSummary::default();
-    for container in sources {
+    for &(container, work) in sources {
         if config.stopping() {
             summary.stopped = true;
             break;
@@ -262,6 +366,7 @@ pub async fn ingest_with<B: BlobSource, T: Staging>(
             state: States::new(staging, &io, &gate),
             keys: Keys::new(account, name),
             gate: &gate,
+            work,
         };
         let span = tracing::info_span!("container", name);
         let passed = pass.run().instrument(span).await;
@@ -305,6 +410,8 @@ struct Pass<'a, B, T> {
     state: States<'a, T>,
     keys: Keys,
     gate: &'a Gate,
+    /// A fan-out worker's roots (otherwise the container's).
+    work: Option<&'a WorkShard>,
 }
 
 /// What became of one day shard.
@@ -326,35 +433,22 @@ enum Copied {
 impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
     async fn run(&self) -> Result<IngestSummary, IngestError> {
         let mut summary = IngestSummary::default();
-        let name = self.container.name();
-        let mut roots = self.state.get::<Roots>(&self.keys.roots()).await?;
-        if roots.is_none() {
-            match crate::migrate::carry_over(
-                &self.state,
-                &self.keys,
-                &self.config.run_id,
-                self.now,
-                self.config.claim_lease_seconds,
-            )
-            .await?
-            {
-                crate::migrate::Carried::Nothing => {}
-                crate::migrate::Carried::Roots(r, etag) => {
-                    summary.warnings.push(format!(
-                        "{name}: carried the one-document checkpoint over to day shards"
-                    ));
-                    roots = Some((r, etag));
-                }
-                crate::migrate::Carried::Busy(why) => {
-                    summary.contended += 1;
-                    summary.warnings.push(format!("{name}: {why}; skipped"));
-                    return Ok(summary);
-                }
-            }
-        }
-        let mark_key = self.keys.mark(WHOLE_CONTAINER);
+        let roots = match self.work {
+            Some(work) => Some(work.roots.clone()),
+            None if self.config.full_scan => None,
+            None => match self.roots(&mut summary).await? {
+                Some(roots) => Some(roots),
+                None => return Ok(summary),
+            },
+        };
+        let mark_key = self
+            .keys
+            .mark(self.work.map_or(WHOLE_CONTAINER, |w| w.scope.as_str()));
         let mark = self.state.get::<Mark>(&mark_key).await?;
-        let (blobs, unlisted) = self.discover(roots, &mut summary).await?;
+        let (blobs, unlisted) = self.discover(roots.as_deref()).await?;
+        summary.failed += unlisted.len() as u64;
+        summary.warnings.extend(unlisted.values().cloned());
+        let unlisted: BTreeSet<String> = unlisted.into_keys().collect();
         let refused = self.container.take_warnings();
         summary.refused += refused.len() as u64;
         summary.warnings.extend(refused);
@@ -403,6 +497,42 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
                 .await?;
         }
         Ok(summary)
+    }
+
+    /// The container's roots: from `roots.json` while it is fresh, else walked again (and kept);
+    /// a one-document checkpoint is carried over first. `None`: an earlier version's run is
+    /// copying (a warning in `summary`).
+    async fn roots(&self, summary: &mut IngestSummary) -> Result<Option<Vec<String>>, IngestError> {
+        let name = self.container.name();
+        let mut roots = self.state.get::<Roots>(&self.keys.roots()).await?;
+        if roots.is_none() {
+            match crate::migrate::carry_over(
+                &self.state,
+                &self.keys,
+                &self.config.run_id,
+                self.now,
+                self.config.claim_lease_seconds,
+            )
+            .await?
+            {
+                crate::migrate::Carried::Nothing => {}
+                crate::migrate::Carried::Roots(r, etag) => {
+                    summary.warnings.push(format!(
+                        "{name}: carried the one-document checkpoint over to day shards"
+                    ));
+                    roots = Some((r, etag));
+                }
+                crate::migrate::Carried::Busy(why) => {
+                    summary.contended += 1;
+                    summary.warnings.push(format!("{name}: {why}; skipped"));
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(match roots {
+            Some((r, _)) if self.now - r.at < self.config.rediscover_seconds => r.roots,
+            read => self.rediscover(read.map(|(_, etag)| etag)).await?,
+        }))
     }
 
     /// Writes the mark of this pass; if another pass wrote one meanwhile, the two are merged
@@ -690,21 +820,17 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
         }
     }
 
-    /// The blobs of the window (or of the whole container with `full_scan`), and the day shards
-    /// whose listing failed (to revisit). Fails only when every listing failed.
+    /// The blobs of the window under `roots` (`None`: of the whole container), and the day shards
+    /// whose listing failed (to revisit), each with its warning. Fails only when every listing
+    /// failed.
     async fn discover(
         &self,
-        roots: Option<(Roots, String)>,
-        summary: &mut IngestSummary,
-    ) -> Result<(Vec<BlobInfo>, BTreeSet<String>), IngestError> {
+        roots: Option<&[String]>,
+    ) -> Result<(Vec<BlobInfo>, BTreeMap<String, String>), IngestError> {
         let is_log = |b: &BlobInfo| b.name.ends_with(".json");
-        if self.config.full_scan {
+        let Some(roots) = roots else {
             let all = self.gate.run(self.container.list("")).await?;
-            return Ok((all.into_iter().filter(is_log).collect(), BTreeSet::new()));
-        }
-        let roots = match roots {
-            Some((r, _)) if self.now - r.at < self.config.rediscover_seconds => r.roots,
-            read => self.rediscover(read.map(|(_, etag)| etag)).await?,
+            return Ok((all.into_iter().filter(is_log).collect(), BTreeMap::new()));
         };
         let from = self.now - self.config.lookback_seconds;
         let prefixes: Vec<(&str, String)> = roots
@@ -725,7 +851,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
             .collect()
             .await;
         let mut out = Vec::new();
-        let mut unlisted = BTreeSet::new();
+        let mut unlisted = BTreeMap::new();
         let mut first_error = None;
         for (root, prefix, got) in listed {
             match got {
@@ -735,14 +861,15 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
                     is_log(b) && in_window && root_of(&b.name) == Some(root)
                 })),
                 Err(e) => {
-                    summary.failed += 1;
-                    summary.warnings.push(format!(
-                        "{}: {}; listed again by the next pass",
-                        self.container.name(),
-                        aztrail_state::error_chain(&e)
-                    ));
                     let id = ShardId::of(&format!("{prefix}h=00/m=00/PT1H.json"));
-                    unlisted.insert(id.id());
+                    unlisted.insert(
+                        id.id(),
+                        format!(
+                            "{}: {}; listed again by the next pass",
+                            self.container.name(),
+                            aztrail_state::error_chain(&e)
+                        ),
+                    );
                     first_error.get_or_insert(e);
                 }
             }

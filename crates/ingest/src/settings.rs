@@ -38,6 +38,10 @@ pub struct IngestSettings {
         value_parser = parse_requests_in_flight
     )]
     pub requests_in_flight: usize,
+    /// How long a run's claim on the ranges it copies holds before another run may take them
+    /// over (a run that died): 1s to 1d, with its unit.
+    #[arg(long, env = "AZTRAIL_CLAIM_LEASE", default_value = "15m", value_parser = parse_interval)]
+    pub claim_lease: Duration,
 }
 
 /// A number of requests in flight, 1 to [`crate::gate::MAX_REQUESTS_IN_FLIGHT`].
@@ -63,6 +67,7 @@ impl IngestSettings {
             lookback_seconds: i64::try_from(self.lookback.as_secs()).unwrap_or(i64::MAX),
             settle: self.settle,
             requests_in_flight: self.requests_in_flight,
+            claim_lease_seconds: i64::try_from(self.claim_lease.as_secs()).unwrap_or(i64::MAX),
             run_id: run_id.into(),
             ..IngestConfig::default()
         }
