@@ -36,7 +36,10 @@ fn blob(sub: usize, hours_ago: i64) -> String {
 
 /// One line of about 1 KiB, as an Activity Log record is.
 fn line(n: usize) -> Vec<u8> {
-    let mut l = format!("{{\"time\":\"2026-12-01T10:{:02}:00Z\",\"n\":{n},\"pad\":\"", n % 60);
+    let mut l = format!(
+        "{{\"time\":\"2026-12-01T10:{:02}:00Z\",\"n\":{n},\"pad\":\"",
+        n % 60
+    );
     l.push_str(&"x".repeat(1000));
     l.push_str("\"}\n");
     l.into_bytes()

@@ -2,7 +2,7 @@
 # service refused, a function failing.
 
 resource "aws_cloudwatch_metric_alarm" "queue_depth" {
-  for_each = {
+  for_each = merge({
     dead-letter-queue = {
       queue = aws_sqs_queue.dead_letter.name
       about = "Work messages whose objects could not be loaded after ${var.max_receive_count} deliveries: inspect, then redrive the queue."
@@ -11,7 +11,12 @@ resource "aws_cloudwatch_metric_alarm" "queue_depth" {
       queue = aws_sqs_queue.failures.name
       about = "Events that could not be loaded: read their errorCode, fix, then `aztrail redrive`."
     }
-  }
+    }, local.fan_out ? {
+    ingest-work-dead-letter-queue = {
+      queue = one(aws_sqs_queue.ingest_work_dlq[*].name)
+      about = "Ingest work shards that failed ${var.max_receive_count} times: see the ingest log group for the shard's warnings; the next tick sends the shard again."
+    }
+  } : {})
 
   alarm_name          = "${var.name}-${each.key}"
   alarm_description   = each.value.about

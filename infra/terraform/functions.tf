@@ -16,28 +16,32 @@ resource "aws_cloudwatch_log_group" "load" {
 resource "aws_lambda_function" "ingest" {
   #checkov:skip=CKV_AWS_117:Ingest reads Azure Storage over the internet; a VPC would add a NAT gateway (cost, and one more part to fail) for no isolation gain.
   #checkov:skip=CKV_AWS_272:Code signing needs a signing profile in the operator's account; the zip is built from this repository by scripts/build-lambda.
-  function_name                  = local.ingest_function
-  description                    = "aztrail: new bytes of Azure log blobs into the staging bucket"
-  role                           = aws_iam_role.ingest.arn
-  filename                       = var.lambda_zip
-  source_code_hash               = filebase64sha256(var.lambda_zip)
-  handler                        = "ingest"
-  runtime                        = "provided.al2023"
-  architectures                  = ["arm64"]
-  memory_size                    = var.ingest_memory_mb
-  timeout                        = var.ingest_timeout_seconds
-  reserved_concurrent_executions = 1 # one pass at a time; a second would find the claim and stop
+  function_name    = local.ingest_function
+  description      = "aztrail: new bytes of Azure log blobs into the staging bucket"
+  role             = aws_iam_role.ingest.arn
+  filename         = var.lambda_zip
+  source_code_hash = filebase64sha256(var.lambda_zip)
+  handler          = "ingest"
+  runtime          = "provided.al2023"
+  architectures    = ["arm64"]
+  memory_size      = var.ingest_memory_mb
+  timeout          = var.ingest_timeout_seconds
+  # One pass at a time, or the fan-out's workers and the tick that feeds them.
+  reserved_concurrent_executions = local.fan_out ? var.ingest_workers + 1 : 1
   kms_key_arn                    = local.kms_key_arn
 
   environment {
-    variables = {
+    variables = merge({
       AZTRAIL_CONTAINERS       = join(",", var.azure_containers)
       AZTRAIL_STAGING_BUCKET   = aws_s3_bucket.staging.id
       AZTRAIL_STAGING_PREFIX   = local.staging_prefix
       AZTRAIL_AZURE_SECRET_ARN = var.azure_secret_arn
       AZTRAIL_LOOKBACK         = var.lookback
       AZTRAIL_SETTLE           = tostring(var.settle)
-    }
+      }, local.fan_out ? {
+      AZTRAIL_INGEST_WORK_QUEUE_URL = one(aws_sqs_queue.ingest_work[*].id)
+      AZTRAIL_WORK_SHARDS           = tostring(var.ingest_work_shards)
+    } : {})
   }
 
   tracing_config {

@@ -34,10 +34,21 @@ data "aws_iam_policy_document" "ingest" {
     resources = ["${aws_s3_bucket.staging.arn}/${local.staging_prefix}*"]
   }
 
+  # Day shards of days out of the window are deleted when the roots are walked again.
   statement {
     sid       = "Checkpoints"
-    actions   = ["s3:GetObject", "s3:PutObject"]
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
     resources = ["${aws_s3_bucket.staging.arn}/_aztrail/ingest/*"]
+  }
+
+  # The fan-out: the tick sends work shards, the event source mapping takes them.
+  dynamic "statement" {
+    for_each = local.fan_out ? [1] : []
+    content {
+      sid       = "IngestWork"
+      actions   = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
+      resources = aws_sqs_queue.ingest_work[*].arn
+    }
   }
 
   # Without ListBucket a missing checkpoint reads as AccessDenied instead of NoSuchKey.

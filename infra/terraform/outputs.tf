@@ -62,3 +62,8 @@ output "kms_key_arn" {
   description = "The KMS key of the bucket, queues and logs."
   value       = local.kms_key_arn
 }
+
+output "ingest_work_queue_url" {
+  description = "The ingest-work queue of the fan-out (null with ingest_workers = 0)."
+  value       = one(aws_sqs_queue.ingest_work[*].id)
+}

@@ -56,6 +56,19 @@ resource "aws_s3_bucket_lifecycle_configuration" "staging" {
     }
   }
 
+  # Ingest state is rewritten every pass; only the current version matters (day shards out of
+  # the window are deleted by ingest itself).
+  rule {
+    id     = "expire-replaced-ingest-state"
+    status = "Enabled"
+    filter {
+      prefix = "_aztrail/ingest/"
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+  }
+
   # Load checkpoints matter only while their object may be redelivered.
   rule {
     id     = "expire-load-checkpoints"

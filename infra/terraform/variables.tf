@@ -141,6 +141,28 @@ variable "account_calls_per_second" {
   }
 }
 
+variable "ingest_workers" {
+  description = "Ingest workers at once for a big tenant: 0 runs one pass per schedule tick; more fans each tick's roots out to an SQS queue of work shards, taken by up to this many instances."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.ingest_workers >= 0 && var.ingest_workers <= 1000
+    error_message = "ingest_workers must be from 0 to 1000."
+  }
+}
+
+variable "ingest_work_shards" {
+  description = "With ingest_workers > 0: the shards each container's roots are split into per tick (keep it fixed; each shard remembers what it saw)."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.ingest_work_shards >= 1 && var.ingest_work_shards <= 4096
+    error_message = "ingest_work_shards must be from 1 to 4096."
+  }
+}
+
 variable "ingest_memory_mb" {
   description = "Memory of the ingest function, in MB."
   type        = number

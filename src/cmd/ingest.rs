@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use aztrail_ingest::auth::AzureAuth;
 use aztrail_ingest::fanout::{partition, WorkQueue};
-use aztrail_ingest::run::{find_roots, ingest, ingest_work, IngestConfig, IngestLive, IngestSummary};
+use aztrail_ingest::run::{
+    find_roots, ingest, ingest_work, IngestConfig, IngestLive, IngestSummary,
+};
 
 use super::parse_interval;
 use aztrail_ingest::settings::IngestSettings;

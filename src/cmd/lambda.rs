@@ -28,7 +28,8 @@ pub struct Args {
 enum Function {
     /// The load function: SQS batches of S3 notifications, partial batch failures out.
     Load(LoadArgs),
-    /// The ingest function: one pass per scheduled invocation.
+    /// The ingest function: one pass per scheduled invocation; with a work queue, the
+    /// scheduled invocation fans out and SQS batches of work shards are passes of their roots.
     Ingest(IngestArgs),
 }
 
@@ -54,6 +55,13 @@ struct IngestArgs {
         default_value = "aztrail-ingest"
     )]
     function_name: String,
+    /// The "ingest work" queue: a scheduled invocation sends the roots there in work shards
+    /// instead of passing over them itself (the queue triggers this function).
+    #[arg(long, env = "AZTRAIL_INGEST_WORK_QUEUE_URL")]
+    work_queue_url: Option<String>,
+    /// How many work shards each container's roots are split into.
+    #[arg(long, env = "AZTRAIL_WORK_SHARDS", default_value_t = aztrail_ingest::fanout::DEFAULT_WORK_SHARDS)]
+    work_shards: usize,
 }
 
 /// The load function's settings (environment variables in the deployed function).
@@ -148,13 +156,14 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let shared = aws_config::load_from_env().await;
         let s3 = super::aws::s3_client(&shared, false);
+        let sqs = aws_sdk_sqs::Client::new(&shared);
         let args = &args;
-        let (shared, s3) = (&shared, &s3);
+        let (shared, s3, sqs) = (&shared, &s3, &sqs);
         let handler = |event: LambdaEvent<serde_json::Value>| async move {
             // Credentials are read at every run, so a rotated secret is picked up.
             let auth = super::ingest::azure_auth(shared, Some(&args.azure_secret_arn)).await?;
             // The remaining time is watched as the load function does: at the deadline less
-            // the margin the pass stops starting ranges, commits and releases its claim.
+            // the margin the pass stops starting ranges, commits and releases its claims.
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let remaining = Duration::from_millis(event.context.deadline.saturating_sub(now_ms()))
                 .saturating_sub(Duration::from_secs(args.deadline_margin_seconds));
@@ -172,19 +181,200 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     event.context.request_id.clone(),
                 )
             };
-            let summary =
-                aztrail_ingest::run::ingest(&auth, s3, &config, super::ingest::now()).await;
+            let answer = if is_sqs(&event.payload) {
+                let batch: SqsEvent = serde_json::from_value(event.payload)?;
+                let (response, summary) = ingest_batch(batch, |work| {
+                    let (auth, config) = (&auth, &config);
+                    async move {
+                        aztrail_ingest::run::ingest_work(
+                            auth,
+                            s3,
+                            config,
+                            super::ingest::now(),
+                            &work,
+                        )
+                        .await
+                    }
+                })
+                .await;
+                println!(
+                    "{}",
+                    aztrail_ingest::run::metrics_line(&args.function_name, &summary, now_ms())
+                );
+                serde_json::to_value(&response)?
+            } else if let Some(url) = &args.work_queue_url {
+                let queue = aztrail_ingest::fanout::WorkQueue {
+                    sqs: sqs.clone(),
+                    url: url.clone(),
+                };
+                let mut sent = serde_json::Map::new();
+                for container in &config.containers {
+                    let mut summary = aztrail_ingest::run::IngestSummary::default();
+                    let roots = aztrail_ingest::run::find_roots(
+                        &auth,
+                        s3,
+                        &config,
+                        super::ingest::now(),
+                        container,
+                        &mut summary,
+                    )
+                    .await?;
+                    for w in &summary.warnings {
+                        tracing::warn!(warning = %w, "ingest");
+                    }
+                    let Some(roots) = roots else { continue };
+                    let work =
+                        aztrail_ingest::fanout::partition(container, &roots, args.work_shards);
+                    let n = queue.send(&work).await?;
+                    sent.insert(
+                        container.clone(),
+                        serde_json::json!({"roots": roots.len(), "messages": n}),
+                    );
+                }
+                serde_json::Value::Object(sent)
+            } else {
+                let summary =
+                    aztrail_ingest::run::ingest(&auth, s3, &config, super::ingest::now()).await?;
+                println!(
+                    "{}",
+                    aztrail_ingest::run::metrics_line(&args.function_name, &summary, now_ms())
+                );
+                serde_json::to_value(&summary)?
+            };
             timer.abort();
-            let summary = summary?;
-            println!(
-                "{}",
-                aztrail_ingest::run::metrics_line(&args.function_name, &summary, now_ms())
-            );
-            Ok::<_, lambda_runtime::Error>(serde_json::to_value(&summary)?)
+            Ok::<_, lambda_runtime::Error>(answer)
         };
         lambda_runtime::run(service_fn(handler))
             .await
             .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))?;
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Whether an invocation is an SQS batch (rather than a scheduled event).
+fn is_sqs(payload: &serde_json::Value) -> bool {
+    payload["Records"]
+        .as_array()
+        .and_then(|r| r.first())
+        .is_some_and(|r| r["eventSource"] == "aws:sqs")
+}
+
+/// An SQS batch of work shards, one pass each, in turn (each pass keeps its own requests in
+/// flight). A message whose pass failed, stopped at the deadline, or left a failure behind is
+/// reported as a batch item failure, so SQS gives it again (and, after the queue's maximum
+/// receives, to its dead-letter queue); one that is not a work shard likewise.
+async fn ingest_batch<F, Fut>(
+    batch: SqsEvent,
+    mut pass: F,
+) -> (SqsBatchResponse, aztrail_ingest::run::IngestSummary)
+where
+    F: FnMut(aztrail_ingest::fanout::WorkShard) -> Fut,
+    Fut: std::future::Future<
+        Output = Result<aztrail_ingest::run::IngestSummary, aztrail_ingest::run::IngestError>,
+    >,
+{
+    let mut response = SqsBatchResponse::default();
+    let mut total = aztrail_ingest::run::IngestSummary::default();
+    for record in batch.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("message", id);
+        let _entered = span.enter();
+        let work = serde_json::from_str::<aztrail_ingest::fanout::WorkShard>(
+            record.body.as_deref().unwrap_or_default(),
+        );
+        let done = match work {
+            Ok(work) => match pass(work).await {
+                Ok(s) => {
+                    let ok = !s.stopped && s.failed == 0;
+                    total.failed += s.failed;
+                    total.new_bytes += s.new_bytes;
+                    total.objects_written += s.objects_written;
+                    total.blobs_seen += s.blobs_seen;
+                    total.shards_read += s.shards_read;
+                    total.contended += s.contended;
+                    ok
+                }
+                Err(e) => {
+                    tracing::error!(error = %aztrail_load::error_chain(&e), "ingest work");
+                    false
+                }
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "not a work shard");
+                false
+            }
+        };
+        if !done {
+            response.add_failure(id);
+        }
+    }
+    (response, total)
+}
+
+#[cfg(test)]
+mod ingest_batch_tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use aztrail_ingest::fanout::WorkShard;
+    use aztrail_ingest::run::IngestSummary;
+
+    fn message(id: &str, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        m.event_source = Some("aws:sqs".into());
+        m
+    }
+
+    fn shard(scope: &str) -> String {
+        serde_json::to_string(&WorkShard {
+            container: "insights-activity-logs".into(),
+            scope: scope.into(),
+            roots: vec!["resourceId=/SUBSCRIPTIONS/S/".into()],
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_the_messages_whose_pass_finished_cleanly_are_done() {
+        let mut batch = SqsEvent::default();
+        batch.records = vec![
+            message("ok", &shard("0-of-3")),
+            message("failed", &shard("1-of-3")),
+            message("stopped", &shard("2-of-3")),
+            message("garbage", "{\"not\":\"work\"}"),
+        ];
+        let payload = serde_json::to_value(&batch).unwrap();
+        assert!(is_sqs(&payload));
+        assert!(!is_sqs(&serde_json::json!({"source": "aws.events"})));
+        let mut seen = Vec::new();
+        let (response, total) = ingest_batch(batch, |work| {
+            seen.push(work.scope.clone());
+            async move {
+                Ok(match work.scope.as_str() {
+                    "0-of-3" => IngestSummary {
+                        objects_written: 2,
+                        ..IngestSummary::default()
+                    },
+                    "1-of-3" => IngestSummary {
+                        failed: 1,
+                        ..IngestSummary::default()
+                    },
+                    _ => IngestSummary {
+                        stopped: true,
+                        ..IngestSummary::default()
+                    },
+                })
+            }
+        })
+        .await;
+        assert_eq!(seen, ["0-of-3", "1-of-3", "2-of-3"]);
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["failed", "stopped", "garbage"]);
+        assert_eq!((total.objects_written, total.failed), (2, 1));
+    }
 }

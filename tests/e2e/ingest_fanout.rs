@@ -150,12 +150,24 @@ async fn four_workers_one_killed_stage_each_byte_once() {
         .queue_url
         .unwrap();
 
-    let out = aztrail(&moto, &azurite, &["--fan-out-to", &work_queue, "--work-shards", "4"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = aztrail(
+        &moto,
+        &azurite,
+        &["--fan-out-to", &work_queue, "--work-shards", "4"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sent: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((sent["roots"].as_u64(), sent["messages"].as_u64()), (Some(500), Some(4)), "{sent}");
+    assert_eq!(
+        (sent["roots"].as_u64(), sent["messages"].as_u64()),
+        (Some(500), Some(4)),
+        "{sent}"
+    );
 
     let logs = tempfile::tempdir().unwrap();
     let mut workers: Vec<Child> = (0..4)
@@ -225,7 +237,10 @@ async fn four_workers_one_killed_stage_each_byte_once() {
         if left == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{left} work message(s) never finished");
+        assert!(
+            Instant::now() < deadline,
+            "{left} work message(s) never finished"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     for w in workers.iter_mut().skip(1) {
@@ -248,7 +263,10 @@ async fn four_workers_one_killed_stage_each_byte_once() {
     }
     let notified = staging.drain(&staging.work).await;
     assert_eq!(
-        notified.iter().filter(|b| b.contains("ObjectCreated")).count(),
+        notified
+            .iter()
+            .filter(|b| b.contains("ObjectCreated"))
+            .count(),
         500,
         "one notification per staged object"
     );

@@ -103,9 +103,10 @@ def statements(doc):
     return out
 
 
-def enabled(expr, destination):
-    """Evaluates a count or for_each condition of the form `${COND ? A : B}` for `destination`;
-    True when the block exists (a count of 1, a non-empty list)."""
+def enabled(expr, destination, fan_out=False):
+    """Evaluates a count or for_each condition of the form `${COND ? A : B}` for `destination`
+    (and ingest's fan-out on or off); True when the block exists (a count of 1, a non-empty
+    list)."""
     if expr is None:
         return True
     m = re.fullmatch(r"\$\{(.*) \? (.*) : (.*)\}", flat(expr), re.S)
@@ -115,6 +116,7 @@ def enabled(expr, destination):
         .replace("local.cloudtrail", str(destination == "cloudtrail"))
         .replace("local.cloudwatch", str(destination == "cloudwatch"))
         .replace("var.event_data_store_arn == None", "True")
+        .replace("local.fan_out", str(fan_out))
         .replace("&&", " and ")
         .replace("!", " not ")
     )
@@ -162,6 +164,7 @@ def test_each_function_role_gets_only_its_own_actions(tf):
     for destination in ("cloudtrail", "cloudwatch"):
         ingest, load = actions("ingest", destination), actions("load", destination)
         assert "cloudtrail-data:PutAuditEvents" not in ingest
+        assert not any(a.startswith("sqs:") and a != "sqs:SendMessage" for a in ingest), ingest
         assert "secretsmanager:GetSecretValue" in ingest and "secretsmanager:GetSecretValue" not in load
         assert "sqs:DeleteMessage" in load and "sqs:DeleteMessage" not in ingest
     assert "cloudtrail-data:PutAuditEvents" in actions("load", "cloudtrail")
@@ -320,4 +323,47 @@ def test_secrets_stay_out_of_outputs_and_settings(tf):
     for name, out in tf["output"].items():
         assert "secret" not in flat(out["value"]).lower(), name
     env = flat(flat(tf["resource"]["aws_lambda_function.ingest"]["environment"])["variables"])
-    assert env["AZTRAIL_AZURE_SECRET_ARN"] == "${var.azure_secret_arn}", "only the secret's ARN"
+    # merge({...}, fan-out settings): the secret's setting is its ARN, nothing else of it.
+    assert "'AZTRAIL_AZURE_SECRET_ARN': '${var.azure_secret_arn}'" in env, "only the secret's ARN"
+    assert env.count("azure_secret") == 1, env
+
+
+def test_the_ingest_fan_out_is_wired_only_when_asked_for(tf):
+    r = tf["resource"]
+    fan_out = [
+        "aws_sqs_queue.ingest_work",
+        "aws_sqs_queue.ingest_work_dlq",
+        "aws_sqs_queue_redrive_allow_policy.ingest_work_dlq",
+        "aws_lambda_event_source_mapping.ingest_work",
+    ]
+    for key in fan_out:
+        assert flat(r[key]["count"]) == "${local.fan_out ? 1 : 0}", key
+    assert flat(tf["locals"]["fan_out"]) == "${var.ingest_workers > 0}"
+    # Work shards that keep failing go to a dead-letter queue, which alarms.
+    work = r["aws_sqs_queue.ingest_work"]
+    assert "aws_sqs_queue.ingest_work_dlq[*].arn" in flat(work["redrive_policy"])
+    assert flat(work["kms_master_key_id"]) == "${local.kms_key_arn}"
+    alarms = flat(r["aws_cloudwatch_metric_alarm.queue_depth"]["for_each"])
+    assert "ingest-work-dead-letter-queue" in alarms and "aws_sqs_queue.ingest_work_dlq[*].name" in alarms
+    # The queue triggers the ingest function, one shard per invocation, partial failures out,
+    # as many at once as workers were asked for; the function keeps one more for the tick.
+    esm = r["aws_lambda_event_source_mapping.ingest_work"]
+    assert flat(esm["function_name"]) == "${aws_lambda_function.ingest.arn}"
+    assert flat(esm["batch_size"]) == 1
+    assert flat(esm["function_response_types"]) == "ReportBatchItemFailures"
+    assert "var.ingest_workers" in flat(flat(esm["scaling_config"])["maximum_concurrency"])
+    ingest = r["aws_lambda_function.ingest"]
+    assert flat(ingest["reserved_concurrent_executions"]) == "${local.fan_out ? var.ingest_workers + 1 : 1}"
+    env = flat(flat(ingest["environment"])["variables"])
+    assert "AZTRAIL_INGEST_WORK_QUEUE_URL" in env and "aws_sqs_queue.ingest_work[*].id" in env
+    assert "AZTRAIL_WORK_SHARDS" in env
+    # The ingest role may use that queue, and only with the fan-out on.
+    ingest_doc = tf["data"]["aws_iam_policy_document.ingest"]
+    work_statements = [
+        (st, when) for st, when in statements(ingest_doc) if flat(st.get("sid")) == "IngestWork"
+    ]
+    assert len(work_statements) == 1
+    st, when = work_statements[0]
+    assert flat(st["resources"]) == "${aws_sqs_queue.ingest_work[*].arn}"
+    assert enabled(when, "cloudtrail", fan_out=True) and not enabled(when, "cloudtrail")
+    assert "sqs:DeleteMessage" in flat(st["actions"])

@@ -184,12 +184,17 @@ impl WorkQueue {
             .send()
             .await
             .map_err(|e| self.err("ReceiveMessage", e))?;
-        Ok(out.messages.unwrap_or_default().into_iter().next().map(|m| Taken {
-            receipt: m.receipt_handle.unwrap_or_default(),
-            id: m.message_id.unwrap_or_default(),
-            work: serde_json::from_str(m.body.as_deref().unwrap_or_default())
-                .map_err(WorkQueueError::NotWork),
-        }))
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(|m| Taken {
+                receipt: m.receipt_handle.unwrap_or_default(),
+                id: m.message_id.unwrap_or_default(),
+                work: serde_json::from_str(m.body.as_deref().unwrap_or_default())
+                    .map_err(WorkQueueError::NotWork),
+            }))
     }
 
     /// Keeps a message hidden for `seconds` more (a pass still working on it).

@@ -321,8 +321,15 @@ pub async fn find_roots(
     let list_calls = Arc::new(AtomicU64::new(0));
     let source = Container::new(auth, container, now, 3600, Arc::clone(&list_calls))?;
     let staging = s3_staging(s3, config);
-    let found =
-        find_roots_with(&source, &staging, &auth.account_name(), config, now, summary).await;
+    let found = find_roots_with(
+        &source,
+        &staging,
+        &auth.account_name(),
+        config,
+        now,
+        summary,
+    )
+    .await;
     summary.list_calls += list_calls.load(Ordering::Relaxed);
     found
 }
