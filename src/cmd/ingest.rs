@@ -1,7 +1,6 @@
 //! `aztrail ingest`: new bytes of Azure log blobs into the S3 staging bucket.
 
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -129,22 +128,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let auth = azure_auth(&shared, args.azure_secret_arn.as_deref()).await?;
         let s3 = super::aws::s3_client(&shared, args.s3_path_style);
         let live = Arc::new(IngestLive::default());
-        // SIGTERM or Ctrl-C: the range being copied is finished, what was copied is committed and
-        // the claim released (the next run need not wait out the lease); between passes, at once.
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopped = Arc::new(tokio::sync::Notify::new());
+        // SIGTERM or Ctrl-C: the copies under way are finished, what was copied is committed and
+        // the claims released (the next run need not wait out the lease); between passes, at once.
+        let stop = aztrail_load::loader::Stop::default();
         {
-            let (stop, stopped) = (Arc::clone(&stop), Arc::clone(&stopped));
+            let stop = stop.clone();
             tokio::spawn(async move {
                 super::terminated().await;
-                stop.store(true, Ordering::SeqCst);
-                stopped.notify_one();
+                stop.set();
             });
         }
         let config = IngestConfig {
             full_scan: args.full_scan,
             live: Some(Arc::clone(&live)),
-            stop: Some(Arc::clone(&stop)),
+            stop: stop.clone(),
             ..args.settings.config(
                 args.staging_bucket.clone(),
                 format!("{}-{}", std::process::id(), now()),
@@ -164,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 url: url.clone(),
             };
             let visibility = i32::try_from(args.work_visibility.as_secs()).unwrap_or(43_200);
-            return work(&queue, &auth, &s3, &config, visibility, &stopped).await;
+            return work(&queue, &auth, &s3, &config, visibility).await;
         }
         loop {
             let progress = super::progress::Progress::ingest(&live);
@@ -177,13 +174,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             };
-            if summary.stopped || stop.load(Ordering::SeqCst) {
+            if summary.stopped || stop.is_set() {
                 return anyhow::Ok(status);
             }
             match args.watch {
                 Some(every) => tokio::select! {
                     () = tokio::time::sleep(every) => {}
-                    () = stopped.notified() => return anyhow::Ok(ExitCode::SUCCESS),
+                    () = stop.wait() => return anyhow::Ok(status),
                 },
                 None => return anyhow::Ok(status),
             }
@@ -231,7 +228,6 @@ async fn work(
     s3: &aws_sdk_s3::Client,
     config: &IngestConfig,
     visibility: i32,
-    stopped: &tokio::sync::Notify,
 ) -> anyhow::Result<ExitCode> {
     loop {
         if config.stopping() {
@@ -239,7 +235,7 @@ async fn work(
         }
         let taken = tokio::select! {
             t = queue.take(10, visibility) => t?,
-            () = stopped.notified() => return Ok(ExitCode::SUCCESS),
+            () = config.stop.wait() => return Ok(ExitCode::SUCCESS),
         };
         let Some(taken) = taken else { continue };
         let shard = match taken.work {

@@ -164,18 +164,12 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
             let auth = super::ingest::azure_auth(shared, Some(&args.azure_secret_arn)).await?;
             // The remaining time is watched as the load function does: at the deadline less
             // the margin the pass stops starting ranges, commits and releases its claims.
-            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let stop = aztrail_load::loader::Stop::default();
             let remaining = Duration::from_millis(event.context.deadline.saturating_sub(now_ms()))
                 .saturating_sub(Duration::from_secs(args.deadline_margin_seconds));
-            let timer = {
-                let stop = Arc::clone(&stop);
-                tokio::spawn(async move {
-                    tokio::time::sleep(remaining).await;
-                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                })
-            };
+            let timer = stop.set_after(remaining);
             let config = aztrail_ingest::run::IngestConfig {
-                stop: Some(stop),
+                stop,
                 ..args.settings.config(
                     args.staging_bucket.clone(),
                     event.context.request_id.clone(),

@@ -599,7 +599,7 @@ mod tests {
     /// Local staging that asks the pass to stop once it has written one object.
     struct StopAfterOne {
         inner: LocalStaging,
-        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        stop: aztrail_state::Stop,
     }
 
     impl Staging for StopAfterOne {
@@ -625,7 +625,7 @@ mod tests {
             source: BoxStream<'_, Result<Bytes, AzureError>>,
         ) -> Result<Staged, StageError> {
             let r = self.inner.write(key, len, meta, source).await;
-            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.stop.set();
             r
         }
     }
@@ -651,14 +651,14 @@ mod tests {
             &base.join("source"),
             "insights-activity-logs",
         )];
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = aztrail_state::Stop::default();
         let staging = StopAfterOne {
             inner: LocalStaging::new(&base.join("staging"), None),
-            stop: std::sync::Arc::clone(&stop),
+            stop: stop.clone(),
         };
         let config = IngestConfig {
             containers: vec!["insights-activity-logs".into()],
-            stop: Some(stop),
+            stop,
             // One copy at a time, so that the stop comes between two of them.
             requests_in_flight: 1,
             ..IngestConfig::default()

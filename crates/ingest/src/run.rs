@@ -76,9 +76,10 @@ pub struct IngestConfig {
     pub stop_before_commit: bool,
     /// Counters for a progress display.
     pub live: Option<Arc<IngestLive>>,
-    /// Asked to stop (SIGTERM, Ctrl-C): the range being copied is finished, the ranges finished
-    /// are committed and the claim released, so the next run need not wait out the lease.
-    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Asked to stop (SIGTERM, Ctrl-C, a deadline): the copies under way are finished, the ranges
+    /// finished are committed and the claims released, so the next run need not wait out the
+    /// lease.
+    pub stop: aztrail_state::Stop,
 }
 
 /// Counters a progress display reads while a pass runs.
@@ -110,7 +111,7 @@ impl Default for IngestConfig {
             run_id: "run".into(),
             stop_before_commit: false,
             live: None,
-            stop: None,
+            stop: aztrail_state::Stop::default(),
         }
     }
 }
@@ -118,7 +119,7 @@ impl Default for IngestConfig {
 impl IngestConfig {
     /// Whether a stop was asked for.
     pub fn stopping(&self) -> bool {
-        self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+        self.stop.is_set()
     }
 }
 
@@ -1049,6 +1050,11 @@ pub fn metrics_line(function: &str, s: &IngestSummary, timestamp_ms: u64) -> Str
             ("Replaced", "Count", s.replaced as f64),
             ("Contended", "Count", s.contended as f64),
             ("ListCalls", "Count", s.list_calls as f64),
+            ("ShardsRead", "Count", s.shards_read as f64),
+            ("FailedShards", "Count", s.failed as f64),
+            ("StateBytesRead", "Bytes", s.state_read_bytes as f64),
+            ("StateBytesWritten", "Bytes", s.state_written_bytes as f64),
+            ("PeakInFlight", "Count", s.peak_in_flight as f64),
         ],
         timestamp_ms,
     )

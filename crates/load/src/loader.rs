@@ -126,33 +126,8 @@ pub struct LoadConfig {
     pub call_linger: std::time::Duration,
 }
 
-/// A stop request shared by a process's loaders and workers.
-#[derive(Debug, Clone, Default)]
-pub struct Stop(Arc<(std::sync::atomic::AtomicBool, tokio::sync::Notify)>);
-
-impl Stop {
-    /// Asks everything that shares this to stop.
-    pub fn set(&self) {
-        self.0 .0.store(true, Ordering::SeqCst);
-        self.0 .1.notify_waiters();
-    }
-
-    /// Whether a stop was asked for.
-    pub fn is_set(&self) -> bool {
-        self.0 .0.load(Ordering::SeqCst)
-    }
-
-    /// Returns once a stop is asked for.
-    pub async fn wait(&self) {
-        loop {
-            let notified = self.0 .1.notified();
-            if self.is_set() {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
+/// A stop request shared by a process's passes, loaders and workers (one type for all).
+pub use aztrail_state::Stop;
 
 impl LoadConfig {
     /// This config with a pool of calls of its own for `sink` (unless it has one): what every

@@ -1,12 +1,16 @@
 //! aztrail-state: aztrail's own state as small JSON objects in S3.
 //!
-//! Ingest keeps one checkpoint per container (which byte ranges are staged, and who holds the
+//! Ingest keeps its checkpoints in day shards (which byte ranges are staged, and who holds the
 //! claim), load one per staged object (how far it was loaded). Both are JSON objects read with
 //! their ETag and written whole. Ingest writes with S3's conditional writes: `If-None-Match: *`
 //! for the first version, `If-Match: <etag>` after, so two runs never overwrite each other
 //! ([`StateError::Conflict`]). One implementation for both, with errors that keep their cause.
+//! And the one [`Stop`] request both honour.
 
 use serde::{de::DeserializeOwned, Serialize};
+
+mod stop;
+pub use stop::Stop;
 
 /// Any error, as the cause of a [`StateError::Store`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
