@@ -157,8 +157,11 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         let shared = aws_config::load_from_env().await;
         let s3 = super::aws::s3_client(&shared, false);
         let sqs = aws_sdk_sqs::Client::new(&shared);
+        // What a warm instance keeps between invocations (the roots, read again only when
+        // their ETag changed).
+        let remembered = Arc::new(aztrail_ingest::checkpoint::Remembered::default());
         let args = &args;
-        let (shared, s3, sqs) = (&shared, &s3, &sqs);
+        let (shared, s3, sqs, remembered) = (&shared, &s3, &sqs, &remembered);
         let handler = |event: LambdaEvent<serde_json::Value>| async move {
             // Credentials are read at every run, so a rotated secret is picked up.
             let auth = super::ingest::azure_auth(shared, Some(&args.azure_secret_arn)).await?;
@@ -170,6 +173,7 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
             let timer = stop.set_after(remaining);
             let config = aztrail_ingest::run::IngestConfig {
                 stop,
+                remembered: Arc::clone(remembered),
                 ..args.settings.config(
                     args.staging_bucket.clone(),
                     event.context.request_id.clone(),

@@ -265,17 +265,97 @@ pub struct StateIo {
     pub written_bytes: std::sync::atomic::AtomicU64,
 }
 
+/// Documents a process keeps between passes (`roots.json`, which changes every few hours but
+/// grows with the tenant), read again only when their ETag changed.
+#[derive(Debug, Default)]
+pub struct Remembered(std::sync::Mutex<std::collections::HashMap<String, (Vec<u8>, String)>>);
+
+impl Remembered {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, String)> {
+        self.0.lock().ok()?.get(key).cloned()
+    }
+
+    fn set(&self, key: &str, doc: Option<(Vec<u8>, String)>) {
+        if let Ok(mut m) = self.0.lock() {
+            match doc {
+                Some(doc) => m.insert(key.to_string(), doc),
+                None => m.remove(key),
+            };
+        }
+    }
+}
+
 /// Typed state documents over a [`Staging`], each request through the pass's gate and counted.
 pub struct States<'a, T> {
     staging: &'a T,
     io: &'a StateIo,
     gate: &'a Gate,
+    remembered: Option<&'a Remembered>,
 }
 
 impl<'a, T: Staging> States<'a, T> {
     /// Documents in `staging`, counted in `io`, requests through `gate`.
     pub fn new(staging: &'a T, io: &'a StateIo, gate: &'a Gate) -> Self {
-        Self { staging, io, gate }
+        Self {
+            staging,
+            io,
+            gate,
+            remembered: None,
+        }
+    }
+
+    /// These documents, with [`States::get_remembered`] keeping what it read in `remembered`.
+    pub fn remembering(self, remembered: &'a Remembered) -> Self {
+        Self {
+            remembered: Some(remembered),
+            ..self
+        }
+    }
+
+    /// The document at `key`, as [`States::get`], but from what was remembered when S3 says it
+    /// did not change (a conditional GET: no body).
+    pub async fn get_remembered<D: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<(D, String)>, CheckpointError> {
+        let Some(remembered) = self.remembered else {
+            return self.get(key).await;
+        };
+        let got = match remembered.get(key) {
+            Some((body, etag)) => {
+                match self
+                    .gate
+                    .run(self.staging.get_state_if_changed(key, &etag))
+                    .await?
+                {
+                    None => Some((body, etag)),
+                    Some(changed) => {
+                        self.count_read(changed.as_ref());
+                        changed
+                    }
+                }
+            }
+            None => {
+                let got = self.gate.run(self.staging.get_state(key)).await?;
+                self.count_read(got.as_ref());
+                got
+            }
+        };
+        self.io.reads.fetch_add(1, Ordering::Relaxed);
+        remembered.set(key, got.clone());
+        let Some((body, etag)) = got else {
+            return Ok(None);
+        };
+        let doc = serde_json::from_slice(&body).map_err(|e| CheckpointError::corrupt(key, e))?;
+        Ok(Some((doc, etag)))
+    }
+
+    fn count_read(&self, got: Option<&(Vec<u8>, String)>) {
+        if let Some((body, _)) = got {
+            self.io
+                .read_bytes
+                .fetch_add(body.len() as u64, Ordering::Relaxed);
+        }
     }
 
     /// The document at `key` and its ETag (`None`: there is none).
@@ -330,6 +410,42 @@ impl CheckpointStore {
             .get_bytes(&self.bucket, key)
             .await?;
         Ok(got.map(|(body, etag)| (body, etag.unwrap_or_default())))
+    }
+
+    /// The document at `key` unless it is still version `etag` (`None`: unchanged, and S3 sent
+    /// no body).
+    pub async fn get_if_changed(
+        &self,
+        key: &str,
+        etag: &str,
+    ) -> Result<Option<Option<(Vec<u8>, String)>>, CheckpointError> {
+        let got = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match(etag)
+            .send()
+            .await;
+        let out = match got {
+            Ok(out) => out,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 304) => {
+                return Ok(None)
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(Some(None))
+            }
+            Err(e) => return Err(CheckpointError::store(key, e)),
+        };
+        let etag = out.e_tag.clone().unwrap_or_default();
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| CheckpointError::store(key, e))?
+            .into_bytes()
+            .to_vec();
+        Ok(Some(Some((body, etag))))
     }
 
     /// Writes `body` under `write`'s condition; returns the new ETag.

@@ -34,7 +34,7 @@ use tracing::Instrument;
 use crate::auth::AzureAuth;
 use crate::azure::{AzureError, BlobInfo, Container};
 use crate::checkpoint::{
-    day_name, CheckpointError, CheckpointStore, Claim, Keys, Mark, PendingRange, Roots,
+    day_name, CheckpointError, CheckpointStore, Claim, Keys, Mark, PendingRange, Remembered, Roots,
     ShardCheckpoint, ShardId, StateIo, States, MARK_SKEW_SECONDS,
 };
 use crate::fanout::WorkShard;
@@ -76,6 +76,8 @@ pub struct IngestConfig {
     pub stop_before_commit: bool,
     /// Counters for a progress display.
     pub live: Option<Arc<IngestLive>>,
+    /// Documents kept between the passes of a process (shared by clones of this config).
+    pub remembered: Arc<Remembered>,
     /// Asked to stop (SIGTERM, Ctrl-C, a deadline): the copies under way are finished, the ranges
     /// finished are committed and the claims released, so the next run need not wait out the
     /// lease.
@@ -111,6 +113,7 @@ impl Default for IngestConfig {
             run_id: "run".into(),
             stop_before_commit: false,
             live: None,
+            remembered: Arc::default(),
             stop: aztrail_state::Stop::default(),
         }
     }
@@ -302,7 +305,7 @@ pub async fn find_roots_with<B: BlobSource, T: Staging>(
         config,
         now,
         staging,
-        state: States::new(staging, &io, &gate),
+        state: States::new(staging, &io, &gate).remembering(&config.remembered),
         keys: Keys::new(account, source.name()),
         gate: &gate,
         work: None,
@@ -371,7 +374,7 @@ async fn passes<B: BlobSource, T: Staging>(
             config,
             now,
             staging,
-            state: States::new(staging, &io, &gate),
+            state: States::new(staging, &io, &gate).remembering(&config.remembered),
             keys: Keys::new(account, name),
             gate: &gate,
             work,
@@ -512,7 +515,10 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
     /// copying (a warning in `summary`).
     async fn roots(&self, summary: &mut IngestSummary) -> Result<Option<Vec<String>>, IngestError> {
         let name = self.container.name();
-        let mut roots = self.state.get::<Roots>(&self.keys.roots()).await?;
+        let mut roots = self
+            .state
+            .get_remembered::<Roots>(&self.keys.roots())
+            .await?;
         if roots.is_none() {
             match crate::migrate::carry_over(
                 &self.state,

@@ -45,6 +45,22 @@ pub trait Staging: Send + Sync {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<(Vec<u8>, String)>, CheckpointError>> + Send;
+    /// The state document at `key` unless it is still version `etag`: `None` when unchanged,
+    /// otherwise what [`Staging::get_state`] gives. (S3 answers a conditional GET without the
+    /// body; the default reads it and compares.)
+    fn get_state_if_changed(
+        &self,
+        key: &str,
+        etag: &str,
+    ) -> impl Future<Output = Result<Option<Option<(Vec<u8>, String)>>, CheckpointError>> + Send
+    {
+        async move {
+            Ok(match self.get_state(key).await? {
+                Some((_, now)) if now == etag => None,
+                other => Some(other),
+            })
+        }
+    }
     /// Writes the state document `body` at `key` under `write`'s condition; returns the new ETag,
     /// or [`CheckpointError::Conflict`].
     fn put_state(
@@ -106,6 +122,14 @@ pub struct S3Staging {
 impl Staging for S3Staging {
     async fn get_state(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, CheckpointError> {
         self.checkpoints.get(key).await
+    }
+
+    async fn get_state_if_changed(
+        &self,
+        key: &str,
+        etag: &str,
+    ) -> Result<Option<Option<(Vec<u8>, String)>>, CheckpointError> {
+        self.checkpoints.get_if_changed(key, etag).await
     }
 
     async fn put_state(
