@@ -251,7 +251,10 @@ impl BlobSource for LocalContainer {
             let what = what.clone();
             async move {
                 let mut reader = reader?;
-                let mut buf = vec![0u8; 1 << 20];
+                // A chunk of at most 1 MiB, and no larger than what is left: most ranges are a
+                // few lines, and many are read at once.
+                let left = usize::try_from(reader.limit()).unwrap_or(usize::MAX);
+                let mut buf = vec![0u8; left.clamp(1, 1 << 20)];
                 match reader.read(&mut buf).await {
                     Ok(0) => None,
                     Ok(n) => {
