@@ -238,7 +238,8 @@ enum To {
 fn through_worker(aws: Aws, to: To, objects: usize, records: usize) {
     use aztrail_load::checkpoint::S3Checkpoints;
     use aztrail_load::destination::Sink;
-    use aztrail_load::sqs::{SqsFailures, Worker};
+    use aztrail_load::failure::SqsFailures;
+    use aztrail_load::sqs::Worker;
     use futures::StreamExt;
     // A runtime of its own, as a fresh `aztrail load` process has: what earlier parts left
     // behind (idle connections, timers, a grown blocking pool) is not measured here.

@@ -7,15 +7,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use aztrail_load::checkpoint::MemoryCheckpoints;
-use aztrail_load::failure::FailureMessage;
-use aztrail_load::loader::{
-    Destination, FailureSink, FailureSinkError, Live, LoadConfig, Stop, Summary,
-};
-use aztrail_load::local::{list_files, DirCheckpoints, FileFailures};
+use aztrail_load::failure::{AnyFailures, FileFailures, SqsFailures, StderrFailures};
+use aztrail_load::loader::{Destination, FailureSink, Live, LoadConfig, Stop, Summary};
+use aztrail_load::local::{list_files, DirCheckpoints};
 use aztrail_load::notification::ObjectRef;
 use aztrail_load::object::{drain, Loaded, LocalObjects, ReadErrors, S3Objects, Step};
 use aztrail_load::settings::{LoadSettings, Queues};
-use aztrail_load::sqs::SqsFailures;
 
 use super::aws::{clients, Endpoints};
 use super::progress::Progress;
@@ -124,33 +121,6 @@ fn local_object(path: &std::path::Path) -> anyhow::Result<ObjectRef> {
     })
 }
 
-/// Failure messages as JSON lines on standard error (when no failure queue or file is given).
-struct StderrFailures;
-
-impl FailureSink for StderrFailures {
-    async fn send(&self, message: FailureMessage) -> Result<(), FailureSinkError> {
-        eprintln!("{}", message.to_json());
-        Ok(())
-    }
-}
-
-/// Where the failures of direct loads go.
-enum Failures {
-    Queue(SqsFailures),
-    File(FileFailures),
-    Stderr(StderrFailures),
-}
-
-impl FailureSink for Failures {
-    async fn send(&self, message: FailureMessage) -> Result<(), FailureSinkError> {
-        match self {
-            Failures::Queue(q) => q.send(message).await,
-            Failures::File(f) => f.send(message).await,
-            Failures::Stderr(s) => s.send(message).await,
-        }
-    }
-}
-
 /// A stop that SIGTERM or Ctrl-C sets: calls in flight finish, checkpoints are saved, held
 /// messages are released, and the summary is printed.
 fn stop_on_signal() -> Stop {
@@ -231,9 +201,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..args.settings.config(c.account.clone())
         };
         let failures = match (&args.failure_queue_url, &args.failure_file) {
-            (Some(url), _) => Failures::Queue(SqsFailures::new(c.sqs.clone(), url)),
-            (None, Some(path)) => Failures::File(FileFailures::create(path)?),
-            (None, None) => Failures::Stderr(StderrFailures),
+            (Some(url), _) => AnyFailures::Queue(SqsFailures::new(c.sqs.clone(), url)),
+            (None, Some(path)) => AnyFailures::File(FileFailures::create(path)?),
+            (None, None) => AnyFailures::Stderr(StderrFailures),
         };
         let _progress = Progress::load(&live);
         let mut failed = 0;

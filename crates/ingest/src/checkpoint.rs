@@ -30,7 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::gate::Gate;
-use crate::source::Staging;
+use crate::source::{Staging, StateDoc};
 
 /// Where ingest checkpoints live in the staging bucket.
 pub const INGEST_PREFIX: &str = "_aztrail/ingest/";
@@ -418,7 +418,7 @@ impl CheckpointStore {
         &self,
         key: &str,
         etag: &str,
-    ) -> Result<Option<Option<(Vec<u8>, String)>>, CheckpointError> {
+    ) -> Result<Option<Option<StateDoc>>, CheckpointError> {
         let got = self
             .s3
             .get_object()

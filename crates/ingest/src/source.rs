@@ -38,6 +38,9 @@ pub trait BlobSource: Send + Sync {
     }
 }
 
+/// A state document's bytes and its ETag.
+pub type StateDoc = (Vec<u8>, String);
+
 /// Where staged objects and checkpoints go.
 pub trait Staging: Send + Sync {
     /// The state document at `key` and its ETag (`None`: there is none).
@@ -52,8 +55,7 @@ pub trait Staging: Send + Sync {
         &self,
         key: &str,
         etag: &str,
-    ) -> impl Future<Output = Result<Option<Option<(Vec<u8>, String)>>, CheckpointError>> + Send
-    {
+    ) -> impl Future<Output = Result<Option<Option<StateDoc>>, CheckpointError>> + Send {
         async move {
             Ok(match self.get_state(key).await? {
                 Some((_, now)) if now == etag => None,
@@ -128,7 +130,7 @@ impl Staging for S3Staging {
         &self,
         key: &str,
         etag: &str,
-    ) -> Result<Option<Option<(Vec<u8>, String)>>, CheckpointError> {
+    ) -> Result<Option<Option<StateDoc>>, CheckpointError> {
         self.checkpoints.get_if_changed(key, etag).await
     }
 

@@ -30,40 +30,7 @@ use crate::retry::Backoff;
 use crate::sender::{send_batch, SendPolicy, Sent};
 use crate::sink::{EventSink, Wire};
 
-/// Where failure messages go (the failure queue, or a list in tests).
-pub trait FailureSink: Send + Sync {
-    /// Stores one message; an error stops the load (the object is then not acknowledged).
-    fn send(
-        &self,
-        message: FailureMessage,
-    ) -> impl Future<Output = Result<(), FailureSinkError>> + Send;
-}
-
-/// A failure message could not be stored.
-#[derive(Debug, thiserror::Error)]
-#[error("storing a failure message")]
-pub struct FailureSinkError(#[source] pub aztrail_state::BoxError);
-
-impl FailureSinkError {
-    /// Wraps what failed.
-    pub fn new(source: impl Into<aztrail_state::BoxError>) -> Self {
-        Self(source.into())
-    }
-}
-
-/// Failure messages kept in memory.
-#[derive(Debug, Default)]
-pub struct MemoryFailures(pub std::sync::Mutex<Vec<FailureMessage>>);
-
-impl FailureSink for MemoryFailures {
-    async fn send(&self, message: FailureMessage) -> Result<(), FailureSinkError> {
-        self.0
-            .lock()
-            .map_err(|e| FailureSinkError::new(e.to_string()))?
-            .push(message);
-        Ok(())
-    }
-}
+pub use crate::failure::{FailureSink, FailureSinkError, MemoryFailures};
 
 /// Counters a progress display reads while loads run (shared by all of a process's loads).
 #[derive(Debug, Default)]

@@ -6,17 +6,13 @@
 //! over the same tree always loads the same files in the same order. `.gz` files are
 //! decompressed on the fly.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use tokio::io::AsyncRead;
 
 use crate::checkpoint::{
     checkpoint_key, Checkpoint, CheckpointError, CheckpointStore, STATE_PREFIX,
 };
-use crate::failure::FailureMessage;
-use crate::loader::{FailureSink, FailureSinkError};
 use crate::notification::ObjectRef;
 
 /// Why local files could not be listed or opened.
@@ -63,37 +59,6 @@ pub async fn open_file(path: &Path) -> Result<Box<dyn AsyncRead + Send + Unpin>,
             source,
         })?;
     Ok(crate::s3::decompressed(&path.to_string_lossy(), file))
-}
-
-/// Failure messages appended to a file as JSON lines.
-#[derive(Debug)]
-pub struct FileFailures(Mutex<std::fs::File>);
-
-impl FileFailures {
-    /// Appends to `path`, creating it.
-    pub fn create(path: &Path) -> Result<Self, LocalError> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(|f| Self(Mutex::new(f)))
-            .map_err(|source| LocalError {
-                path: path.to_path_buf(),
-                source,
-            })
-    }
-}
-
-impl FailureSink for FileFailures {
-    async fn send(&self, message: FailureMessage) -> Result<(), FailureSinkError> {
-        let mut line = message.to_json();
-        line.push('\n');
-        let mut f = self
-            .0
-            .lock()
-            .map_err(|e| FailureSinkError::new(e.to_string()))?;
-        f.write_all(line.as_bytes()).map_err(FailureSinkError::new)
-    }
 }
 
 /// Load checkpoints as JSON files in a directory: the embedded default's staging directory, under

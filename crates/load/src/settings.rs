@@ -9,10 +9,11 @@ use aztrail_transform::framing::DEFAULT_MAX_RECORD_LEN;
 
 use crate::checkpoint::S3Checkpoints;
 use crate::destination::DestinationSettings;
+use crate::failure::SqsFailures;
 use crate::loader::LoadConfig;
 use crate::rate::RateLimiter;
 use crate::sink::EventSink;
-use crate::sqs::{SqsFailures, Worker};
+use crate::sqs::Worker;
 
 /// PutAuditEvents calls in flight at most, by default.
 pub const DEFAULT_CONCURRENCY: usize = 8;

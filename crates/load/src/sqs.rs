@@ -16,43 +16,14 @@ use tracing::Instrument;
 
 use crate::checkpoint::{CheckpointStore, STATE_PREFIX};
 use crate::failure::{FailureMessage, Location};
-use crate::loader::{Destination, FailureSink, FailureSinkError, LoadConfig, Stop, Summary};
+use crate::failure::{FailureSink, SqsFailures};
+use crate::loader::{Destination, LoadConfig, Stop, Summary};
 use crate::notification::{parse, Notification};
 use crate::object::{Loaded, ReadErrors, S3Objects, Step};
 use crate::pool::CallPool;
 use crate::rate::RateLimiter;
 use crate::retry::Backoff;
 use crate::sink::EventSink;
-
-/// Failure messages sent to an SQS queue.
-#[derive(Debug, Clone)]
-pub struct SqsFailures {
-    client: aws_sdk_sqs::Client,
-    queue_url: String,
-}
-
-impl SqsFailures {
-    /// Sends to `queue_url`.
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        Self {
-            client,
-            queue_url: queue_url.into(),
-        }
-    }
-}
-
-impl FailureSink for SqsFailures {
-    async fn send(&self, message: FailureMessage) -> Result<(), FailureSinkError> {
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(message.to_json())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(FailureSinkError::new)
-    }
-}
 
 /// What a worker did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -19,13 +19,14 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
 use aztrail_load::checkpoint::{checkpoint_key, CheckpointStore, S3Checkpoints};
 use aztrail_load::failure::FailureMessage;
+use aztrail_load::failure::SqsFailures;
 use aztrail_load::loader::LoadConfig;
 use aztrail_load::notification::{parse, Notification};
 use aztrail_load::rate::RateLimiter;
 use aztrail_load::redrive::Redriver;
 use aztrail_load::sender::SendPolicy;
 use aztrail_load::sink::{CallError, CloudTrailSink, EventSink, OutEvent, PutResult};
-use aztrail_load::sqs::{SqsFailures, Worker};
+use aztrail_load::sqs::Worker;
 use aztrail_testkit::{Moto, Staging};
 use aztrail_transform::synth;
 

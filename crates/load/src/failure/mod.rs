@@ -4,6 +4,15 @@
 //! byte offset, length), how many attempts were made, and carries the raw record itself when the
 //! message fits SQS's 256 KiB limit (as text, or base64 when it is not UTF-8). A larger record is
 //! left out and the message is a pointer: redrive re-reads the bytes from the staging bucket.
+//!
+//! Where the messages go is in [`sinks`]: the failure queue, a file, standard error, memory.
+
+pub mod sinks;
+
+pub use sinks::{
+    AnyFailures, FailureSink, FailureSinkError, FileFailures, MemoryFailures, SqsFailures,
+    StderrFailures,
+};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
