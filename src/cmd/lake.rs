@@ -181,7 +181,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
             seed: a.seed,
         },
         sync: if a.fsync { Sync::Full } else { Sync::Process },
-        limits: aztrail_lake::serve::ConnLimits::default(),
+        limits: aztrail_lake::connections::ConnLimits::default(),
     };
     let runtime = super::runtime()?;
     runtime.block_on(async {

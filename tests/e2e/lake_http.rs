@@ -204,7 +204,7 @@ async fn hostile_bodies_are_refused_and_the_lake_keeps_serving() {
 async fn idle_and_slow_connections_are_closed_and_connections_are_bounded() {
     let lake = Lake::start(LakeConfig {
         faults: FaultConfig::none(),
-        limits: aztrail_lake::serve::ConnLimits {
+        limits: aztrail_lake::connections::ConnLimits {
             max_connections: 4,
             header_timeout: std::time::Duration::from_millis(300),
             body_timeout: std::time::Duration::from_millis(300),
@@ -278,7 +278,7 @@ async fn a_flood_of_idle_connections_does_not_starve_valid_calls() {
 async fn bodies_held_at_once_are_bounded_across_connections() {
     let lake = Lake::start(LakeConfig {
         faults: FaultConfig::none(),
-        limits: aztrail_lake::serve::ConnLimits {
+        limits: aztrail_lake::connections::ConnLimits {
             body_budget: 1 << 20,
             body_timeout: std::time::Duration::from_secs(30),
             ..Default::default()

@@ -2,8 +2,8 @@
 //!
 //! CloudTrail Lake has no emulator (moto and LocalStack lack `cloudtrail-data`) and is closed to
 //! new AWS customers, so tests, benchmarks and the embedded default load into this instead. It
-//! speaks PutAuditEvents as the official SDKs expect ([`server`]), checks every event against the
-//! documented limits ([`validate`]), injects faults on demand ([`faults`]), keeps accepted events
+//! speaks PutAuditEvents as the official SDKs expect ([`endpoint`]) on connections it bounds and
+//! times out ([`connections`]), checks every event against the documented limits ([`validate`]), injects faults on demand ([`faults`]), keeps accepted events
 //! in SQLite ([`store`]) and answers CloudTrail Lake style SQL over them ([`query`]).
 //!
 //! ```no_run
@@ -15,11 +15,11 @@
 //! # let _ = rows; lake.stop().await; Ok(()) }
 //! ```
 
+pub mod connections;
+pub mod endpoint;
 pub mod faults;
 pub mod query;
 pub mod raw_client;
-pub mod serve;
-pub mod server;
 pub mod store;
 pub mod validate;
 
@@ -119,7 +119,7 @@ pub struct LakeConfig {
     /// How hard commits wait for the disk.
     pub sync: Sync,
     /// Connections served at once and how long a client may take.
-    pub limits: serve::ConnLimits,
+    pub limits: connections::ConnLimits,
 }
 
 impl LakeConfig {
@@ -131,7 +131,7 @@ impl LakeConfig {
             channels: Vec::new(),
             faults: FaultConfig::default(),
             sync: Sync::default(),
-            limits: serve::ConnLimits::default(),
+            limits: connections::ConnLimits::default(),
         }
     }
 
@@ -175,7 +175,7 @@ impl Lake {
             .unwrap_or(0)
             ^ u64::from(std::process::id()) << 32;
         let (answered_tx, answered) = tokio::sync::watch::channel(0);
-        let shared = Arc::new(server::Shared {
+        let shared = Arc::new(endpoint::Shared {
             channels,
             faults: Mutex::new(faults::Faults::new(config.faults.clone())),
             store: Arc::clone(&store),
@@ -198,8 +198,8 @@ impl Lake {
             source,
         })?;
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let app = server::router(shared);
-        let task = tokio::spawn(serve::serve(listener, app, config.limits, rx));
+        let app = endpoint::router(shared);
+        let task = tokio::spawn(connections::serve(listener, app, config.limits, rx));
         Ok(Self {
             addr,
             store,

@@ -39,7 +39,7 @@ pub struct Shared {
     /// How long a client may take to send a body once its headers arrived.
     pub body_timeout: std::time::Duration,
     /// The bytes of request bodies that may be held at once, in KiB permits (see
-    /// [`crate::serve::ConnLimits::body_budget`]).
+    /// [`crate::connections::ConnLimits::body_budget`]).
     pub body_budget: Arc<tokio::sync::Semaphore>,
     /// Events accepted in calls answered so far (stored, and the answer on its way).
     pub answered: tokio::sync::watch::Sender<u64>,
