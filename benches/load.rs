@@ -30,9 +30,10 @@ use std::time::{Duration, Instant};
 
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
 use aztrail_load::checkpoint::{Checkpoint, NoProgress};
+use aztrail_load::cloudtrail::CloudTrailSink;
 use aztrail_load::loader::{load, Destination, LoadConfig, MemoryFailures, Summary};
 use aztrail_load::rate::RateLimiter;
-use aztrail_load::sink::{CallError, CloudTrailSink, EventSink, OutEvent, PutResult};
+use aztrail_load::sink::{CallError, EventSink, OutEvent, PutResult};
 use aztrail_transform::{synth, Source};
 use criterion::{Criterion, Throughput};
 

@@ -119,7 +119,8 @@ pub async fn shared_config(
             eprintln!(
                 "aztrail: no AWS credentials set; signing for the local endpoints with placeholders"
             );
-            loader = loader.credentials_provider(aztrail_load::sink::placeholder_credentials());
+            loader =
+                loader.credentials_provider(aztrail_load::cloudtrail::placeholder_credentials());
         } else {
             let shared = aws_config::load_from_env().await;
             let provider = shared

@@ -17,13 +17,13 @@ use aztrail_ingest::run::{ingest_with, IngestConfig, IngestSummary};
 use aztrail_ingest::source::{S3Staging, Staging};
 use aztrail_ingest::stage::Stager;
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
+use aztrail_load::cloudtrail::CloudTrailSink;
 use aztrail_load::destination::{writer_name, DestinationSettings, Kind, Sink};
 use aztrail_load::failure::FileFailures;
 use aztrail_load::loader::{Destination, Live, LoadConfig, Summary};
 use aztrail_load::local::DirCheckpoints;
 use aztrail_load::object::{drain, Loaded, LocalObjects, ReadErrors, Step};
 use aztrail_load::settings::{AwsClients, LoadSettings, Queues};
-use aztrail_load::sink::CloudTrailSink;
 use aztrail_load::sqs::WorkerSummary;
 use aztrail_transform::synth;
 use clap::builder::TypedValueParser as _;
@@ -244,7 +244,7 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
         // Nothing here reaches AWS: no credentials or region are looked for.
         aws_config::from_env()
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aztrail_load::sink::placeholder_credentials())
+            .credentials_provider(aztrail_load::cloudtrail::placeholder_credentials())
             .load()
             .await
     } else {

@@ -5,8 +5,9 @@
 //! and the load Lambda read it the same way; [`Sink`] is the one type above which nothing knows
 //! which destination it feeds.
 
+use crate::cloudtrail::CloudTrailSink;
 use crate::cloudwatch::CloudWatchSink;
-use crate::sink::{CallError, CloudTrailSink, EventSink, OutEvent, PutResult, Wire};
+use crate::sink::{CallError, EventSink, OutEvent, PutResult, Wire};
 
 /// Where events go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

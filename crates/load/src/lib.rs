@@ -27,6 +27,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cloudtrail;
 pub mod cloudwatch;
 pub mod destination;
 pub mod failure;

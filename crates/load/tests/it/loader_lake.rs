@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use aztrail_lake::{FaultConfig, Lake, LakeConfig, DEFAULT_CHANNEL_ARN, LOCAL_ACCOUNT};
 use aztrail_load::checkpoint::{Checkpoint, NoProgress};
+use aztrail_load::cloudtrail::CloudTrailSink;
 use aztrail_load::loader::{load, Destination, LoadConfig, MemoryFailures};
 use aztrail_load::rate::RateLimiter;
 use aztrail_load::sender::SendPolicy;
-use aztrail_load::sink::CloudTrailSink;
 use aztrail_transform::{synth, Source};
 
 fn sink(lake: &Lake) -> Arc<CloudTrailSink> {
