@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use sha2::Digest;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, Mutex};
 
 use crate::azure::{AzureError, BlobInfo};
@@ -35,6 +35,8 @@ use crate::stage::{SourceMeta, StageError, Staged};
 pub struct LocalContainer {
     name: String,
     dir: PathBuf,
+    /// `dir` resolved, once.
+    resolved: Arc<std::sync::OnceLock<PathBuf>>,
     refused: Arc<StdMutex<Vec<String>>>,
 }
 
@@ -44,6 +46,7 @@ impl LocalContainer {
         Self {
             name: name.to_string(),
             dir: account_dir.join(name),
+            resolved: Arc::default(),
             refused: Arc::default(),
         }
     }
@@ -64,7 +67,11 @@ impl LocalContainer {
 
     /// The container directory, resolved (links and `..` taken out).
     fn root(&self) -> std::io::Result<PathBuf> {
-        std::fs::canonicalize(&self.dir)
+        if let Some(root) = self.resolved.get() {
+            return Ok(root.clone());
+        }
+        let root = std::fs::canonicalize(&self.dir)?;
+        Ok(self.resolved.get_or_init(|| root).clone())
     }
 
     /// What a directory entry is, following a link that stays inside `root`; `None` (and a
@@ -234,25 +241,44 @@ impl BlobSource for LocalContainer {
         end: u64,
     ) -> Result<BoxStream<'_, Result<Bytes, AzureError>>, AzureError> {
         let what = format!("read {blob} [{start}, {end})");
-        let path =
-            std::fs::canonicalize(self.dir.join(blob)).map_err(|e| self.err(what.clone(), e))?;
         let root = self.root().map_err(|e| self.err(what.clone(), e))?;
-        if !path.starts_with(&root) {
-            return Err(self.err(what, "it leads outside the source directory"));
-        }
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| self.err(what.clone(), e))?;
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| self.err(what.clone(), e))?;
-        let reader = file.take(end.saturating_sub(start));
+        let blob_path = self.dir.join(blob);
+        let len = end.saturating_sub(start);
+        // One trip to the blocking pool: resolve, check, open, seek and, for a range of up to
+        // 1 MiB (most are a few lines), read it whole.
+        let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Opened> {
+            use std::io::{Read, Seek};
+            let path = std::fs::canonicalize(blob_path)?;
+            if !path.starts_with(root) {
+                return Ok(Opened::Outside);
+            }
+            let mut file = std::fs::File::open(&path)?;
+            file.seek(std::io::SeekFrom::Start(start))?;
+            if len <= SMALL_READ {
+                let mut buf = Vec::with_capacity(len as usize);
+                file.take(len).read_to_end(&mut buf)?;
+                return Ok(Opened::Whole(buf));
+            }
+            Ok(Opened::File(file))
+        })
+        .await
+        .map_err(|e| self.err(what.clone(), e))?
+        .map_err(|e| self.err(what.clone(), e))?;
+        let file = match opened {
+            Opened::Outside => {
+                return Err(self.err(what, "it leads outside the source directory"));
+            }
+            Opened::Whole(bytes) => {
+                return Ok(futures::stream::iter([Ok(Bytes::from(bytes))]).boxed());
+            }
+            Opened::File(file) => tokio::fs::File::from_std(file),
+        };
+        let reader = file.take(len);
         let stream = futures::stream::unfold(Some(reader), move |reader| {
             let what = what.clone();
             async move {
                 let mut reader = reader?;
-                // A chunk of at most 1 MiB, and no larger than what is left: most ranges are a
-                // few lines, and many are read at once.
+                // A chunk of at most 1 MiB, and no larger than what is left.
                 let left = usize::try_from(reader.limit()).unwrap_or(usize::MAX);
                 let mut buf = vec![0u8; left.clamp(1, 1 << 20)];
                 match reader.read(&mut buf).await {
@@ -267,6 +293,19 @@ impl BlobSource for LocalContainer {
         });
         Ok(stream.boxed())
     }
+}
+
+/// Ranges up to this size are read (and staged) in one trip to the blocking pool.
+const SMALL_READ: u64 = 1 << 20;
+
+/// A source file, opened for a range.
+enum Opened {
+    /// The path leads outside the source directory.
+    Outside,
+    /// The whole (small) range.
+    Whole(Vec<u8>),
+    /// Positioned at the range's start.
+    File(std::fs::File),
 }
 
 /// A directory as the staging bucket. New objects are announced on `notify` (the in-process
@@ -295,6 +334,20 @@ impl LocalStaging {
     }
 }
 
+/// Runs `op` on `path`; when it fails because `path`'s directory does not exist yet, creates it
+/// and runs `op` again (one system call in the common case, not a `mkdir` each time).
+fn with_parent<T>(path: &Path, op: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+    match op() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            op()
+        }
+        other => other,
+    }
+}
+
 fn etag_of(bytes: &[u8]) -> String {
     let d = sha2::Sha256::digest(bytes);
     d.iter().take(12).map(|b| format!("{b:02x}")).collect()
@@ -318,27 +371,36 @@ impl Staging for LocalStaging {
         body: Vec<u8>,
         write: Write<'_>,
     ) -> Result<String, CheckpointError> {
-        let store = |e: std::io::Error| CheckpointError::store(key, e);
         let _held = self.lock.lock().await;
-        let current = self.get_state(key).await?.map(|(_, etag)| etag);
-        let allowed = match write {
-            Write::Always => true,
-            Write::IfAbsent => current.is_none(),
-            Write::IfMatch(etag) => current.as_deref() == Some(etag),
-        };
-        if !allowed {
-            return Err(CheckpointError::Conflict {
-                key: key.to_string(),
-            });
-        }
         let path = self.path(key);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(store)?;
-        }
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        tokio::fs::write(&tmp, &body).await.map_err(store)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(store)?;
-        Ok(etag_of(&body))
+        let expected = match write {
+            Write::Always => None,
+            Write::IfAbsent => Some(None),
+            Write::IfMatch(etag) => Some(Some(etag.to_string())),
+        };
+        // Compare and replace in one trip to the blocking pool (under the process's lock).
+        let put = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
+            if let Some(expected) = expected {
+                let current = match std::fs::read(&path) {
+                    Ok(bytes) => Some(etag_of(&bytes)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(e),
+                };
+                if current != expected {
+                    return Ok(None);
+                }
+            }
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            with_parent(&tmp, || std::fs::write(&tmp, &body))?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(Some(etag_of(&body)))
+        })
+        .await
+        .map_err(|e| CheckpointError::store(key, e))?
+        .map_err(|e| CheckpointError::store(key, e))?;
+        put.ok_or_else(|| CheckpointError::Conflict {
+            key: key.to_string(),
+        })
     }
 
     async fn prune_days(&self, days: &str, first_day: &str) -> Result<u64, CheckpointError> {
@@ -381,17 +443,59 @@ impl Staging for LocalStaging {
             source: Box::new(e),
         };
         let path = self.path(key);
+        let tmp = self.dir.join(format!(
+            ".partial-{}-{}",
+            std::process::id(),
+            etag_of(key.as_bytes())
+        ));
+        if len <= SMALL_READ {
+            // A small range: gathered, then written, linked and announced in one trip to the
+            // blocking pool.
+            let mut body = Vec::with_capacity(len as usize);
+            while let Some(chunk) = source.next().await {
+                body.extend_from_slice(&chunk.map_err(|e| StageError::Source {
+                    key: key.to_string(),
+                    source: Box::new(e),
+                })?);
+            }
+            if body.len() as u64 != len {
+                return Err(StageError::Length {
+                    key: key.to_string(),
+                    expected: len,
+                    got: body.len() as u64,
+                });
+            }
+            let created = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+                if path.exists() {
+                    return Ok(false);
+                }
+                std::fs::write(&tmp, &body)?;
+                let linked = with_parent(&path, || std::fs::hard_link(&tmp, &path));
+                let _ = std::fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))?
+            .map_err(io)?;
+            if !created {
+                return Ok(Staged::Existed);
+            }
+            if let Some(n) = &self.notify {
+                // A closed queue means nobody loads in this process; the object stays staged.
+                let _ = n.send(key.to_string());
+            }
+            return Ok(Staged::Created);
+        }
         if path.exists() {
             return Ok(Staged::Existed);
         }
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
         }
-        let tmp = self.dir.join(format!(
-            ".partial-{}-{}",
-            std::process::id(),
-            etag_of(key.as_bytes())
-        ));
         let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
         let mut written = 0u64;
         while let Some(chunk) = source.next().await {

@@ -139,16 +139,27 @@ impl CheckpointStore for DirCheckpoints {
         checkpoint: &Checkpoint,
     ) -> Result<(), CheckpointError> {
         let key = checkpoint_key(object);
-        let store = |e: std::io::Error| CheckpointError::store(key.clone(), e);
         let path = self.dir.join(&key);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(store)?;
-        }
         let body =
             serde_json::to_vec(checkpoint).map_err(|e| CheckpointError::corrupt(key.clone(), e))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        tokio::fs::write(&tmp, &body).await.map_err(store)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(store)
+        // One trip to the blocking pool for the directory, the write and the rename.
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if let Err(e) = std::fs::write(&tmp, &body) {
+                // The first checkpoint of a directory: make it (not a mkdir for every write).
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(e);
+                }
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&tmp, &body)?;
+            }
+            std::fs::rename(&tmp, &path)
+        })
+        .await
+        .map_err(|e| CheckpointError::store(key.clone(), e))?
+        .map_err(|e| CheckpointError::store(key, e))
     }
 }
 
