@@ -89,7 +89,7 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
-        let bodies = synth::request_bodies(2000, 21, LOCAL_ACCOUNT);
+        let bodies = aztrail_load::sink::request_bodies(2000, 21, LOCAL_ACCOUNT);
         let mut conn = rt
             .block_on(RawClient::connect(lake.addr()))
             .expect("connect");

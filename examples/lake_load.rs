@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use aztrail_lake::raw_client::RawClient;
 use aztrail_lake::{Db, FaultConfig, Lake, LakeConfig, Sync, LOCAL_ACCOUNT};
-use aztrail_transform::synth;
 
 /// User + system CPU seconds of this process so far (Linux).
 fn cpu_seconds() -> f64 {
@@ -44,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
         ..LakeConfig::in_memory()
     })
     .await?;
-    let bodies = std::sync::Arc::new(synth::request_bodies(2000, 21, LOCAL_ACCOUNT));
+    let bodies = std::sync::Arc::new(aztrail_load::sink::request_bodies(2000, 21, LOCAL_ACCOUNT));
     let events_per_round = 2000;
     let (t0, c0) = (Instant::now(), cpu_seconds());
     let mut tasks = Vec::new();

@@ -184,6 +184,31 @@ pub fn request_len(events: usize, entry_bytes: usize) -> usize {
     BODY_OVERHEAD + entry_bytes + events.saturating_sub(1)
 }
 
+/// `records` generated records (`aztrail_transform::synth`) mapped for `account` and packed into
+/// PutAuditEvents request bodies by the loader's own batching, as it would send them (for
+/// benchmarks and load tests of the lake).
+pub fn request_bodies(records: usize, seed: u64, account: &str) -> Vec<Vec<u8>> {
+    let data = aztrail_transform::synth::generate(records, seed);
+    let mut mapper = aztrail_transform::Mapper::new(account);
+    let mut batches = crate::batch::Batches::new(Wire::CLOUDTRAIL);
+    let mut bodies = Vec::new();
+    let body = |batch: crate::batch::Batch<()>| {
+        let events: Vec<OutEvent> = batch.items.into_iter().map(|(_, e)| e).collect();
+        request_body(&events)
+    };
+    aztrail_transform::frame_all(data.as_bytes(), |r| {
+        if let Ok(ev) = mapper.map(r) {
+            if let Some(done) = batches.push((), OutEvent::from_mapped(&ev)) {
+                bodies.push(body(done));
+            }
+        }
+    });
+    while let Some(done) = batches.take() {
+        bodies.push(body(done));
+    }
+    bodies
+}
+
 /// What one call answered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PutResult {

@@ -6,12 +6,10 @@
 //! - [`framing`] splits a PT1H.json byte stream into records, incrementally.
 //! - [`mapping`] turns one record into one event (`id`, `eventData`, `eventDataChecksum`), or a
 //!   typed [`Rejection`] that says why not.
-//! - [`batch`] packs events into PutAuditEvents request bodies under the API's limits.
 //! - [`limits`], [`time`], [`ip`], [`json`] and [`fields`] are the pieces those are built from.
 //! - [`synth`] generates realistic records, deterministically, for `aztrail gen`, the embedded
 //!   example, tests and benchmarks (no production path draws on it).
 
-pub mod batch;
 pub mod fields;
 pub mod framing;
 pub mod ip;
@@ -21,6 +19,5 @@ pub mod mapping;
 pub mod synth;
 pub mod time;
 
-pub use batch::{Batch, Batcher, EntryTooLarge};
 pub use framing::{frame_all, Framer, Record};
 pub use mapping::{Mapped, Mapper, Parser, Rejection, Source};

@@ -571,26 +571,6 @@ pub fn generate_from(records: usize, seed: u64, start: u64) -> String {
     Generator::new(seed).starting_at(start).lines(records)
 }
 
-/// `records` generated records mapped for `account` and packed into PutAuditEvents request
-/// bodies, as a loader would send them (for benchmarks and load tests).
-pub fn request_bodies(records: usize, seed: u64, account: &str) -> Vec<Vec<u8>> {
-    let data = generate(records, seed);
-    let mut mapper = crate::Mapper::new(account);
-    let mut batcher = crate::Batcher::new();
-    let (mut bodies, mut entry) = (Vec::new(), Vec::new());
-    crate::frame_all(data.as_bytes(), |r| {
-        if let Ok(ev) = mapper.map(r) {
-            entry.clear();
-            ev.write_entry(&mut entry);
-            if let Ok(Some(done)) = batcher.push(&entry, ()) {
-                bodies.push(done.body);
-            }
-        }
-    });
-    bodies.extend(batcher.take().map(|b| b.body));
-    bodies
-}
-
 fn ascii_lower(s: &str) -> String {
     s.chars()
         .map(|c| match c {
