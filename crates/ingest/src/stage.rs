@@ -67,6 +67,15 @@ pub struct SourceMeta {
     pub last_modified: Option<String>,
 }
 
+/// A multipart upload under way: what is read of its source so far.
+struct Upload<'k> {
+    key: &'k str,
+    len: u64,
+    part_size: usize,
+    read: u64,
+    ended: bool,
+}
+
 /// Where and how to write.
 #[derive(Debug, Clone)]
 pub struct Stager {
@@ -87,7 +96,8 @@ impl Stager {
         }
     }
 
-    /// Writes `len` bytes from `source` to `key`, unless `key` exists.
+    /// Writes `len` bytes from `source` to `key`, unless `key` exists: in one PutObject when they
+    /// fit a part, else in a multipart upload.
     pub async fn write<S, E>(
         &self,
         key: &str,
@@ -101,13 +111,9 @@ impl Stager {
     {
         let part_size = self.part_size.max(5 * 1024 * 1024);
         let mut read = 0u64;
-        let next_part = |buf: &mut BytesMut| {
-            let take = buf.len().min(part_size);
-            buf.split_to(take).freeze()
-        };
         let mut buf = BytesMut::new();
         // Fill the first part; a range that fits goes in one PutObject.
-        let mut ended = fill(&mut source, &mut buf, part_size + 1, &mut read, key).await?;
+        let ended = fill(&mut source, &mut buf, part_size + 1, &mut read, key).await?;
         if (buf.len() as u64) <= part_size as u64 && read == len {
             return self.put_one(key, meta, buf.freeze()).await;
         }
@@ -118,7 +124,31 @@ impl Stager {
                 got: read,
             });
         }
-        let upload = self
+        let upload = Upload {
+            key,
+            len,
+            part_size,
+            read,
+            ended,
+        };
+        self.multipart(upload, meta, source, buf).await
+    }
+
+    /// A multipart upload of what `source` still holds after `buf`, completed only if `key` is
+    /// still absent; aborted (its parts are billed) unless it created the object.
+    async fn multipart<S, E>(
+        &self,
+        mut upload: Upload<'_>,
+        meta: &SourceMeta,
+        mut source: S,
+        mut buf: BytesMut,
+    ) -> Result<Staged, StageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let key = upload.key;
+        let created = self
             .s3
             .create_multipart_upload()
             .bucket(&self.bucket)
@@ -127,62 +157,19 @@ impl Stager {
             .send()
             .await
             .map_err(|e| self.s3_error(key, e))?;
-        let upload_id = upload.upload_id.unwrap_or_default();
+        let upload_id = created.upload_id.unwrap_or_default();
         let result = async {
-            let mut parts = Vec::new();
-            loop {
-                if !ended {
-                    ended = fill(&mut source, &mut buf, part_size, &mut read, key).await?;
-                }
-                if buf.is_empty() {
-                    break;
-                }
-                let body = next_part(&mut buf);
-                let number = parts.len() as i32 + 1;
-                let out = self
-                    .s3
-                    .upload_part()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .part_number(number)
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await
-                    .map_err(|e| self.s3_error(key, e))?;
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(out.e_tag)
-                        .build(),
-                );
-            }
-            if read != len {
+            let parts = self
+                .upload_parts(&mut upload, &upload_id, &mut source, &mut buf)
+                .await?;
+            if upload.read != upload.len {
                 return Err(StageError::Length {
                     key: key.into(),
-                    expected: len,
-                    got: read,
+                    expected: upload.len,
+                    got: upload.read,
                 });
             }
-            let done = self
-                .s3
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .if_none_match("*")
-                .send()
-                .await;
-            match done {
-                Ok(_) => Ok(Staged::Created),
-                Err(e) if is_precondition_failed(&e) => Ok(Staged::Existed),
-                Err(e) => Err(self.s3_error(key, e)),
-            }
+            self.complete(key, &upload_id, parts).await
         }
         .await;
         if !matches!(result, Ok(Staged::Created)) {
@@ -198,6 +185,77 @@ impl Stager {
                 .await;
         }
         result
+    }
+
+    /// Uploads `buf` and the rest of `source` in parts of `upload.part_size`.
+    async fn upload_parts<S, E>(
+        &self,
+        upload: &mut Upload<'_>,
+        upload_id: &str,
+        source: &mut S,
+        buf: &mut BytesMut,
+    ) -> Result<Vec<CompletedPart>, StageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let key = upload.key;
+        let mut parts = Vec::new();
+        loop {
+            if !upload.ended {
+                upload.ended = fill(source, buf, upload.part_size, &mut upload.read, key).await?;
+            }
+            if buf.is_empty() {
+                return Ok(parts);
+            }
+            let body = buf.split_to(buf.len().min(upload.part_size)).freeze();
+            let number = parts.len() as i32 + 1;
+            let out = self
+                .s3
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| self.s3_error(key, e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag)
+                    .build(),
+            );
+        }
+    }
+
+    /// Completes the upload if `key` is still absent (`If-None-Match`).
+    async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<Staged, StageError> {
+        let done = self
+            .s3
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .if_none_match("*")
+            .send()
+            .await;
+        match done {
+            Ok(_) => Ok(Staged::Created),
+            Err(e) if is_precondition_failed(&e) => Ok(Staged::Existed),
+            Err(e) => Err(self.s3_error(key, e)),
+        }
     }
 
     async fn put_one(
