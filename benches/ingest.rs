@@ -12,7 +12,8 @@
 //! read and written, and day shards read. Then the same `all grown` pass over 200 subscriptions
 //! (200 blobs grew) with one request in flight (sequential, as before) beside 32.
 //!
-//! Run: `cargo bench --bench ingest` (a few minutes). Under `cargo test` it runs once, small.
+//! Run: `cargo bench --bench ingest` (about three minutes after the build). Under `cargo test` it
+//! runs once, small. Figures and the sizing they give: `docs/ingest-at-scale.md`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
