@@ -278,8 +278,18 @@ async fn a_killed_run_is_finished_by_the_next() {
     // that was loading.
     assert!(stats.duplicate_events <= 6 * 18 * 100);
 
-    // A claim left by a killed ingest is taken over at once, not after the 15-minute lease.
-    let cp_path = dir.join("staging/_aztrail/ingest/local/insights-activity-logs.json");
+    // A claim left by a killed ingest is taken over at once, not after the 15-minute lease: one
+    // planted in the day shard of the blob that grows.
+    let container = dir.join("source/insights-activity-logs");
+    let newest = newest_blob(&container);
+    let blob = newest
+        .strip_prefix(&container)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let shard = aztrail_ingest::checkpoint::Keys::new("local", "insights-activity-logs")
+        .shard(&aztrail_ingest::checkpoint::ShardId::of(&blob));
+    let cp_path = dir.join("staging").join(&shard);
     let mut cp: Value = serde_json::from_slice(&std::fs::read(&cp_path).unwrap()).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -287,7 +297,6 @@ async fn a_killed_run_is_finished_by_the_next() {
         .as_secs();
     cp["claim"] = serde_json::json!({"runId": "killed", "at": now, "ranges": []});
     std::fs::write(&cp_path, serde_json::to_vec(&cp).unwrap()).unwrap();
-    let newest = newest_blob(&dir.join("source/insights-activity-logs"));
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&newest)
