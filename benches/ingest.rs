@@ -27,12 +27,8 @@ const CONTAINER: &str = "insights-activity-logs";
 const T0: i64 = 1_796_121_000;
 
 fn blob(sub: usize, hours_ago: i64) -> String {
-    let h = (T0 - hours_ago * 3600).div_euclid(3600) * 3600;
-    let (y, m, d) = aztrail_transform::time::civil_from_days(h.div_euclid(86_400));
-    let hour = h.rem_euclid(86_400) / 3600;
-    format!(
-        "resourceId=/SUBSCRIPTIONS/{sub:08X}-0000-4000-8000-000000000000/y={y:04}/m={m:02}/d={d:02}/h={hour:02}/m=00/PT1H.json"
-    )
+    let root = format!("resourceId=/SUBSCRIPTIONS/{sub:08X}-0000-4000-8000-000000000000/");
+    aztrail_ingest::layout::hour_blob(&root, T0 - hours_ago * 3600)
 }
 
 /// One line of about 1 KiB, as an Activity Log record is.

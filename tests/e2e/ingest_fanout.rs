@@ -5,7 +5,6 @@
 //! another worker takes over its claims once their lease is out, and every blob's staged bytes
 //! equal its appended bytes, each byte once.
 
-use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,61 +38,8 @@ fn aztrail(moto: &Moto, azurite: &Azurite, args: &[&str]) -> Command {
     c
 }
 
-/// Staged objects per blob: (start, end, bytes).
-async fn staged(s3: &aws_sdk_s3::Client) -> BTreeMap<String, Vec<(u64, u64, Vec<u8>)>> {
-    let mut out: BTreeMap<String, Vec<(u64, u64, Vec<u8>)>> = BTreeMap::new();
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket("staging")
-        .prefix("staged/")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for o in page.unwrap().contents() {
-            keys.push(o.key().unwrap().to_string());
-        }
-    }
-    let bodies: Vec<(String, Vec<u8>)> = futures::stream::iter(keys)
-        .map(|key| async move {
-            let body = s3
-                .get_object()
-                .bucket("staging")
-                .key(&key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes()
-                .to_vec();
-            (key, body)
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    for (key, body) in bodies {
-        let (start, end) = aztrail_ingest::layout::range_of_key(&key).unwrap();
-        let blob = key[..key.rfind('.').unwrap()].to_string();
-        out.entry(blob).or_default().push((start, end, body));
-    }
-    out
-}
-
 async fn staged_count(s3: &aws_sdk_s3::Client) -> usize {
-    let mut n = 0;
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket("staging")
-        .prefix("staged/")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        n += page.unwrap().contents().len();
-    }
-    n
+    aztrail_testkit::keys(s3, "staging", "staged/").await.len()
 }
 
 fn terminate(child: &mut Child) {
@@ -247,18 +193,10 @@ async fn four_workers_one_killed_stage_each_byte_once() {
         terminate(w);
     }
 
-    let staged = staged(&staging.s3).await;
+    let staged = aztrail_testkit::staged_ranges(&staging.s3, "staging", "staged/").await;
     let prefix = format!("staged/{AZURITE_ACCOUNT}/{CONTAINER}/");
     for (name, body) in &blobs {
-        let mut objects = staged[&format!("{prefix}{name}")].clone();
-        objects.sort();
-        let mut at = 0;
-        let mut joined = Vec::new();
-        for (start, end, bytes) in objects {
-            assert_eq!(start, at, "{name}: no gap, no overlap");
-            joined.extend_from_slice(&bytes);
-            at = end;
-        }
+        let joined = aztrail_testkit::concatenated(&staged[&format!("{prefix}{name}")]);
         assert_eq!(&joined, body, "{name}: staged bytes == appended bytes");
     }
     let notified = staging.drain(&staging.work).await;

@@ -46,6 +46,14 @@ pub fn day_prefixes(root: &str, from: i64, to: i64) -> Vec<String> {
     out
 }
 
+/// The blob Azure Monitor writes under `root` for the hour holding `seconds` (since the epoch):
+/// `{root}y=2026/m=11/d=27/h=10/m=00/PT1H.json`.
+pub fn hour_blob(root: &str, seconds: i64) -> String {
+    let (y, m, d) = civil_from_days(seconds.div_euclid(86_400));
+    let hour = seconds.rem_euclid(86_400) / 3600;
+    format!("{root}y={y:04}/m={m:02}/d={d:02}/h={hour:02}/m=00/PT1H.json")
+}
+
 /// The key of a staged object holding bytes `[start, end)` of `blob`.
 ///
 /// A blob replaced `generation` times names its generation (`PT1H.json.g1.0-4096`), so the

@@ -373,20 +373,22 @@ impl Staging for LocalStaging {
     ) -> Result<String, CheckpointError> {
         let _held = self.lock.lock().await;
         let path = self.path(key);
-        let expected = match write {
+        // The condition, owned, for the blocking pool: `None` when there is none.
+        let condition = match write {
             Write::Always => None,
             Write::IfAbsent => Some(None),
             Write::IfMatch(etag) => Some(Some(etag.to_string())),
         };
         // Compare and replace in one trip to the blocking pool (under the process's lock).
         let put = tokio::task::spawn_blocking(move || -> std::io::Result<Option<String>> {
-            if let Some(expected) = expected {
+            if let Some(condition) = &condition {
                 let current = match std::fs::read(&path) {
                     Ok(bytes) => Some(etag_of(&bytes)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                     Err(e) => return Err(e),
                 };
-                if current != expected {
+                let write = condition.as_deref().map_or(Write::IfAbsent, Write::IfMatch);
+                if !write.allows(current.as_deref()) {
                     return Ok(None);
                 }
             }
@@ -451,20 +453,7 @@ impl Staging for LocalStaging {
         if len <= SMALL_READ {
             // A small range: gathered, then written, linked and announced in one trip to the
             // blocking pool.
-            let mut body = Vec::with_capacity(len as usize);
-            while let Some(chunk) = source.next().await {
-                body.extend_from_slice(&chunk.map_err(|e| StageError::Source {
-                    key: key.to_string(),
-                    source: Box::new(e),
-                })?);
-            }
-            if body.len() as u64 != len {
-                return Err(StageError::Length {
-                    key: key.to_string(),
-                    expected: len,
-                    got: body.len() as u64,
-                });
-            }
+            let body = crate::stage::gather(key, len, source).await?;
             let created = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
                 if path.exists() {
                     return Ok(false);
@@ -703,40 +692,6 @@ mod tests {
         std::fs::remove_dir_all(&base).unwrap();
     }
 
-    /// Local staging that asks the pass to stop once it has written one object.
-    struct StopAfterOne {
-        inner: LocalStaging,
-        stop: aztrail_state::Stop,
-    }
-
-    impl Staging for StopAfterOne {
-        async fn get_state(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, CheckpointError> {
-            self.inner.get_state(key).await
-        }
-        async fn put_state(
-            &self,
-            key: &str,
-            body: Vec<u8>,
-            write: Write<'_>,
-        ) -> Result<String, CheckpointError> {
-            self.inner.put_state(key, body, write).await
-        }
-        async fn prune_days(&self, days: &str, first_day: &str) -> Result<u64, CheckpointError> {
-            self.inner.prune_days(days, first_day).await
-        }
-        async fn write(
-            &self,
-            key: &str,
-            len: u64,
-            meta: &SourceMeta,
-            source: BoxStream<'_, Result<Bytes, AzureError>>,
-        ) -> Result<Staged, StageError> {
-            let r = self.inner.write(key, len, meta, source).await;
-            self.stop.set();
-            r
-        }
-    }
-
     #[tokio::test]
     async fn a_stopped_pass_commits_what_it_finished_and_releases_its_claim() {
         let tmp_base = tempfile::Builder::new()
@@ -758,14 +713,18 @@ mod tests {
             &base.join("source"),
             "insights-activity-logs",
         )];
+        // A stop asked for as the first object is written.
         let stop = aztrail_state::Stop::default();
-        let staging = StopAfterOne {
+        let staging = crate::standin::BeforeWrite {
             inner: LocalStaging::new(&base.join("staging"), None),
-            stop: stop.clone(),
+            hook: |_: &str| {
+                stop.set();
+                Ok(())
+            },
         };
         let config = IngestConfig {
             containers: vec!["insights-activity-logs".into()],
-            stop,
+            stop: stop.clone(),
             // One copy at a time, so that the stop comes between two of them.
             requests_in_flight: 1,
             ..IngestConfig::default()

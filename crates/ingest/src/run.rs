@@ -564,9 +564,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
             revisit,
         };
         for _ in 0..4 {
-            let write = read
-                .as_ref()
-                .map_or(Write::IfAbsent, |(_, etag)| Write::IfMatch(etag));
+            let write = replacing(read.as_ref().map(|(_, etag)| etag.as_str()));
             match self.state.put(key, &mark, write).await {
                 Ok(_) => return Ok(()),
                 Err(CheckpointError::Conflict { .. }) => {
@@ -693,11 +691,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
             cp.claim = None;
             if cp != read {
                 self.state
-                    .put(
-                        &key,
-                        &cp,
-                        etag.as_deref().map_or(Write::IfAbsent, Write::IfMatch),
-                    )
+                    .put(&key, &cp, replacing(etag.as_deref()))
                     .await?;
             }
             return Ok(());
@@ -710,11 +704,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
         });
         etag = Some(
             self.state
-                .put(
-                    &key,
-                    &cp,
-                    etag.as_deref().map_or(Write::IfAbsent, Write::IfMatch),
-                )
+                .put(&key, &cp, replacing(etag.as_deref()))
                 .await?,
         );
         let copies: Vec<(PendingRange, Result<Copied, IngestError>)> =
@@ -763,11 +753,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
         }
         cp.claim = None;
         self.state
-            .put(
-                &key,
-                &cp,
-                etag.as_deref().map_or(Write::IfAbsent, Write::IfMatch),
-            )
+            .put(&key, &cp, replacing(etag.as_deref()))
             .await?;
         Ok(())
     }
@@ -903,7 +889,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
             roots: roots.clone(),
             at: self.now,
         };
-        let write = etag.as_deref().map_or(Write::IfAbsent, Write::IfMatch);
+        let write = replacing(etag.as_deref());
         match self.state.put(&self.keys.roots(), &doc, write).await {
             // Another run walked them at the same time: its roots are as good.
             Ok(_) | Err(CheckpointError::Conflict { .. }) => {}
@@ -1031,6 +1017,11 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
     }
 }
 
+/// The condition of a write replacing the version `etag` read (`None`: nothing was there).
+fn replacing(etag: Option<&str>) -> Write<'_> {
+    etag.map_or(Write::IfAbsent, Write::IfMatch)
+}
+
 /// What [`Pass::plan`] decided for one blob.
 struct Planned {
     /// The range to copy.
@@ -1077,12 +1068,8 @@ mod tests {
     const ACTIVITY: &str = "insights-activity-logs";
 
     fn blob(sub: usize, hours_ago: i64) -> String {
-        let h = (T0 - hours_ago * 3600).div_euclid(3600) * 3600;
-        let (y, m, d) = aztrail_transform::time::civil_from_days(h.div_euclid(86_400));
-        let hour = h.rem_euclid(86_400) / 3600;
-        format!(
-            "resourceId=/SUBSCRIPTIONS/{sub:08}/y={y:04}/m={m:02}/d={d:02}/h={hour:02}/m=00/PT1H.json"
-        )
+        let root = format!("resourceId=/SUBSCRIPTIONS/{sub:08}/");
+        crate::layout::hour_blob(&root, T0 - hours_ago * 3600)
     }
 
     fn config(limit: usize) -> IngestConfig {
@@ -1181,46 +1168,6 @@ mod tests {
         assert_each_byte_once(&c, &s, &blobs);
     }
 
-    /// Staging whose copies of one blob fail until told otherwise.
-    struct Failing {
-        inner: SlowStaging,
-        blob: String,
-        fail: std::sync::atomic::AtomicBool,
-    }
-
-    impl Staging for Failing {
-        async fn get_state(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, CheckpointError> {
-            self.inner.get_state(key).await
-        }
-        async fn put_state(
-            &self,
-            key: &str,
-            body: Vec<u8>,
-            write: Write<'_>,
-        ) -> Result<String, CheckpointError> {
-            self.inner.put_state(key, body, write).await
-        }
-        async fn prune_days(&self, days: &str, first_day: &str) -> Result<u64, CheckpointError> {
-            self.inner.prune_days(days, first_day).await
-        }
-        async fn write(
-            &self,
-            key: &str,
-            len: u64,
-            meta: &SourceMeta,
-            source: futures::stream::BoxStream<'_, Result<bytes::Bytes, AzureError>>,
-        ) -> Result<Staged, StageError> {
-            if key.contains(&self.blob) && self.fail.load(Ordering::SeqCst) {
-                return Err(StageError::S3 {
-                    bucket: "staging".into(),
-                    key: key.into(),
-                    source: "SlowDown".into(),
-                });
-            }
-            self.inner.write(key, len, meta, source).await
-        }
-    }
-
     #[tokio::test]
     async fn a_failed_copy_loses_no_other_progress_and_is_retried_as_claimed() {
         let meter = std::sync::Arc::new(Meter::default());
@@ -1229,10 +1176,21 @@ mod tests {
         for b in &blobs {
             c.append(b, b"{\"a\":1}\n", T0 - 3000);
         }
-        let s = Failing {
+        // Copies of the first blob fail until told otherwise.
+        let fail = std::sync::atomic::AtomicBool::new(true);
+        let failing = blobs[0].clone();
+        let s = crate::standin::BeforeWrite {
             inner: SlowStaging::new(Duration::ZERO, meter),
-            blob: blobs[0].clone(),
-            fail: true.into(),
+            hook: |key: &str| {
+                if key.contains(&failing) && fail.load(Ordering::SeqCst) {
+                    return Err(StageError::S3 {
+                        bucket: "staging".into(),
+                        key: key.into(),
+                        source: "SlowDown".into(),
+                    });
+                }
+                Ok(())
+            },
         };
         let s1 = ingest_with(std::slice::from_ref(&c), &s, "acct", &config(8), T0)
             .await
@@ -1242,7 +1200,7 @@ mod tests {
         // The blob grows meanwhile; the retry copies the range as claimed (the same key), and the
         // pass after it the rest.
         c.append(&blobs[0], b"{\"b\":2}\n", T0 + 10);
-        s.fail.store(false, Ordering::SeqCst);
+        fail.store(false, Ordering::SeqCst);
         let s2 = ingest_with(std::slice::from_ref(&c), &s, "acct", &config(8), T0 + 20)
             .await
             .unwrap();

@@ -283,6 +283,29 @@ impl Stager {
     }
 }
 
+/// All of `source` in memory (a small range), checked to be the `len` bytes expected.
+pub async fn gather<S, E>(key: &str, len: u64, mut source: S) -> Result<Vec<u8>, StageError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut body = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 20));
+    while let Some(chunk) = source.next().await {
+        body.extend_from_slice(&chunk.map_err(|e| StageError::Source {
+            key: key.into(),
+            source: Box::new(e),
+        })?);
+    }
+    if body.len() as u64 != len {
+        return Err(StageError::Length {
+            key: key.into(),
+            expected: len,
+            got: body.len() as u64,
+        });
+    }
+    Ok(body)
+}
+
 /// Reads `source` into `buf` until it holds `target` bytes or the source ends (then true),
 /// counting what was read.
 async fn fill<S, E>(

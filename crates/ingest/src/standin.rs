@@ -222,12 +222,7 @@ impl Staging for SlowStaging {
             .lock()
             .map_err(|_| CheckpointError::store(key, "a writer panicked"))?;
         let current = state.get(key).map(|(_, v)| v.to_string());
-        let allowed = match write {
-            Write::Always => true,
-            Write::IfAbsent => current.is_none(),
-            Write::IfMatch(etag) => current.as_deref() == Some(etag),
-        };
-        if !allowed {
+        if !write.allows(current.as_deref()) {
             return Err(CheckpointError::Conflict { key: key.into() });
         }
         let version = self.versions.fetch_add(1, Ordering::Relaxed) + 1;
@@ -254,23 +249,10 @@ impl Staging for SlowStaging {
         key: &str,
         len: u64,
         _meta: &SourceMeta,
-        mut source: BoxStream<'_, Result<Bytes, AzureError>>,
+        source: BoxStream<'_, Result<Bytes, AzureError>>,
     ) -> Result<Staged, StageError> {
-        let mut body = Vec::new();
-        while let Some(chunk) = source.next().await {
-            body.extend_from_slice(&chunk.map_err(|e| StageError::Source {
-                key: key.into(),
-                source: Box::new(e),
-            })?);
-        }
+        let body = crate::stage::gather(key, len, source).await?;
         self.meter.request(self.latency).await;
-        if body.len() as u64 != len {
-            return Err(StageError::Length {
-                key: key.into(),
-                expected: len,
-                got: body.len() as u64,
-            });
-        }
         let mut objects = self.objects.lock().map_err(|_| StageError::S3 {
             bucket: "memory".into(),
             key: key.into(),
@@ -281,5 +263,48 @@ impl Staging for SlowStaging {
         }
         objects.insert(key.to_string(), body);
         Ok(Staged::Created)
+    }
+}
+
+/// Staging that asks `hook` before each staged write (tests: a write that fails, a stop asked for
+/// mid-pass); everything else goes to `inner` as it is.
+pub struct BeforeWrite<T, F> {
+    /// Where it all goes.
+    pub inner: T,
+    /// Called with the key before each write: an error fails the write.
+    pub hook: F,
+}
+
+impl<T, F> Staging for BeforeWrite<T, F>
+where
+    T: Staging,
+    F: Fn(&str) -> Result<(), StageError> + Send + Sync,
+{
+    async fn get_state(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, CheckpointError> {
+        self.inner.get_state(key).await
+    }
+
+    async fn put_state(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        write: Write<'_>,
+    ) -> Result<String, CheckpointError> {
+        self.inner.put_state(key, body, write).await
+    }
+
+    async fn prune_days(&self, days: &str, first_day: &str) -> Result<u64, CheckpointError> {
+        self.inner.prune_days(days, first_day).await
+    }
+
+    async fn write(
+        &self,
+        key: &str,
+        len: u64,
+        meta: &SourceMeta,
+        source: BoxStream<'_, Result<Bytes, AzureError>>,
+    ) -> Result<Staged, StageError> {
+        (self.hook)(key)?;
+        self.inner.write(key, len, meta, source).await
     }
 }

@@ -12,11 +12,11 @@
 use std::collections::BTreeMap;
 
 use aztrail_ingest::auth::AzureAuth;
-use aztrail_ingest::layout::{day_prefixes, range_of_key};
+use aztrail_ingest::layout::day_prefixes;
 use aztrail_ingest::run::{ingest, IngestConfig, IngestSummary};
 use aztrail_testkit::{
-    azurite_account_sas as account_sas, hour_path, now, Azurite, Moto, Staging, AZURITE_ACCOUNT,
-    AZURITE_KEY,
+    azurite_account_sas as account_sas, concatenated, hour_path, now, Azurite, Moto, Staging,
+    AZURITE_ACCOUNT, AZURITE_KEY,
 };
 use aztrail_transform::synth;
 use azure_core::http::{RequestContent, Url};
@@ -122,49 +122,9 @@ impl Env {
         s
     }
 
-    /// Staged objects per (container, blob): (start, end, bytes), in key order.
+    /// Staged objects per (container, blob): (start, end, bytes), in offset order.
     async fn staged(&self) -> BTreeMap<String, Vec<(u64, u64, Vec<u8>)>> {
-        let mut out: BTreeMap<String, Vec<(u64, u64, Vec<u8>)>> = BTreeMap::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket("staging")
-                .prefix("staged/")
-                .set_continuation_token(token)
-                .send()
-                .await
-                .unwrap();
-            for o in page.contents() {
-                let key = o.key().unwrap();
-                let (start, end) = range_of_key(key).unwrap();
-                let blob = key[..key.rfind('.').unwrap()].to_string();
-                let body = self
-                    .s3
-                    .get_object()
-                    .bucket("staging")
-                    .key(key)
-                    .send()
-                    .await
-                    .unwrap()
-                    .body
-                    .collect()
-                    .await
-                    .unwrap()
-                    .into_bytes()
-                    .to_vec();
-                out.entry(blob).or_default().push((start, end, body));
-            }
-            token = page.next_continuation_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-        for v in out.values_mut() {
-            v.sort_by_key(|(s, _, _)| *s);
-        }
-        out
+        aztrail_testkit::staged_ranges(&self.s3, "staging", "staged/").await
     }
 
     /// Messages in the work queue (S3 notifications of staged objects), drained.
@@ -175,19 +135,6 @@ impl Env {
             .filter(|b| b.contains("ObjectCreated"))
             .count()
     }
-}
-
-/// The staged objects of one blob: contiguous from 0, and their concatenation.
-fn concatenated(objects: &[(u64, u64, Vec<u8>)]) -> Vec<u8> {
-    let mut at = 0;
-    let mut out = Vec::new();
-    for (start, end, bytes) in objects {
-        assert_eq!(*start, at, "no gap and no overlap");
-        assert_eq!((end - start) as usize, bytes.len());
-        out.extend_from_slice(bytes);
-        at = *end;
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,6 +90,18 @@ pub enum Write<'a> {
     IfMatch(&'a str),
 }
 
+impl Write<'_> {
+    /// Whether a store whose current version is `current` (`None`: nothing there) takes the
+    /// write: what S3 decides, for stores that stand in for it.
+    pub fn allows(&self, current: Option<&str>) -> bool {
+        match self {
+            Write::Always => true,
+            Write::IfAbsent => current.is_none(),
+            Write::IfMatch(etag) => current == Some(*etag),
+        }
+    }
+}
+
 /// JSON state objects in S3.
 #[derive(Debug, Clone)]
 pub struct S3Json {

@@ -446,3 +446,73 @@ mod tests {
         assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
     }
 }
+
+/// The objects of `bucket` under `prefix` as ingest stages them (`{blob}.{start}-{end}`), by
+/// blob (the key less its range): `(start, end, bytes)` in offset order.
+pub async fn staged_ranges(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, Vec<(u64, u64, Vec<u8>)>> {
+    let mut out: std::collections::BTreeMap<String, Vec<(u64, u64, Vec<u8>)>> =
+        std::collections::BTreeMap::new();
+    for key in keys(s3, bucket, prefix).await {
+        let (blob, range) = key
+            .rsplit_once('.')
+            .expect("a staged key ends in its range");
+        let (start, end) = range.split_once('-').expect("start-end");
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("a staged object")
+            .body
+            .collect()
+            .await
+            .expect("its body")
+            .into_bytes()
+            .to_vec();
+        out.entry(blob.to_string()).or_default().push((
+            start.parse().expect("start"),
+            end.parse().expect("end"),
+            body,
+        ));
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|(s, _, _)| *s);
+    }
+    out
+}
+
+/// Every key of `bucket` under `prefix`.
+pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for o in page.expect("a listing").contents() {
+            out.extend(o.key().map(str::to_string));
+        }
+    }
+    out
+}
+
+/// The staged ranges of one blob, in offset order, checked to follow each other with no gap and
+/// no overlap: their bytes, concatenated.
+pub fn concatenated(objects: &[(u64, u64, Vec<u8>)]) -> Vec<u8> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    for (start, end, bytes) in objects {
+        assert_eq!(*start, at, "no gap and no overlap");
+        assert_eq!((end - start) as usize, bytes.len());
+        out.extend_from_slice(bytes);
+        at = *end;
+    }
+    out
+}
