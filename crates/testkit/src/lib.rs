@@ -435,18 +435,6 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iso_times() {
-        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso(1_796_076_000), "2026-11-30T22:00:00Z");
-        assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
-    }
-}
-
 /// The objects of `bucket` under `prefix` as ingest stages them (`{blob}.{start}-{end}`), by
 /// blob (the key less its range): `(start, end, bytes)` in offset order.
 pub async fn staged_ranges(
@@ -515,4 +503,16 @@ pub fn concatenated(objects: &[(u64, u64, Vec<u8>)]) -> Vec<u8> {
         at = *end;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_times() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(1_796_076_000), "2026-11-30T22:00:00Z");
+        assert_eq!(iso(951_782_400), "2000-02-29T00:00:00Z");
+    }
 }
