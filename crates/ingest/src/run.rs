@@ -1169,6 +1169,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn day_shards_out_of_the_window_are_deleted_when_the_roots_are_walked_again() {
+        let meter = std::sync::Arc::new(Meter::default());
+        let c = SlowContainer::new(ACTIVITY, Duration::ZERO, meter.clone());
+        let s = SlowStaging::new(Duration::ZERO, meter);
+        c.append(&blob(0, 0), b"{\"a\":1}\n", T0 - 60);
+        pass(&c, &s, &config(4), T0).await;
+        let old_day = crate::checkpoint::day_name(T0);
+        let day_shard = |k: &String| k.contains(&format!("/days/{old_day}/"));
+        assert_eq!(s.state_keys().iter().filter(|k| day_shard(k)).count(), 1);
+        // Three days on (the roots are walked again after 6 hours), a blob of the new day: the
+        // old day is out of the 48-hour window, and its shard goes.
+        let later = T0 + 3 * 86_400;
+        c.append(&blob(0, -3 * 24), b"{\"b\":2}\n", later - 60);
+        let s2 = pass(&c, &s, &config(4), later).await;
+        assert_eq!(s2.objects_written, 1, "{s2:?}");
+        let keys = s.state_keys();
+        assert!(!keys.iter().any(day_shard), "{keys:?}");
+        let new_day = crate::checkpoint::day_name(later);
+        assert!(
+            keys.iter()
+                .any(|k| k.contains(&format!("/days/{new_day}/"))),
+            "{keys:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_failed_copy_loses_no_other_progress_and_is_retried_as_claimed() {
         let meter = std::sync::Arc::new(Meter::default());
         let c = SlowContainer::new(ACTIVITY, Duration::ZERO, meter.clone());

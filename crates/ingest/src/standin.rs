@@ -191,6 +191,17 @@ impl SlowStaging {
         self.objects.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
+    /// The keys of the state documents.
+    pub fn state_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .state
+            .lock()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    }
+
     /// The bytes of every state document.
     pub fn state_bytes(&self) -> u64 {
         self.state
