@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aztrail_ingest::auth::AzureAuth;
-use aztrail_ingest::fanout::{partition, WorkQueue};
-use aztrail_ingest::run::{
-    find_roots, ingest, ingest_work, IngestConfig, IngestLive, IngestSummary,
-};
+use aztrail_ingest::fanout::{parse_work_shards, WorkQueue};
+use aztrail_ingest::run::{ingest, ingest_work, IngestConfig, IngestLive, IngestSummary};
 
 use super::parse_interval;
 use aztrail_ingest::settings::IngestSettings;
@@ -79,15 +77,6 @@ pub struct Args {
     /// that while its pass runs (1s to 12h, with its unit).
     #[arg(long, env = "AZTRAIL_WORK_VISIBILITY", default_value = "5m", value_parser = parse_visibility)]
     work_visibility: Duration,
-}
-
-/// A number of work shards, 1 to 4096.
-fn parse_work_shards(s: &str) -> Result<usize, String> {
-    s.trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|n| (1..=4096).contains(n))
-        .ok_or_else(|| format!("{s:?}: the number of work shards is 1 to 4096"))
 }
 
 /// A visibility timeout: SQS takes 0 to 12 hours.
@@ -188,7 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The scheduler: each container's roots, in work shards, onto the queue.
+/// The scheduler: each container's roots, in work shards, onto the queue; a JSON line each.
 async fn fan_out(
     queue: &WorkQueue,
     auth: &AzureAuth,
@@ -196,25 +185,8 @@ async fn fan_out(
     config: &IngestConfig,
     shards: usize,
 ) -> anyhow::Result<ExitCode> {
-    for container in &config.containers {
-        let mut summary = IngestSummary::default();
-        let roots = find_roots(auth, s3, config, now(), container, &mut summary).await?;
-        for w in &summary.warnings {
-            tracing::warn!(warning = %w, "ingest");
-        }
-        let Some(roots) = roots else { continue };
-        let work = partition(container, &roots, shards);
-        let sent = queue.send(&work).await?;
-        super::emit(
-            &(serde_json::json!({
-                "container": container,
-                "roots": roots.len(),
-                "messages": sent,
-                "listCalls": summary.list_calls,
-            })
-            .to_string()
-                + "\n"),
-        )?;
+    for sent in aztrail_ingest::run::fan_out(auth, s3, config, queue, shards, now()).await? {
+        super::emit(&(serde_json::to_string(&sent)? + "\n"))?;
     }
     Ok(ExitCode::SUCCESS)
 }

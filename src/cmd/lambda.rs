@@ -60,7 +60,8 @@ struct IngestArgs {
     #[arg(long, env = "AZTRAIL_INGEST_WORK_QUEUE_URL")]
     work_queue_url: Option<String>,
     /// How many work shards each container's roots are split into.
-    #[arg(long, env = "AZTRAIL_WORK_SHARDS", default_value_t = aztrail_ingest::fanout::DEFAULT_WORK_SHARDS)]
+    #[arg(long, env = "AZTRAIL_WORK_SHARDS", default_value_t = aztrail_ingest::fanout::DEFAULT_WORK_SHARDS,
+          value_parser = aztrail_ingest::fanout::parse_work_shards)]
     work_shards: usize,
 }
 
@@ -205,31 +206,16 @@ fn run_ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
                     sqs: sqs.clone(),
                     url: url.clone(),
                 };
-                let mut sent = serde_json::Map::new();
-                for container in &config.containers {
-                    let mut summary = aztrail_ingest::run::IngestSummary::default();
-                    let roots = aztrail_ingest::run::find_roots(
-                        &auth,
-                        s3,
-                        &config,
-                        super::ingest::now(),
-                        container,
-                        &mut summary,
-                    )
-                    .await?;
-                    for w in &summary.warnings {
-                        tracing::warn!(warning = %w, "ingest");
-                    }
-                    let Some(roots) = roots else { continue };
-                    let work =
-                        aztrail_ingest::fanout::partition(container, &roots, args.work_shards);
-                    let n = queue.send(&work).await?;
-                    sent.insert(
-                        container.clone(),
-                        serde_json::json!({"roots": roots.len(), "messages": n}),
-                    );
-                }
-                serde_json::Value::Object(sent)
+                let sent = aztrail_ingest::run::fan_out(
+                    &auth,
+                    s3,
+                    &config,
+                    &queue,
+                    args.work_shards,
+                    super::ingest::now(),
+                )
+                .await?;
+                serde_json::to_value(&sent)?
             } else {
                 let summary =
                     aztrail_ingest::run::ingest(&auth, s3, &config, super::ingest::now()).await?;
@@ -284,12 +270,7 @@ where
             Ok(work) => match pass(work).await {
                 Ok(s) => {
                     let ok = !s.stopped && s.failed == 0;
-                    total.failed += s.failed;
-                    total.new_bytes += s.new_bytes;
-                    total.objects_written += s.objects_written;
-                    total.blobs_seen += s.blobs_seen;
-                    total.shards_read += s.shards_read;
-                    total.contended += s.contended;
+                    total.add(s);
                     ok
                 }
                 Err(e) => {

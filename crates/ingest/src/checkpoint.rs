@@ -126,6 +126,17 @@ pub struct ShardCheckpoint {
     pub retry: Vec<PendingRange>,
 }
 
+impl ShardCheckpoint {
+    /// The document of `id` before anything was copied.
+    pub fn empty(id: &ShardId) -> Self {
+        Self {
+            root: id.root.clone(),
+            day: id.day.clone(),
+            ..Self::default()
+        }
+    }
+}
+
 /// The roots the last directory walk found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

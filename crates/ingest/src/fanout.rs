@@ -17,6 +17,18 @@ use serde::{Deserialize, Serialize};
 /// The default number of shards a container's roots are split into.
 pub const DEFAULT_WORK_SHARDS: usize = 16;
 
+/// The most work shards a container's roots are split into.
+pub const MAX_WORK_SHARDS: usize = 4096;
+
+/// Parses a number of work shards, 1 to [`MAX_WORK_SHARDS`].
+pub fn parse_work_shards(s: &str) -> Result<usize, String> {
+    s.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_WORK_SHARDS).contains(n))
+        .ok_or_else(|| format!("{s:?}: the number of work shards is 1 to {MAX_WORK_SHARDS}"))
+}
+
 /// The most a message may carry: SQS takes 256 KiB; the rest is room for the envelope.
 const MAX_MESSAGE_BYTES: usize = 200 * 1024;
 

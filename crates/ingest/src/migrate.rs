@@ -78,20 +78,16 @@ pub async fn carry_over<T: Staging>(
     let mut shards: BTreeMap<ShardId, ShardCheckpoint> = BTreeMap::new();
     for (blob, progress) in &legacy.blobs {
         let id = ShardId::of(blob);
-        let shard = shards.entry(id.clone()).or_insert_with(|| ShardCheckpoint {
-            root: id.root.clone(),
-            day: id.day.clone(),
-            ..ShardCheckpoint::default()
-        });
+        let shard = shards
+            .entry(id.clone())
+            .or_insert_with(|| ShardCheckpoint::empty(&id));
         shard.blobs.insert(blob.clone(), progress.clone());
     }
     for range in resumed {
         let id = ShardId::of(&range.blob);
-        let shard = shards.entry(id.clone()).or_insert_with(|| ShardCheckpoint {
-            root: id.root.clone(),
-            day: id.day.clone(),
-            ..ShardCheckpoint::default()
-        });
+        let shard = shards
+            .entry(id.clone())
+            .or_insert_with(|| ShardCheckpoint::empty(&id));
         shard.retry.push(range);
     }
     let writes = shards.iter().map(|(id, shard)| async move {

@@ -174,8 +174,8 @@ pub struct IngestSummary {
 }
 
 impl IngestSummary {
-    /// Adds what another part of the pass did.
-    fn add(&mut self, o: IngestSummary) {
+    /// Adds what another part of the pass (or another pass) did.
+    pub fn add(&mut self, o: IngestSummary) {
         self.containers += o.containers;
         self.blobs_seen += o.blobs_seen;
         self.new_bytes += o.new_bytes;
@@ -336,6 +336,68 @@ pub async fn find_roots(
     .await;
     summary.list_calls += list_calls.load(Ordering::Relaxed);
     found
+}
+
+/// What a fan-out sent for one container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FannedOut {
+    /// The container.
+    pub container: String,
+    /// Its roots.
+    pub roots: u64,
+    /// Work shards sent.
+    pub messages: u64,
+    /// Azure list requests made finding the roots.
+    pub list_calls: u64,
+    /// Why it was skipped (an earlier version's run is copying), or other warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Why a fan-out failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FanOutError {
+    /// The roots could not be found.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The work shards could not be sent.
+    #[error(transparent)]
+    Queue(#[from] crate::fanout::WorkQueueError),
+}
+
+/// The fan-out scheduler's pass: each container's roots, split into `shards` work shards, onto
+/// `queue` (for `aztrail ingest --fan-out-to` and the ingest Lambda's scheduled invocation).
+pub async fn fan_out(
+    auth: &AzureAuth,
+    s3: &aws_sdk_s3::Client,
+    config: &IngestConfig,
+    queue: &crate::fanout::WorkQueue,
+    shards: usize,
+    now: i64,
+) -> Result<Vec<FannedOut>, FanOutError> {
+    let mut out = Vec::new();
+    for container in &config.containers {
+        let mut summary = IngestSummary::default();
+        let roots = find_roots(auth, s3, config, now, container, &mut summary).await?;
+        for w in &summary.warnings {
+            tracing::warn!(warning = %w, "ingest");
+        }
+        let (roots, messages) = match roots {
+            Some(roots) => {
+                let work = crate::fanout::partition(container, &roots, shards);
+                (roots.len() as u64, queue.send(&work).await?)
+            }
+            None => (0, 0),
+        };
+        out.push(FannedOut {
+            container: container.clone(),
+            roots,
+            messages,
+            list_calls: summary.list_calls,
+            warnings: summary.warnings,
+        });
+    }
+    Ok(out)
 }
 
 fn s3_staging(s3: &aws_sdk_s3::Client, config: &IngestConfig) -> S3Staging {
@@ -629,14 +691,7 @@ impl<B: BlobSource, T: Staging> Pass<'_, B, T> {
         let key = self.keys.shard(id);
         let (mut cp, mut etag) = match self.state.get::<ShardCheckpoint>(&key).await? {
             Some((cp, etag)) => (cp, Some(etag)),
-            None => (
-                ShardCheckpoint {
-                    root: id.root.clone(),
-                    day: id.day.clone(),
-                    ..ShardCheckpoint::default()
-                },
-                None,
-            ),
+            None => (ShardCheckpoint::empty(id), None),
         };
         let read = cp.clone();
         let summary = &mut done.summary;
