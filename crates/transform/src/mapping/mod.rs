@@ -338,5 +338,7 @@ use failure::*;
 use identity::*;
 use record::*;
 
+pub use record::is_entra;
+
 #[cfg(test)]
 mod tests;

@@ -225,7 +225,7 @@ pub(super) fn property_fields() -> &'static FieldSet<PROPERTY_FIELDS> {
 }
 
 /// Entra ID (Azure AD) categories; everything else is read as an Activity Log record.
-pub(super) fn is_entra(category: &str) -> bool {
+pub fn is_entra(category: &str) -> bool {
     let c = category.as_bytes();
     let ends_ci = |suffix: &str| {
         c.len() >= suffix.len()
