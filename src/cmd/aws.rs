@@ -98,6 +98,7 @@ pub async fn shared_config(
     let service = match destination.destination {
         Kind::Cloudtrail => "CLOUDTRAIL_DATA",
         Kind::Cloudwatch => "CLOUDWATCH_LOGS",
+        Kind::Securitylake => "S3",
     };
     let to = destination
         .endpoint()
@@ -142,6 +143,18 @@ pub async fn shared_config(
         }
     }
     Ok(loader.load().await)
+}
+
+/// The settings of a run that calls no AWS service: no credentials or region are looked for
+/// (so the instance metadata service is not asked).
+pub async fn offline_config() -> aws_config::SdkConfig {
+    aws_config::from_env()
+        .region(aws_config::Region::new(
+            std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        ))
+        .credentials_provider(aztrail_load::cloudtrail::placeholder_credentials())
+        .load()
+        .await
 }
 
 /// The S3 client (path-style URLs for S3 emulators such as moto), the one place it is built.

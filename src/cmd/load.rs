@@ -14,6 +14,8 @@ use aztrail_load::notification::ObjectRef;
 use aztrail_load::object::{drain, Loaded, LocalObjects, ReadErrors, S3Objects, Step};
 use aztrail_load::settings::{LoadSettings, Queues};
 
+use futures::StreamExt as _;
+
 use super::aws::{clients, Endpoints};
 use super::progress::Progress;
 use super::EXIT_REJECTED;
@@ -169,6 +171,9 @@ fn items(sources: &[String]) -> anyhow::Result<Vec<Item>> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     args.settings.destination.check()?;
+    if args.settings.destination.destination == aztrail_load::destination::Kind::Securitylake {
+        return to_security_lake(args);
+    }
     anyhow::ensure!(
         !args.sources.is_empty() || args.queue_url.is_some(),
         "nothing to load: give s3://bucket/key objects, local paths or --queue-url"
@@ -225,6 +230,105 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::Ok(if stopped {
             ExitCode::from(EXIT_STOPPED)
         } else if failed > 0 {
+            ExitCode::from(EXIT_REJECTED)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+/// `--destination securitylake`: the objects into OCSF Parquet files, in batches; one JSON
+/// summary on standard output.
+fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
+    use super::securitylake::{load_batches, Input, LakeTarget};
+    anyhow::ensure!(
+        args.queue_url.is_none(),
+        aztrail_load::destination::DestinationError::NotAnEventSink
+    );
+    anyhow::ensure!(
+        !args.sources.is_empty(),
+        "nothing to load: give s3://bucket/key objects or local paths"
+    );
+    let items = items(&args.sources)?;
+    let dest = args.settings.destination.clone();
+    let runtime = super::runtime()?;
+    runtime.block_on(async move {
+        let uses_s3 = dest.securitylake.securitylake_bucket.is_some()
+            || items.iter().any(|i| matches!(i, Item::S3 { .. }));
+        let services: &[&str] = if uses_s3 || args.failure_queue_url.is_some() {
+            &["S3", "SQS"]
+        } else {
+            &[]
+        };
+        let local_only = services.is_empty()
+            && dest.securitylake.securitylake_dir.is_some()
+            && dest.account_id.is_some();
+        let shared = if local_only {
+            // Local files into a local directory: nothing reaches AWS.
+            super::aws::offline_config().await
+        } else {
+            super::aws::shared_config(&dest, services).await?
+        };
+        let s3 = super::aws::s3_client(&shared, args.endpoints.s3_path_style);
+        let target = LakeTarget::open(&dest, &shared, &s3, None, None).await?;
+        eprintln!("aztrail: destination: {}", target.describe());
+        let failures = match (&args.failure_queue_url, &args.failure_file) {
+            (Some(url), _) => {
+                AnyFailures::Queue(SqsFailures::new(aws_sdk_sqs::Client::new(&shared), url))
+            }
+            (None, Some(path)) => AnyFailures::File(FileFailures::create(path)?),
+            (None, None) => AnyFailures::Stderr(StderrFailures),
+        };
+        let inputs = futures::stream::iter(items).then(|item| {
+            let s3 = s3.clone();
+            async move {
+                match item {
+                    Item::File(path) => {
+                        let body = aztrail_load::local::open_file(&path).await?;
+                        anyhow::Ok(Input {
+                            source: aztrail_transform::Source {
+                                bucket: None,
+                                key: path.display().to_string(),
+                            },
+                            body,
+                        })
+                    }
+                    Item::S3 { bucket, key } => {
+                        let got = s3
+                            .get_object()
+                            .bucket(&bucket)
+                            .key(&key)
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                anyhow::anyhow!(
+                                    "reading s3://{bucket}/{key}: {}",
+                                    aztrail_load::error_chain(&e)
+                                )
+                            })?;
+                        let body = aztrail_load::s3::decompressed(&key, got.body.into_async_read());
+                        Ok(Input {
+                            source: aztrail_transform::Source {
+                                bucket: Some(bucket),
+                                key,
+                            },
+                            body,
+                        })
+                    }
+                }
+            }
+        });
+        let batch = target.batch(&dest)?;
+        let total = load_batches(&target, batch, inputs, &failures, |_, s| {
+            eprintln!(
+                "aztrail: batch of {} object(s): {} events in {} file(s), {} rejected",
+                s.objects, s.events, s.files, s.rejected
+            );
+        })
+        .await?;
+        let rejected = total.rejected;
+        println!("{}", serde_json::json!({ "total": total }));
+        anyhow::Ok(if rejected > 0 {
             ExitCode::from(EXIT_REJECTED)
         } else {
             ExitCode::SUCCESS

@@ -10,6 +10,7 @@ pub mod logging;
 pub mod progress;
 pub mod redrive;
 pub mod run;
+pub mod securitylake;
 pub mod transform;
 
 /// Exit status for a fatal error (unreadable input, bad arguments).

@@ -242,11 +242,7 @@ async fn pipeline(args: Args) -> anyhow::Result<ExitCode> {
     }
     let shared = if local_lake(&args.settings.destination) && services.is_empty() {
         // Nothing here reaches AWS: no credentials or region are looked for.
-        aws_config::from_env()
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aztrail_load::cloudtrail::placeholder_credentials())
-            .load()
-            .await
+        super::aws::offline_config().await
     } else {
         super::aws::shared_config(&args.settings.destination, &services).await?
     };

@@ -48,6 +48,49 @@ pub struct Args {
     /// Print no summary on a terminal.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// What each event is written as: cloudtrail (PutAuditEvents entries) or ocsf (OCSF 1.1.0
+    /// events as JSON, one per line: what --destination securitylake writes as Parquet).
+    #[arg(long, value_enum, default_value_t = Format::Cloudtrail)]
+    format: Format,
+}
+
+/// The output of `aztrail transform`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// PutAuditEvents entries.
+    Cloudtrail,
+    /// OCSF 1.1.0 events.
+    Ocsf,
+}
+
+/// The mapping chosen by --format.
+enum Mapping {
+    CloudTrail(Box<Mapper>),
+    Ocsf(aztrail_ocsf::OcsfMapper),
+}
+
+impl Mapping {
+    fn set_source(&mut self, source: &Source) {
+        match self {
+            Mapping::CloudTrail(m) => m.set_source(source),
+            Mapping::Ocsf(m) => m.set_source(source),
+        }
+    }
+
+    /// Appends the event's line to `line`, or says why the record cannot be one.
+    fn write(
+        &mut self,
+        rec: aztrail_transform::Record<'_>,
+        line: &mut Vec<u8>,
+    ) -> Result<(), aztrail_transform::Rejection> {
+        match self {
+            Mapping::CloudTrail(m) => m.map(rec).map(|ev| ev.write_entry(line)),
+            Mapping::Ocsf(m) => m.map(rec).map(|ev| {
+                // Writing a Value into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *line, &ev.json);
+            }),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -64,7 +107,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, Some(arn)) => account_of_channel_arn(arn)?,
         (None, None) => "000000000000".to_string(),
     };
-    let mut mapper = Mapper::new(&account);
+    let mut mapper = match args.format {
+        Format::Cloudtrail => Mapping::CloudTrail(Box::new(Mapper::new(&account))),
+        Format::Ocsf => Mapping::Ocsf(aztrail_ocsf::OcsfMapper::new(Default::default())),
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(CHUNK, stdout.lock());
     let stderr = std::io::stderr();
@@ -146,7 +192,7 @@ fn convert(
     mut reader: impl Read,
     mut framer: Framer,
     name: &str,
-    mapper: &mut Mapper,
+    mapper: &mut Mapping,
     out: &mut impl Write,
     err: &mut impl Write,
     totals: &mut Totals,
@@ -159,11 +205,10 @@ fn convert(
             return;
         }
         totals.records += 1;
-        let result = match mapper.map(rec) {
-            Ok(event) => {
+        line.clear();
+        let result = match mapper.write(rec, &mut line) {
+            Ok(()) => {
                 totals.events += 1;
-                line.clear();
-                event.write_entry(&mut line);
                 line.push(b'\n');
                 out.write_all(&line)
             }

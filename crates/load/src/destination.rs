@@ -17,13 +17,18 @@ pub enum Kind {
     Cloudtrail,
     /// CloudWatch Logs: PutLogEvents into a log group (--log-group).
     Cloudwatch,
+    /// Amazon Security Lake (or any OCSF store): OCSF 1.1.0 Parquet files in batches, under each
+    /// class's custom source location (--securitylake-bucket, or --securitylake-dir).
+    Securitylake,
 }
 
 /// The destination flags (and the load Lambda's environment).
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct DestinationSettings {
-    /// Where events go: cloudtrail (CloudTrail Lake, needs --channel-arn) or cloudwatch
-    /// (CloudWatch Logs, needs --log-group; for accounts CloudTrail Lake no longer admits).
+    /// Where events go: cloudtrail (CloudTrail Lake, needs --channel-arn), cloudwatch
+    /// (CloudWatch Logs, needs --log-group; for accounts CloudTrail Lake no longer admits) or
+    /// securitylake (OCSF Parquet files for Amazon Security Lake, needs --securitylake-bucket or
+    /// --securitylake-dir).
     #[arg(long, env = "AZTRAIL_DESTINATION", value_enum, default_value_t = Kind::Cloudtrail)]
     pub destination: Kind,
     /// The CloudTrail Lake channel to send to (its account becomes recipientAccountId).
@@ -43,6 +48,57 @@ pub struct DestinationSettings {
     /// caller's, asked of STS once). CloudTrail Lake events name the channel's account.
     #[arg(long, env = "AZTRAIL_ACCOUNT_ID")]
     pub account_id: Option<String>,
+    #[command(flatten)]
+    pub securitylake: SecurityLakeSettings,
+}
+
+/// The Security Lake destination's flags (and the load Lambda's environment).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct SecurityLakeSettings {
+    /// Security Lake's bucket (aws-security-data-lake-REGION-…), or any bucket for a plain
+    /// OCSF prefix. Files go under each class's location (--securitylake-location).
+    #[arg(long, env = "AZTRAIL_SECURITYLAKE_BUCKET")]
+    pub securitylake_bucket: Option<String>,
+    /// Write the files under this directory instead of a bucket (the same tree).
+    #[arg(
+        long,
+        env = "AZTRAIL_SECURITYLAKE_DIR",
+        conflicts_with = "securitylake_bucket"
+    )]
+    pub securitylake_dir: Option<std::path::PathBuf>,
+    /// Where a class's custom source reads, as CLASS=PREFIX (or CLASS=s3://bucket/prefix, as
+    /// Terraform outputs it); repeat or separate with commas. CLASS is api_activity,
+    /// authentication, account_change or entity_management. Default: ext/aztrail_CLASS.
+    #[arg(long, env = "AZTRAIL_SECURITYLAKE_LOCATIONS")]
+    pub securitylake_location: Vec<String>,
+    /// The region= partition value (default: the AWS region in use).
+    #[arg(long, env = "AZTRAIL_SECURITYLAKE_REGION")]
+    pub securitylake_region: Option<String>,
+    /// Close a batch of files at this many events.
+    #[arg(long, env = "AZTRAIL_BATCH_MAX_EVENTS", default_value_t = 2_000_000)]
+    pub batch_max_events: u64,
+    /// Close a batch of files at this many MiB of records read.
+    #[arg(long, env = "AZTRAIL_BATCH_MAX_MIB", default_value_t = 1024)]
+    pub batch_max_mib: u64,
+    /// Close a batch of files this many seconds after its first object (Security Lake wants a
+    /// source's files no more often than every 5 minutes).
+    #[arg(long, env = "AZTRAIL_BATCH_MAX_SECONDS", default_value_t = 300)]
+    pub batch_max_seconds: u64,
+    /// Also write each whole record into OCSF's raw_data (about doubles the bytes stored;
+    /// unmapped already holds every value no attribute holds).
+    #[arg(long, env = "AZTRAIL_OCSF_RAW_DATA")]
+    pub ocsf_raw_data: bool,
+}
+
+impl SecurityLakeSettings {
+    /// When a batch closes.
+    pub fn limits(&self) -> crate::securitylake::BatchLimits {
+        crate::securitylake::BatchLimits {
+            max_events: self.batch_max_events.max(1),
+            max_bytes: self.batch_max_mib.max(1) << 20,
+            max_age: std::time::Duration::from_secs(self.batch_max_seconds),
+        }
+    }
 }
 
 /// A destination setting that cannot work.
@@ -59,6 +115,19 @@ pub enum DestinationError {
     /// CloudWatch Logs without a log group.
     #[error("--destination cloudwatch needs --log-group (AZTRAIL_LOG_GROUP)")]
     NoLogGroup,
+    /// Security Lake without a bucket or directory.
+    #[error(
+        "--destination securitylake needs --securitylake-bucket (AZTRAIL_SECURITYLAKE_BUCKET) \
+         or --securitylake-dir"
+    )]
+    NoLakeBucket,
+    /// Security Lake where events are sent one call at a time.
+    #[error(
+        "--destination securitylake writes Parquet files in batches: `aztrail run` and \
+         `aztrail load PATH|s3://…` support it; the queue worker, redrive and the load Lambda \
+         do not yet"
+    )]
+    NotAnEventSink,
     /// Not an account id.
     #[error("--account-id (AZTRAIL_ACCOUNT_ID) must be 12 digits, not {0:?}")]
     BadAccount(String),
@@ -93,6 +162,18 @@ impl DestinationSettings {
                     _ => Ok(()),
                 }
             }
+            Kind::Securitylake => {
+                let sl = &self.securitylake;
+                if sl.securitylake_bucket.as_deref().is_none_or(str::is_empty)
+                    && sl.securitylake_dir.is_none()
+                {
+                    return Err(DestinationError::NoLakeBucket);
+                }
+                match &self.account_id {
+                    Some(a) if !is_account(a) => Err(DestinationError::BadAccount(a.clone())),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 
@@ -113,6 +194,7 @@ impl DestinationSettings {
         match self.destination {
             Kind::Cloudtrail => self.cloudtrail_endpoint.as_deref(),
             Kind::Cloudwatch => self.logs_endpoint.as_deref(),
+            Kind::Securitylake => None,
         }
     }
 
@@ -123,8 +205,8 @@ impl DestinationSettings {
         match (self.destination, &self.channel_arn, &self.account_id) {
             (Kind::Cloudtrail, Some(arn), _) => self.channel_account(arn),
             (Kind::Cloudtrail, None, _) => Err(DestinationError::NoChannel),
-            (Kind::Cloudwatch, _, Some(account)) => Ok(account.clone()),
-            (Kind::Cloudwatch, _, None) => {
+            (Kind::Cloudwatch | Kind::Securitylake, _, Some(account)) => Ok(account.clone()),
+            (Kind::Cloudwatch | Kind::Securitylake, _, None) => {
                 let sts = aws_sdk_sts::Client::new(shared);
                 let who = sts
                     .get_caller_identity()
@@ -174,6 +256,7 @@ impl DestinationSettings {
                     crate::cloudwatch::stream_name(writer, started),
                 )))
             }
+            Kind::Securitylake => Err(DestinationError::NotAnEventSink),
         }
     }
 }

@@ -42,6 +42,7 @@ pub mod rate;
 pub mod redrive;
 pub mod retry;
 pub mod s3;
+pub mod securitylake;
 pub mod sender;
 pub mod settings;
 pub mod sink;

@@ -203,7 +203,12 @@ fn sign_in(rec: &mut Rec<'_>, category: &str) -> Body {
     if let Some(s) = rec.take(&["properties", "appDisplayName"], "service.name") {
         put_s(&mut service, "name", s);
     }
-    put_obj(&mut f, "service", service);
+    if service.is_empty() {
+        // OCSF wants the service (or endpoint) authenticated to: without an application, the
+        // identity provider itself.
+        put_s(&mut service, "name", PRODUCT);
+    }
+    f.insert("service".into(), Value::Object(service));
 
     let mut http = Map::new();
     if let Some(s) = rec.take(&["properties", "userAgent"], "http_request.user_agent") {
@@ -449,19 +454,23 @@ fn audit(rec: &mut Rec<'_>) -> Result<Body, Rejection> {
     }
     f.insert("actor".into(), Value::Object(actor));
 
-    let ip = take_ip(
-        rec,
-        &["properties", "initiatedBy", "user", "ipAddress"],
-        "src_endpoint.ip",
-    )
-    .or_else(|| take_ip(rec, &["callerIpAddress"], "src_endpoint.ip"));
-    let mut src = Map::new();
-    match ip {
-        Some(ip) => put_s(&mut src, "ip", &ip),
-        None => put_s(&mut src, "svc_name", PRODUCT),
-    }
-    if class == Class::ApiActivity || src.contains_key("ip") {
-        f.insert("src_endpoint".into(), Value::Object(src));
+    // src_endpoint: the initiator's address (Entity Management has no endpoint: it stays in
+    // unmapped there).
+    if class != Class::EntityManagement {
+        let ip = take_ip(
+            rec,
+            &["properties", "initiatedBy", "user", "ipAddress"],
+            "src_endpoint.ip",
+        )
+        .or_else(|| take_ip(rec, &["callerIpAddress"], "src_endpoint.ip"));
+        let mut src = Map::new();
+        match ip {
+            Some(ip) => put_s(&mut src, "ip", &ip),
+            None => put_s(&mut src, "svc_name", PRODUCT),
+        }
+        if class == Class::ApiActivity || src.contains_key("ip") {
+            f.insert("src_endpoint".into(), Value::Object(src));
+        }
     }
 
     // resources (API Activity): every target.

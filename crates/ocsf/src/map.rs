@@ -144,7 +144,16 @@ impl OcsfMapper {
         put_s(&mut product, "name", body.product);
         put_s(&mut product, "vendor_name", "Microsoft");
         md.insert("product".into(), Value::Object(product));
-        md.insert("profiles".into(), Value::from(vec!["cloud"]));
+        // `cloud` always; `host` where a device is named, or an actor outside API Activity (the
+        // profile adds both to the IAM classes).
+        let host = body.fields.contains_key("device")
+            || (body.class != Class::ApiActivity && body.fields.contains_key("actor"));
+        let profiles = if host {
+            vec!["cloud", "host"]
+        } else {
+            vec!["cloud"]
+        };
+        md.insert("profiles".into(), Value::from(profiles));
         if let Some(at) = time_at {
             if let Some(s) = rec.take_at(&at, "metadata.original_time") {
                 put_s(&mut md, "original_time", s);

@@ -201,7 +201,11 @@ fn every_corpus_record_maps_losslessly_or_is_rejected_as_for_cloudtrail() {
     assert!(mapped > 100, "{mapped} mapped");
     // The corpus holds no user lifecycle, password or MFA change: Account Change is checked on
     // hand-built records below.
-    for class in [Class::Authentication, Class::EntityManagement, Class::ApiActivity] {
+    for class in [
+        Class::Authentication,
+        Class::EntityManagement,
+        Class::ApiActivity,
+    ] {
         assert!(
             classes.get(&class).copied().unwrap_or(0) > 0,
             "no {class:?} in {classes:?}"

@@ -183,7 +183,6 @@ pub fn schema(class: Class) -> SchemaRef {
             fields.push(st("entity", vec![s("uid"), s("name"), s("type")]));
             fields.push(api());
             fields.push(actor());
-            fields.push(src_endpoint());
         }
     }
     Arc::new(Schema::new(fields))

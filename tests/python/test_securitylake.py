@@ -1,0 +1,144 @@
+"""`--destination securitylake` read back by readers no one here wrote: pyarrow for the Parquet
+files, and the OCSF 1.1.0 schema as the `ocsf-json-schema` package publishes it (validated with
+`jsonschema`).
+
+Loads the corpus (../shared/corpus, read in place) and generated records into a directory with
+`aztrail load`, maps the same inputs with `aztrail transform --format ocsf`, and checks: every
+accepted record is there once, in its class's location and its day's partition, with the values
+mapped; files are sorted by time with millisecond timestamps and zstd pages; every event
+validates against the published schema.
+"""
+
+import datetime
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+
+import jsonschema
+import pyarrow.parquet as pq
+import pytest
+from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
+
+BIN = os.environ.get("AZTRAIL_BIN", "target/debug/aztrail")
+CORPUS = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+ACCOUNT = "123456789012"
+CLASSES = {3001: "account_change", 3002: "authentication", 3004: "entity_management", 6003: "api_activity"}
+
+
+def inputs(tmp):
+    files = sorted(str(p) for p in CORPUS.rglob("*") if p.suffix in (".json", ".jsonl"))
+    assert len(files) >= 40, f"is ../shared/corpus there? {CORPUS}"
+    gen = os.path.join(tmp, "generated.jsonl")
+    with open(gen, "wb") as f:
+        subprocess.run([BIN, "gen", "--records", "3000", "--seed", "11"], stdout=f, check=True)
+    # Entra audit records of the user-lifecycle kind, which the corpus lacks.
+    account = os.path.join(tmp, "account_changes.jsonl")
+    with open(account, "w") as f:
+        for i, activity in enumerate(["Add user", "Reset user password", "User registered security info", "Delete user"]):
+            f.write(json.dumps({
+                "time": f"2024-03-0{i + 1}T10:00:00.123Z", "category": "AuditLogs", "level": "Informational",
+                "operationName": activity, "tenantId": "t-1", "correlationId": f"c-{i}",
+                "properties": {"activityDisplayName": activity, "result": "success", "loggedByService": "Core Directory",
+                               "initiatedBy": {"user": {"id": "admin-1", "userPrincipalName": "admin@contoso.example", "ipAddress": "10.1.2.3"}},
+                               "targetResources": [{"id": f"user-{i}", "userPrincipalName": f"u{i}@contoso.example", "type": "User"}]},
+            }) + "\n")
+    return files + [gen, account]
+
+
+@pytest.fixture(scope="module")
+def lake():
+    tmp = tempfile.mkdtemp(prefix="aztrail-securitylake-")
+    files = inputs(tmp)
+    out = os.path.join(tmp, "lake")
+    failures = os.path.join(tmp, "failures.jsonl")
+    load = subprocess.run(
+        [BIN, "load", "--destination", "securitylake", "--securitylake-dir", out, "--account-id", ACCOUNT,
+         "--securitylake-region", "eu-west-1", "--failure-file", failures, *files],
+        capture_output=True, text=True,
+    )
+    assert load.returncode in (0, 1), load.stderr
+    summary = json.loads(load.stdout)["total"]
+    mapped = subprocess.run([BIN, "transform", "--format", "ocsf", *files], capture_output=True, text=True)
+    assert mapped.returncode in (0, 1), mapped.stderr
+    events = [json.loads(line) for line in mapped.stdout.splitlines()]
+    rejected = sum(1 for _ in open(failures)) if os.path.exists(failures) else 0
+    return out, summary, events, rejected
+
+
+def plain(v):
+    """A pyarrow row as OCSF JSON: no nulls, timestamps in ms, maps as objects."""
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items() if x is not None and plain(x) is not None}
+    if isinstance(v, list):
+        if v and all(isinstance(x, tuple) and len(x) == 2 for x in v):
+            return {k: x for k, x in v}
+        return [plain(x) for x in v]
+    if isinstance(v, datetime.datetime):
+        return int(v.timestamp() * 1000 + 0.5) if v.tzinfo else None
+    return v
+
+
+def rows(out):
+    for path in sorted(pathlib.Path(out).rglob("*.parquet")):
+        table = pq.read_table(path, partitioning=None)
+        yield path, table
+
+
+def test_every_accepted_record_is_there_once_in_its_class_and_partition(lake):
+    out, summary, events, rejected = lake
+    by_uid = {e["metadata"]["uid"]: e for e in events}
+    assert summary["events"] == len(events) > 3000
+    assert summary["rejected"] == rejected
+    seen = {}
+    for path, table in rows(out):
+        rel = path.relative_to(out).parts
+        location, region, account, day = rel[0:2], rel[2], rel[3], rel[4]
+        assert region == "region=eu-west-1" and account == f"accountId={ACCOUNT}", rel
+        for row in table.to_pylist():
+            ev = plain(row)
+            uid = ev["metadata"]["uid"]
+            assert uid not in seen, f"{uid} twice: {seen.get(uid)} and {path}"
+            seen[uid] = path
+            assert location == ("ext", f"aztrail_{CLASSES[ev['class_uid']]}"), (location, ev["class_uid"])
+            when = datetime.datetime.fromtimestamp(ev["time"] / 1000, datetime.timezone.utc)
+            assert day == f"eventDay={when:%Y%m%d}", (day, ev["time"])
+            assert ev == by_uid[uid], f"{path}: {ev} != {by_uid[uid]}"
+    assert set(seen) == set(by_uid)
+    assert {e["class_uid"] for e in events} == set(CLASSES)
+
+
+def test_files_are_as_security_lake_wants_them(lake):
+    out = lake[0]
+    for path, table in rows(out):
+        meta = pq.ParquetFile(path).metadata
+        time = table.schema.field("time").type
+        assert str(time) == "timestamp[ms, tz=+00:00]", time
+        times = table.column("time").to_pylist()
+        assert times == sorted(times), path
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            assert rg.total_byte_size <= 256 << 20
+            for c in range(rg.num_columns):
+                assert rg.column(c).compression == "ZSTD"
+
+
+def test_every_event_validates_against_the_published_ocsf_1_1_0_schema(lake):
+    out = lake[0]
+    schema = OcsfJsonSchemaEmbedded(get_ocsf_schema(version="1.1.0"))
+    validators = {}
+    checked = 0
+    for path, table in rows(out):
+        for row in table.to_pylist():
+            ev = plain(row)
+            # The schema of the class with the profiles the event declares.
+            key = (ev["class_uid"], tuple(ev["metadata"]["profiles"]))
+            if key not in validators:
+                name = schema.lookup_class_name_from_uid(class_uid=key[0])
+                validators[key] = jsonschema.Draft202012Validator(schema.get_class_schema(class_name=name, profiles=list(key[1])))
+            errors = sorted(validators[key].iter_errors(ev), key=str)
+            assert not errors, f"{path}: {[e.message for e in errors[:5]]}\n{json.dumps(ev)[:2000]}"
+            checked += 1
+    assert checked > 3000
+    assert {k[0] for k in validators} == set(CLASSES)
