@@ -53,7 +53,7 @@ pub struct DestinationSettings {
 }
 
 /// The Security Lake destination's flags (and the load Lambda's environment).
-#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct SecurityLakeSettings {
     /// Security Lake's bucket (aws-security-data-lake-REGION-…), or any bucket for a plain
     /// OCSF prefix. Files go under each class's location (--securitylake-location).
@@ -88,6 +88,22 @@ pub struct SecurityLakeSettings {
     /// unmapped already holds every value no attribute holds).
     #[arg(long, env = "AZTRAIL_OCSF_RAW_DATA")]
     pub ocsf_raw_data: bool,
+}
+
+impl Default for SecurityLakeSettings {
+    /// The flags' defaults.
+    fn default() -> Self {
+        SecurityLakeSettings {
+            securitylake_bucket: None,
+            securitylake_dir: None,
+            securitylake_location: Vec::new(),
+            securitylake_region: None,
+            batch_max_events: 2_000_000,
+            batch_max_mib: 1024,
+            batch_max_seconds: 300,
+            ocsf_raw_data: false,
+        }
+    }
 }
 
 impl SecurityLakeSettings {
