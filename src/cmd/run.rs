@@ -51,7 +51,9 @@ use super::EXIT_REJECTED;
 /// --queue-url and --failure-queue-url for S3 + SQS (the bucket must notify the queue);
 /// --channel-arn (with --cloudtrail-endpoint for a stand-in) for CloudTrail Lake; or
 /// --destination cloudwatch --log-group NAME (with --logs-endpoint for a stand-in) for
-/// CloudWatch Logs.
+/// CloudWatch Logs; or --destination securitylake for OCSF Parquet files, written under
+/// DIR/securitylake/ (the same tree as in Security Lake's bucket; --securitylake-bucket for S3),
+/// one file per class and day for each batch of staged objects.
 ///
 /// Prints progress on a terminal, then a JSON summary: what ingest staged, what load did
 /// (records = skipped + accepted + failed, where skipped were loaded by an earlier run), the
@@ -217,6 +219,13 @@ fn local_lake(dest: &DestinationSettings) -> bool {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.settings.destination.destination == Kind::Securitylake {
+        anyhow::ensure!(
+            args.staging_bucket.is_none(),
+            aztrail_load::destination::DestinationError::NotAnEventSink
+        );
+        return super::runtime()?.block_on(to_security_lake(args));
+    }
     args.settings.check()?;
     if !local_lake(&args.settings.destination) {
         args.settings.destination.check()?;
@@ -355,6 +364,151 @@ async fn open_destination(
         .map_err(|e| anyhow::anyhow!("{}: {e}", sink.describe()))?;
     say(format!("destination: {}", sink.describe()));
     Ok((None, sink, dest.account(shared).await?))
+}
+
+/// `--destination securitylake` on local staging: ingest as usual, and the staged objects, as
+/// they are announced, into OCSF Parquet files in batches. Objects a killed run staged but did
+/// not write into files are read again first (the acknowledged ones are listed in
+/// DIR/securitylake-acknowledged.txt).
+async fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
+    use super::securitylake::{load_batches, Input, LakeTarget};
+    use futures::StreamExt as _;
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let _lock = lock_dir(&args.dir)?;
+    let dest = args.settings.destination.clone();
+    let mut services = Vec::new();
+    if dest.securitylake.securitylake_bucket.is_some() {
+        services.push("S3");
+    }
+    if args.azure_secret_arn.is_some() {
+        services.push("SECRETS_MANAGER");
+    }
+    let shared = if services.is_empty() {
+        super::aws::offline_config().await
+    } else {
+        super::aws::shared_config(&dest, &services).await?
+    };
+    let s3 = super::aws::s3_client(&shared, args.s3_path_style);
+    let target = LakeTarget::open(
+        &dest,
+        &shared,
+        &s3,
+        Some(&args.dir.join("securitylake")),
+        Some(LOCAL_ACCOUNT),
+    )
+    .await?;
+    say(format!("destination: {}", target.describe()));
+    let sources = open_source(&args, &shared).await?;
+    let mut ingest_config = args.ingest.config(
+        String::new(),
+        format!("run-{}-{}", std::process::id(), now()),
+    );
+    ingest_config.claim_lease_seconds = 0;
+    let staging_dir = args.dir.join("staging");
+    remove_partial_objects(&staging_dir)?;
+    let ledger_path = args.dir.join("securitylake-acknowledged.txt");
+    let acknowledged: std::collections::HashSet<String> = std::fs::read_to_string(&ledger_path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut unfinished = Vec::new();
+    staged_objects(&staging_dir, &staging_dir, &mut unfinished)?;
+    unfinished.retain(|k| !acknowledged.contains(k));
+    if !unfinished.is_empty() {
+        say(format!(
+            "resuming {} staged object(s) a previous run did not write into files",
+            unfinished.len()
+        ));
+    }
+    for key in unfinished {
+        let _ = tx.send(key);
+    }
+    let staging = LocalStaging::new(&staging_dir, Some(tx));
+    let ingest_side = async move {
+        let s = sources.ingest(&staging, &ingest_config).await;
+        drop(staging);
+        s
+    };
+    let failures = FileFailures::create(&args.dir.join("failures.jsonl"))?;
+    let dir = staging_dir.clone();
+    let inputs = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).then(move |key| {
+        let path = dir.join(&key);
+        async move {
+            let body = aztrail_load::local::open_file(&path).await?;
+            anyhow::Ok(Input {
+                source: aztrail_transform::Source { bucket: None, key },
+                body,
+            })
+        }
+    });
+    let batch = target.batch(&dest)?;
+    let mut ledger = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&ledger_path)
+        .with_context(|| format!("opening {}", ledger_path.display()))?;
+    let load_side = load_batches(&target, batch, inputs, &failures, |sources, s| {
+        use std::io::Write as _;
+        for src in sources {
+            let _ = writeln!(ledger, "{}", src.key);
+        }
+        let _ = ledger.sync_data();
+        say(format!(
+            "batch of {} object(s): {} events in {} file(s), {} rejected",
+            s.objects, s.events, s.files, s.rejected
+        ));
+    });
+    let (i, l) = tokio::join!(ingest_side, load_side);
+    let (ingest, load) = (i?, l?);
+    eprintln!(
+        "aztrail run: staged {} new bytes in {} objects; wrote {} of {} records as OCSF into {} Parquet file(s) ({} rejected{}) ({:.1} s)",
+        ingest.new_bytes,
+        ingest.objects_written,
+        load.events,
+        load.records,
+        load.files,
+        load.rejected,
+        if load.rejected > 0 {
+            format!(", see {}", args.dir.join("failures.jsonl").display())
+        } else {
+            String::new()
+        },
+        started.elapsed().as_secs_f64()
+    );
+    let out = serde_json::json!({ "ingest": ingest, "securitylake": load });
+    super::emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
+    Ok(if load.rejected > 0 {
+        ExitCode::from(EXIT_REJECTED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The staged objects under `dir` (not the `_aztrail` checkpoints), as keys relative to `root`.
+fn staged_objects(root: &Path, dir: &Path, out: &mut Vec<String>) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "_aztrail" || name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            staged_objects(root, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    Ok(())
 }
 
 /// Where and how the run loads.

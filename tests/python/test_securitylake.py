@@ -142,3 +142,20 @@ def test_every_event_validates_against_the_published_ocsf_1_1_0_schema(lake):
             checked += 1
     assert checked > 3000
     assert {k[0] for k in validators} == set(CLASSES)
+
+
+def test_run_writes_the_tree_locally_and_a_batch_written_again_replaces_its_files():
+    tmp = tempfile.mkdtemp(prefix="aztrail-securitylake-run-")
+    work = os.path.join(tmp, "run")
+    first = subprocess.run([BIN, "run", "--dir", work, "--destination", "securitylake", "--example-records", "300"],
+                           capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    files = sorted(pathlib.Path(work, "securitylake").rglob("*.parquet"))
+    uids = [u for f in files for u in pq.read_table(f, partitioning=None).column("metadata").combine_chunks().field("uid").to_pylist()]
+    assert len(uids) == len(set(uids)) == 1800
+    # As after a crash between writing the files and recording them: the same batch is read
+    # again and its files are replaced, not added to.
+    os.remove(os.path.join(work, "securitylake-acknowledged.txt"))
+    again = subprocess.run([BIN, "run", "--dir", work, "--destination", "securitylake"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert sorted(pathlib.Path(work, "securitylake").rglob("*.parquet")) == files

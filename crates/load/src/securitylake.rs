@@ -256,7 +256,8 @@ pub struct OcsfBatch {
     limits: BatchLimits,
     files: FileSettings,
     opened: Option<Instant>,
-    /// FNV-1a over the objects read (key, first byte, length): the batch's name.
+    /// The sum of an FNV-1a hash of each object read (its bucket, key and length): the batch's
+    /// name, the same whatever order the same objects were read in.
     label: u64,
     summary: BatchSummary,
 }
@@ -276,7 +277,7 @@ impl OcsfBatch {
             limits,
             files,
             opened: None,
-            label: 0xcbf2_9ce4_8422_2325,
+            label: 0,
             summary: BatchSummary::default(),
         })
     }
@@ -296,10 +297,12 @@ impl OcsfBatch {
     }
 
     fn mix(&mut self, bytes: &[u8]) {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in bytes {
-            self.label ^= u64::from(*b);
-            self.label = self.label.wrapping_mul(0x0100_0000_01b3);
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
         }
+        self.label = self.label.wrapping_add(h);
     }
 
     /// Reads one staged object to its end: each record mapped and spooled, or sent to
@@ -387,7 +390,7 @@ impl OcsfBatch {
         let mut summary = std::mem::take(&mut self.summary);
         self.opened = None;
         let label = format!("{:016x}", self.label);
-        self.label = 0xcbf2_9ce4_8422_2325;
+        self.label = 0;
         summary.events = spool.events();
         let out_dir = tempfile::Builder::new()
             .prefix("aztrail-parquet-")
