@@ -106,6 +106,9 @@ fn now_ms() -> u64 {
 fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
     args.settings.destination.check()?;
     args.settings.check()?;
+    if args.settings.destination.destination == aztrail_load::destination::Kind::Securitylake {
+        return run_load_securitylake(args);
+    }
     let runtime = super::runtime()?;
     runtime.block_on(async move {
         let c = clients(
@@ -144,6 +147,45 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
                 println!("{}", load_metrics(name, &summary, now_ms()));
                 Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
             }
+        };
+        lambda_runtime::run(service_fn(handler))
+            .await
+            .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))?;
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The load function for Security Lake: each invocation (up to the trigger's batching window of
+/// notifications) is one batch of files; the messages whose objects could not be read, or all
+/// of them if the files could not be written, are returned to the queue.
+fn run_load_securitylake(args: LoadArgs) -> anyhow::Result<ExitCode> {
+    use aztrail_load::securitylake::queue::handle_lambda_batch;
+    let runtime = super::runtime()?;
+    runtime.block_on(async move {
+        let dest = args.settings.destination.clone();
+        let shared = super::aws::shared_config(&dest, &["S3", "SQS"]).await?;
+        let s3 = super::aws::s3_client(&shared, args.endpoints.s3_path_style);
+        let target = super::securitylake::LakeTarget::open(&dest, &shared, &s3, None, None).await?;
+        let failures = aztrail_load::failure::SqsFailures::new(
+            aws_sdk_sqs::Client::new(&shared),
+            args.failure_queue_url.clone(),
+        );
+        let (target, s3, failures, dest) = (&target, &s3, &failures, &dest);
+        let handler = |event: LambdaEvent<SqsEvent>| async move {
+            let batch = target
+                .batch(dest)
+                .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
+            let (response, summary) = handle_lambda_batch(
+                batch,
+                s3,
+                failures,
+                &target.layout,
+                &target.output,
+                event.payload,
+            )
+            .await;
+            println!("{}", serde_json::json!({ "securitylake": summary }));
+            Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
         };
         lambda_runtime::run(service_fn(handler))
             .await

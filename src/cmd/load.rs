@@ -171,9 +171,6 @@ fn items(sources: &[String]) -> anyhow::Result<Vec<Item>> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     args.settings.destination.check()?;
-    if args.settings.destination.destination == aztrail_load::destination::Kind::Securitylake {
-        return to_security_lake(args);
-    }
     anyhow::ensure!(
         !args.sources.is_empty() || args.queue_url.is_some(),
         "nothing to load: give s3://bucket/key objects, local paths or --queue-url"
@@ -183,6 +180,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "--queue-url needs --failure-queue-url: a message is deleted only once its failures are stored"
     );
     args.settings.check()?;
+    if args.settings.destination.destination == aztrail_load::destination::Kind::Securitylake {
+        return to_security_lake(args);
+    }
     let items = items(&args.sources)?;
     let runtime = super::runtime()?;
     runtime.block_on(async move {
@@ -241,19 +241,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// summary on standard output.
 fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
     use super::securitylake::{load_batches, Input, LakeTarget};
-    anyhow::ensure!(
-        args.queue_url.is_none(),
-        aztrail_load::destination::DestinationError::NotAnEventSink
-    );
-    anyhow::ensure!(
-        !args.sources.is_empty(),
-        "nothing to load: give s3://bucket/key objects or local paths"
-    );
     let items = items(&args.sources)?;
     let dest = args.settings.destination.clone();
     let runtime = super::runtime()?;
     runtime.block_on(async move {
         let uses_s3 = dest.securitylake.securitylake_bucket.is_some()
+            || args.queue_url.is_some()
             || items.iter().any(|i| matches!(i, Item::S3 { .. }));
         let services: &[&str] = if uses_s3 || args.failure_queue_url.is_some() {
             &["S3", "SQS"]
@@ -279,6 +272,40 @@ fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
             (None, Some(path)) => AnyFailures::File(FileFailures::create(path)?),
             (None, None) => AnyFailures::Stderr(StderrFailures),
         };
+        let stop = stop_on_signal();
+        let mut total = aztrail_load::securitylake::BatchSummary::default();
+        let mut left = 0;
+        if let Some(queue_url) = &args.queue_url {
+            let sqs = aws_sdk_sqs::Client::new(&shared);
+            let worker = aztrail_load::securitylake::queue::QueueWorker {
+                s3: &s3,
+                sqs: &sqs,
+                queue_url,
+                failures: &failures,
+                layout: &target.layout,
+                output: &target.output,
+            };
+            let q = worker
+                .run(
+                    || {
+                        target.batch(&dest).map_err(|e| {
+                            aztrail_load::securitylake::BatchError::Put {
+                                to: "a new batch".into(),
+                                source: e.into(),
+                            }
+                        })
+                    },
+                    args.until_empty,
+                    Some(&stop),
+                )
+                .await?;
+            eprintln!(
+                "aztrail: queue: {} message(s), {} deleted, {} left to come back",
+                q.messages, q.deleted, q.left
+            );
+            left += q.left;
+            total.add(&q.batches);
+        }
         let inputs = futures::stream::iter(items).then(|item| {
             let s3 = s3.clone();
             async move {
@@ -319,16 +346,20 @@ fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
             }
         });
         let batch = target.batch(&dest)?;
-        let total = load_batches(&target, batch, inputs, &failures, |_, s| {
+        let direct = load_batches(&target, batch, inputs, &failures, |_, s| {
             eprintln!(
                 "aztrail: batch of {} object(s): {} events in {} file(s), {} rejected",
                 s.objects, s.events, s.files, s.rejected
             );
         })
         .await?;
+        total.add(&direct);
         let rejected = total.rejected;
-        println!("{}", serde_json::json!({ "total": total }));
-        anyhow::Ok(if rejected > 0 {
+        println!(
+            "{}",
+            serde_json::json!({ "total": total, "unfinished": left })
+        );
+        anyhow::Ok(if rejected > 0 || left > 0 {
             ExitCode::from(EXIT_REJECTED)
         } else {
             ExitCode::SUCCESS

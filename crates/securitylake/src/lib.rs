@@ -11,4 +11,4 @@ pub mod schema;
 pub mod spool;
 
 pub use schema::schema;
-pub use spool::{partition_key, FileSettings, Spool, SpoolError, Written};
+pub use spool::{partition_key, FileSettings, Spool, SpoolError, SpoolMark, Written};

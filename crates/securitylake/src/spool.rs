@@ -115,6 +115,14 @@ pub struct Written {
     pub bytes: u64,
 }
 
+/// Where a spool stood, to go back to if what followed must not be written.
+#[derive(Debug, Clone, Default)]
+pub struct SpoolMark {
+    entries: Vec<((Class, u32), usize)>,
+    events: u64,
+    bytes: u64,
+}
+
 /// The events of one batch, spooled by (class, day).
 pub struct Spool {
     dir: tempfile::TempDir,
@@ -153,6 +161,33 @@ impl Spool {
     /// Bytes of JSON spooled.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Where the spool stands now.
+    pub fn mark(&self) -> SpoolMark {
+        SpoolMark {
+            entries: self
+                .groups
+                .iter()
+                .map(|(k, g)| (*k, g.entries.len()))
+                .collect(),
+            events: self.events,
+            bytes: self.bytes,
+        }
+    }
+
+    /// Forgets every event pushed since `mark` (their lines stay in the spool files, unread).
+    pub fn rollback(&mut self, mark: &SpoolMark) {
+        for (key, g) in self.groups.iter_mut() {
+            let keep = mark
+                .entries
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or(0, |(_, n)| *n);
+            g.entries.truncate(keep);
+        }
+        self.events = mark.events;
+        self.bytes = mark.bytes;
     }
 
     /// Adds an event.
@@ -437,6 +472,30 @@ mod tests {
             .collect();
         let names1: Vec<String> = written.into_iter().map(|w| w.name).collect();
         assert_eq!(names1, names2);
+    }
+
+    #[test]
+    fn a_rollback_forgets_what_followed_the_mark() {
+        let events = events();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut spool = Spool::new(tmp.path()).expect("spool");
+        let (kept, dropped) = events.split_at(events.len() / 2);
+        for ev in kept {
+            spool.push(ev).expect("spooled");
+        }
+        let mark = spool.mark();
+        for ev in dropped {
+            spool.push(ev).expect("spooled");
+        }
+        spool.rollback(&mark);
+        assert_eq!(spool.events(), kept.len() as u64);
+        let written = spool
+            .finish("b", tmp.path(), &FileSettings::default())
+            .expect("written");
+        assert_eq!(
+            written.iter().map(|w| w.rows).sum::<u64>(),
+            kept.len() as u64
+        );
     }
 
     #[test]

@@ -2,4 +2,5 @@
 
 mod loader_lake;
 mod moto_cloudwatch;
+mod moto_securitylake;
 mod moto_worker;

@@ -14,13 +14,18 @@
 //! event's UID, so a batch written again after a crash replaces its files instead of adding
 //! copies; a batch regrouped differently is a duplicate that `metadata.uid` recognises (the
 //! README gives the query that drops it).
+//!
+//! Here: the batch, the layout of keys and where files go. Beside it, `queue`: the SQS worker
+//! and the Lambda batch handler, which acknowledge messages only after their batch was written.
+
+pub mod queue;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aztrail_ocsf::{Class, OcsfMapper, Options};
-use aztrail_securitylake::{partition_key, FileSettings, Spool, SpoolError};
+use aztrail_securitylake::{partition_key, FileSettings, Spool, SpoolError, SpoolMark};
 use aztrail_transform::framing::Framer;
 use aztrail_transform::{Record, Source};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -248,6 +253,14 @@ impl BatchSummary {
     }
 }
 
+/// Where a batch stood, to go back to when a message's objects cannot all be read.
+#[derive(Debug, Clone)]
+pub struct BatchMark {
+    spool: SpoolMark,
+    label: u64,
+    summary: BatchSummary,
+}
+
 /// One batch being gathered.
 pub struct OcsfBatch {
     mapper: OcsfMapper,
@@ -296,6 +309,24 @@ impl OcsfBatch {
         self.summary.objects == 0
     }
 
+    /// Where the batch stands now.
+    pub fn mark(&self) -> BatchMark {
+        BatchMark {
+            spool: self.spool.mark(),
+            label: self.label,
+            summary: self.summary.clone(),
+        }
+    }
+
+    /// Forgets every object added since `mark`: its events are not written. (Its rejected
+    /// records are already in the failure sink: they are sent again when the object is read
+    /// again, as the same messages.)
+    pub fn rollback(&mut self, mark: &BatchMark) {
+        self.spool.rollback(&mark.spool);
+        self.label = mark.label;
+        self.summary = mark.summary.clone();
+    }
+
     fn mix(&mut self, bytes: &[u8]) {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in bytes {
@@ -306,8 +337,23 @@ impl OcsfBatch {
     }
 
     /// Reads one staged object to its end: each record mapped and spooled, or sent to
-    /// `failures` with the reason.
+    /// `failures` with the reason. If the object cannot be read to its end, none of its events
+    /// is kept.
     pub async fn add<R: AsyncRead + Unpin, F: FailureSink>(
+        &mut self,
+        source: &Source,
+        body: R,
+        failures: &F,
+    ) -> Result<(), BatchError> {
+        let mark = self.mark();
+        let result = self.add_unmarked(source, body, failures).await;
+        if result.is_err() {
+            self.rollback(&mark);
+        }
+        result
+    }
+
+    async fn add_unmarked<R: AsyncRead + Unpin, F: FailureSink>(
         &mut self,
         source: &Source,
         mut body: R,
