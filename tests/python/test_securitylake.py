@@ -159,3 +159,49 @@ def test_run_writes_the_tree_locally_and_a_batch_written_again_replaces_its_file
     again = subprocess.run([BIN, "run", "--dir", work, "--destination", "securitylake"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert sorted(pathlib.Path(work, "securitylake").rglob("*.parquet")) == files
+
+
+def test_load_puts_the_files_in_s3_on_moto():
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                          aws_access_key_id="a", aws_secret_access_key="b")
+        s3.create_bucket(Bucket="lake")
+        tmp = tempfile.mkdtemp(prefix="aztrail-securitylake-s3-")
+        gen = os.path.join(tmp, "generated.jsonl")
+        with open(gen, "wb") as f:
+            subprocess.run([BIN, "gen", "--records", "500", "--seed", "3"], stdout=f, check=True)
+        env = dict(os.environ, AWS_ENDPOINT_URL_S3=url, AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b",
+                   AWS_REGION="us-east-1")
+        load = subprocess.run(
+            [BIN, "load", "--destination", "securitylake", "--securitylake-bucket", "lake", "--s3-path-style",
+             "--securitylake-location", "api_activity=s3://lake/ext/azure_api/1.0/", "--account-id", ACCOUNT, gen],
+            capture_output=True, text=True, env=env,
+        )
+        assert load.returncode == 0, load.stderr
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake")["Contents"]]
+        assert keys and all("/region=us-east-1/accountId=123456789012/eventDay=" in k for k in keys), keys
+        assert any(k.startswith("ext/azure_api/1.0/region=") for k in keys), keys
+        rows = 0
+        for k in keys:
+            local = os.path.join(tmp, os.path.basename(k))
+            s3.download_file("lake", k, local)
+            rows += pq.read_table(local, partitioning=None).num_rows
+        assert rows == 500
+        # A bucket that is not there stops the load before anything is read, with one error.
+        bad = subprocess.run(
+            [BIN, "load", "--destination", "securitylake", "--securitylake-bucket", "no-such-lake", "--s3-path-style",
+             "--account-id", ACCOUNT, gen], capture_output=True, text=True, env=env)
+        assert bad.returncode == 2 and "no-such-lake" in bad.stderr, bad.stderr
+    finally:
+        server.stop()
