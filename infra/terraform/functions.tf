@@ -67,7 +67,7 @@ resource "aws_lambda_function" "load" {
   #checkov:skip=CKV_AWS_272:Code signing needs a signing profile in the operator's account; the zip is built from this repository by scripts/build-lambda.
   #checkov:skip=CKV_AWS_116:Load is invoked by an SQS event source mapping: failed messages go to the work queue's dead-letter queue, not a function DLQ.
   function_name                  = local.load_function
-  description                    = local.cloudtrail ? "aztrail: staged objects into CloudTrail Lake" : "aztrail: staged objects into CloudWatch Logs"
+  description                    = local.cloudtrail ? "aztrail: staged objects into CloudTrail Lake" : local.cloudwatch ? "aztrail: staged objects into CloudWatch Logs" : "aztrail: staged objects into Security Lake (OCSF Parquet)"
   role                           = aws_iam_role.load.arn
   filename                       = var.lambda_zip
   source_code_hash               = filebase64sha256(var.lambda_zip)
@@ -78,6 +78,11 @@ resource "aws_lambda_function" "load" {
   timeout                        = var.load_timeout_seconds
   reserved_concurrent_executions = var.load_max_concurrency
   kms_key_arn                    = local.kms_key_arn
+
+  # Security Lake batches are spooled to /tmp before they are written as Parquet.
+  ephemeral_storage {
+    size = local.securitylake ? var.securitylake_ephemeral_storage_mb : 512
+  }
 
   environment {
     variables = merge(local.destination_env, {
@@ -104,10 +109,13 @@ resource "aws_lambda_function" "load" {
 }
 
 resource "aws_lambda_event_source_mapping" "load" {
-  event_source_arn                   = aws_sqs_queue.work.arn
-  function_name                      = aws_lambda_function.load.arn
-  batch_size                         = 10
-  maximum_batching_window_in_seconds = 5
+  event_source_arn = aws_sqs_queue.work.arn
+  function_name    = aws_lambda_function.load.arn
+  # Security Lake: one invocation gathers up to the window's notifications into one batch of
+  # files (it wants a source's files no more often than every 5 minutes); the others send events
+  # as they come.
+  batch_size                         = local.securitylake ? 10000 : 10
+  maximum_batching_window_in_seconds = local.securitylake ? var.securitylake_batch_window_seconds : 5
   function_response_types            = ["ReportBatchItemFailures"]
 
   # As many instances as the rate limit was divided by (AZTRAIL_MAX_CALLS_PER_SECOND).

@@ -168,6 +168,34 @@ data "aws_iam_policy_document" "load" {
     }
   }
 
+  # Security Lake: objects under the custom sources' locations only, and HeadBucket on the bucket.
+  dynamic "statement" {
+    for_each = local.securitylake ? [local.securitylake_object_arns] : []
+    content {
+      sid       = "PutSourceFiles"
+      actions   = ["s3:PutObject"]
+      resources = statement.value
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.securitylake ? ["arn:${local.partition}:s3:::${local.securitylake_bucket}"] : []
+    content {
+      sid       = "FindLakeBucket"
+      actions   = ["s3:ListBucket"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.securitylake && var.securitylake_kms_key_arn != null ? [var.securitylake_kms_key_arn] : []
+    content {
+      sid       = "EncryptSourceFiles"
+      actions   = ["kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]

@@ -7,6 +7,8 @@
 #   cloudtrail.tf  destination = "cloudtrail": the event data store (unless one is given), the
 #                  channel and its policy
 #   cloudwatch.tf  destination = "cloudwatch": the events log group
+#   securitylake.tf  destination = "securitylake": a custom source per OCSF class, and the role
+#                  of their Glue crawlers
 #   dashboard.tf   one CloudWatch dashboard of both functions' metrics and the alarms
 #   functions.tf   the ingest and load Lambda functions, their logs, schedule and event source
 #   iam.tf         one least-privilege role per function, and the scheduler's
@@ -27,8 +29,9 @@ locals {
 
   # One destination: CloudTrail Lake's resources exist only for "cloudtrail", the events log
   # group only for "cloudwatch".
-  cloudtrail = var.destination == "cloudtrail"
-  cloudwatch = var.destination == "cloudwatch"
+  cloudtrail   = var.destination == "cloudtrail"
+  cloudwatch   = var.destination == "cloudwatch"
+  securitylake = var.destination == "securitylake"
 
   event_data_store_arn = !local.cloudtrail ? null : (var.event_data_store_arn != null ? var.event_data_store_arn : aws_cloudtrail_event_data_store.this[0].arn)
   channel_arn          = local.cloudtrail ? awscc_cloudtrail_channel.this[0].channel_arn : null
@@ -43,10 +46,17 @@ locals {
   destination_env = local.cloudtrail ? tomap({
     AZTRAIL_DESTINATION = "cloudtrail"
     AZTRAIL_CHANNEL_ARN = local.channel_arn
-    }) : tomap({
+    }) : local.cloudwatch ? tomap({
     AZTRAIL_DESTINATION = "cloudwatch"
     AZTRAIL_LOG_GROUP   = local.events_log_group
     AZTRAIL_ACCOUNT_ID  = local.account
+    }) : tomap({
+    AZTRAIL_DESTINATION            = "securitylake"
+    AZTRAIL_SECURITYLAKE_BUCKET    = local.securitylake_bucket
+    AZTRAIL_SECURITYLAKE_LOCATIONS = join(",", [for class, location in local.securitylake_locations : "${class}=${location}"])
+    AZTRAIL_SECURITYLAKE_REGION    = local.region
+    AZTRAIL_ACCOUNT_ID             = local.account
+    AZTRAIL_BATCH_MAX_SECONDS      = tostring(var.securitylake_batch_window_seconds)
   })
 
   ingest_function = "${var.name}-ingest"

@@ -67,3 +67,8 @@ output "ingest_work_queue_url" {
   description = "The ingest-work queue of the fan-out (null with ingest_workers = 0)."
   value       = one(aws_sqs_queue.ingest_work[*].id)
 }
+
+output "securitylake_locations" {
+  description = "With destination = securitylake: each custom source's location by class (what --securitylake-location takes); empty otherwise."
+  value       = local.securitylake_locations
+}

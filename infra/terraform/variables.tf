@@ -10,14 +10,58 @@ variable "name" {
 }
 
 variable "destination" {
-  description = "Where events go: cloudtrail (CloudTrail Lake: an event data store and a channel) or cloudwatch (a CloudWatch Logs log group, for accounts CloudTrail Lake no longer admits; it takes events up to 14 days old only)."
+  description = "Where events go: cloudtrail (CloudTrail Lake: an event data store and a channel), cloudwatch (a CloudWatch Logs log group, for accounts CloudTrail Lake no longer admits; it takes events up to 14 days old only) or securitylake (Amazon Security Lake: one custom source per OCSF class, OCSF 1.1.0 Parquet; Security Lake must be enabled in the region)."
   type        = string
   default     = "cloudtrail"
 
   validation {
-    condition     = contains(["cloudtrail", "cloudwatch"], var.destination)
-    error_message = "destination must be cloudtrail or cloudwatch."
+    condition     = contains(["cloudtrail", "cloudwatch", "securitylake"], var.destination)
+    error_message = "destination must be cloudtrail, cloudwatch or securitylake."
   }
+}
+
+variable "securitylake_event_classes" {
+  description = "With destination = securitylake: the custom sources created, by aztrail's class name, each with the Security Lake event class it declares."
+  type        = map(string)
+  default = {
+    api_activity      = "API_ACTIVITY"
+    authentication    = "AUTHENTICATION"
+    account_change    = "ACCOUNT_CHANGE"
+    entity_management = "ENTITY_MANAGEMENT_AUDIT"
+  }
+
+  validation {
+    condition     = length(setsubtract(keys(var.securitylake_event_classes), ["api_activity", "authentication", "account_change", "entity_management"])) == 0
+    error_message = "securitylake_event_classes keys must be among api_activity, authentication, account_change and entity_management."
+  }
+}
+
+variable "securitylake_batch_window_seconds" {
+  description = "With destination = securitylake: how long the load function's SQS trigger gathers notifications into one invocation (one batch of files per class and day). Security Lake wants a source's files no more often than every 5 minutes."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.securitylake_batch_window_seconds >= 0 && var.securitylake_batch_window_seconds <= 300
+    error_message = "securitylake_batch_window_seconds must be from 0 to 300 (the most an SQS trigger allows)."
+  }
+}
+
+variable "securitylake_ephemeral_storage_mb" {
+  description = "With destination = securitylake: the load function's /tmp, where a batch is spooled before it is written as Parquet (about the size of the batch's records)."
+  type        = number
+  default     = 4096
+
+  validation {
+    condition     = var.securitylake_ephemeral_storage_mb >= 512 && var.securitylake_ephemeral_storage_mb <= 10240
+    error_message = "securitylake_ephemeral_storage_mb must be from 512 to 10240."
+  }
+}
+
+variable "securitylake_kms_key_arn" {
+  description = "With destination = securitylake: the KMS key of Security Lake's bucket, when it is encrypted with one (the load role may then use it to write)."
+  type        = string
+  default     = null
 }
 
 variable "events_log_retention_days" {

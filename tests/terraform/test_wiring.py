@@ -9,7 +9,9 @@ source with a policy for the load role only, and secrets stay out of outputs.
 Both destinations: with "cloudtrail" the store, channel and channel policy exist and the load role
 may PutAuditEvents on the channel only; with "cloudwatch" none of them exist, the events log group
 does (retention, the module's key) and the load role may only create streams and put events in
-that group. The dashboard's JSON (rendered from its template as Terraform does) draws only
+that group; with "securitylake" none of those, but a custom source per OCSF class with its Glue
+crawler role, the load role writing under those sources only, and the trigger's batching window
+gathering a batch of files per invocation. The dashboard's JSON (rendered from its template as Terraform does) draws only
 metrics the functions emit, and shows every alarm.
 """
 
@@ -115,6 +117,8 @@ def enabled(expr, destination, fan_out=False):
         m.group(1)
         .replace("local.cloudtrail", str(destination == "cloudtrail"))
         .replace("local.cloudwatch", str(destination == "cloudwatch"))
+        .replace("local.securitylake", str(destination == "securitylake"))
+        .replace("var.securitylake_kms_key_arn != None", "True")
         .replace("var.event_data_store_arn == None", "True")
         .replace("local.fan_out", str(fan_out))
         .replace("&&", " and ")
@@ -161,7 +165,7 @@ def test_each_function_role_gets_only_its_own_actions(tf):
                 out.update(a if isinstance(a, list) else [a])
         return out
 
-    for destination in ("cloudtrail", "cloudwatch"):
+    for destination in ("cloudtrail", "cloudwatch", "securitylake"):
         ingest, load = actions("ingest", destination), actions("load", destination)
         assert "cloudtrail-data:PutAuditEvents" not in ingest
         assert not any(a.startswith("sqs:") and a != "sqs:SendMessage" for a in ingest), ingest
@@ -169,6 +173,8 @@ def test_each_function_role_gets_only_its_own_actions(tf):
         assert "sqs:DeleteMessage" in load and "sqs:DeleteMessage" not in ingest
     assert "cloudtrail-data:PutAuditEvents" in actions("load", "cloudtrail")
     assert "cloudtrail-data:PutAuditEvents" not in actions("load", "cloudwatch")
+    sl = actions("load", "securitylake")
+    assert "cloudtrail-data:PutAuditEvents" not in sl and "s3:PutObject" in sl
 
 
 def test_the_destination_chooses_its_resources_and_the_load_roles_rights(tf):
@@ -178,7 +184,7 @@ def test_the_destination_chooses_its_resources_and_the_load_roles_rights(tf):
         "awscc_cloudtrail_channel.this",
         "awscc_cloudtrail_resource_policy.channel",
     ]
-    for destination in ("cloudtrail", "cloudwatch"):
+    for destination in ("cloudtrail", "cloudwatch", "securitylake"):
         for key in ct_only:
             assert enabled(r[key].get("count"), destination) == (destination == "cloudtrail"), (key, destination)
         assert enabled(tf["data"]["aws_iam_policy_document.channel"].get("count"), destination) == (
@@ -220,14 +226,63 @@ def test_the_destination_chooses_its_resources_and_the_load_roles_rights(tf):
     env = flat(flat(r["aws_lambda_function.load"]["environment"])["variables"])
     assert "local.destination_env" in env
     dest_env = flat(tf["locals"]["destination_env"])
-    ct_branch, cw_branch = dest_env.split(" : tomap(")
+    ct_branch, cw_branch, sl_branch = re.split(r" : (?:local\.cloudwatch \? )?tomap\(", dest_env)
     assert "'AZTRAIL_DESTINATION': 'cloudtrail'" in ct_branch and "AZTRAIL_CHANNEL_ARN" in ct_branch
     assert "'AZTRAIL_DESTINATION': 'cloudwatch'" in cw_branch
     assert "AZTRAIL_LOG_GROUP" in cw_branch and "AZTRAIL_ACCOUNT_ID" in cw_branch
     assert "AZTRAIL_CHANNEL_ARN" not in cw_branch
+    assert "'AZTRAIL_DESTINATION': 'securitylake'" in sl_branch
+    for name in ("AZTRAIL_SECURITYLAKE_BUCKET", "AZTRAIL_SECURITYLAKE_LOCATIONS", "AZTRAIL_ACCOUNT_ID",
+                 "AZTRAIL_SECURITYLAKE_REGION", "AZTRAIL_BATCH_MAX_SECONDS"):
+        assert name in sl_branch, name
+    assert "AZTRAIL_CHANNEL_ARN" not in sl_branch and "AZTRAIL_LOG_GROUP" not in sl_branch
     v = tf["variable"]["destination"]
     assert flat(v["default"]) == "cloudtrail"
     assert "cloudwatch" in flat(flat(v["validation"])["condition"])
+    assert "securitylake" in flat(flat(v["validation"])["condition"])
+
+
+def test_security_lake_gets_a_custom_source_per_class_and_only_it(tf):
+    r = tf["resource"]
+    source = r["aws_securitylake_custom_log_source.this"]
+    # One source per class, only with destination = securitylake.
+    assert flat(source["for_each"]) == "${local.securitylake_classes}"
+    classes = flat(tf["locals"]["securitylake_classes"])
+    assert enabled(classes.replace("var.securitylake_event_classes", "1").replace("{}", "0"), "securitylake")
+    assert not enabled(classes.replace("var.securitylake_event_classes", "1").replace("{}", "0"), "cloudwatch")
+    assert flat(source["event_classes"]) == "${each.value}"
+    defaults = flat(tf["variable"]["securitylake_event_classes"]["default"])
+    assert defaults == {
+        "api_activity": "API_ACTIVITY",
+        "authentication": "AUTHENTICATION",
+        "account_change": "ACCOUNT_CHANGE",
+        "entity_management": "ENTITY_MANAGEMENT_AUDIT",
+    }
+    # Its Glue crawler's role: assumed by Glue, reading the sources only.
+    config = flat(source["configuration"])
+    assert flat(flat(config["crawler_configuration"])["role_arn"]) == "${aws_iam_role.securitylake_crawler[0].arn}"
+    for key in ("aws_iam_role.securitylake_crawler", "aws_iam_role_policy.securitylake_crawler",
+                "aws_iam_role_policy_attachment.securitylake_crawler_glue"):
+        for destination in ("cloudtrail", "cloudwatch", "securitylake"):
+            assert enabled(r[key].get("count"), destination) == (destination == "securitylake"), (key, destination)
+    assert "glue.amazonaws.com" in flat(r["aws_iam_role.securitylake_crawler"]["assume_role_policy"])
+    # The load role writes under the sources' locations only.
+    by_sid = {flat(st["sid"]): (st, when) for st, when in statements(tf["data"]["aws_iam_policy_document.load"])}
+    st, when = by_sid["PutSourceFiles"]
+    assert flat(st["actions"]) == "s3:PutObject" and flat(st["resources"]) == "${statement.value}"
+    assert "local.securitylake_object_arns" in when
+    assert enabled(when, "securitylake") and not enabled(when, "cloudtrail") and not enabled(when, "cloudwatch")
+    arns = flat(tf["locals"]["securitylake_object_arns"])
+    assert "local.securitylake_locations" in arns and arns.endswith('/*"]}') or "/*" in arns, arns
+    # The trigger gathers the batching window's notifications into one invocation.
+    esm = r["aws_lambda_event_source_mapping.load"]
+    window = flat(esm["maximum_batching_window_in_seconds"])
+    assert window == "${local.securitylake ? var.securitylake_batch_window_seconds : 5}", window
+    assert flat(tf["variable"]["securitylake_batch_window_seconds"]["default"]) == 300
+    assert "local.securitylake ? 10000" in flat(esm["batch_size"])
+    storage = flat(flat(r["aws_lambda_function.load"]["ephemeral_storage"])["size"])
+    assert "var.securitylake_ephemeral_storage_mb" in storage
+    assert "securitylake_locations" in tf["output"]
 
 
 def emitted_metrics():
