@@ -3,6 +3,8 @@
 //! records) and the alternatives we chose against (serde_json as the parser).
 //!
 //! Run: `cargo bench --bench transform`. Groups report MB/s (`bytes`) and events/s (`events`).
+//! Beside the CloudTrail path, the Security Lake path: records → OCSF events (`ocsf`), and on to
+//! sorted zstd Parquet files through the spool (`ocsf+parquet`).
 //!
 //! `hostile/*` frames inputs built to hurt a framer (one endless line, nothing but line feeds,
 //! zeros, blanks) at two sizes, in 1 MiB chunks as `aztrail transform` reads: the same MB/s at
@@ -59,6 +61,43 @@ fn transform(data: &[u8], parser: Parser) -> usize {
         }
     });
     written
+}
+
+/// Frame and map every record to an OCSF event, serialized as the spool writes it.
+fn ocsf(data: &[u8]) -> usize {
+    let mapper = aztrail_ocsf::OcsfMapper::new(Default::default());
+    let mut out = Vec::with_capacity(1 << 16);
+    let mut written = 0;
+    frame_all(data, |r| {
+        if let Ok(ev) = mapper.map(r) {
+            out.clear();
+            let _ = serde_json::to_writer(&mut out, &ev.json);
+            written += out.len();
+        }
+    });
+    written
+}
+
+/// Frame, map to OCSF, spool and write the Parquet files (one per class and day), as a
+/// Security Lake batch does; returns the bytes of Parquet written.
+fn ocsf_parquet(data: &[u8]) -> u64 {
+    let mapper = aztrail_ocsf::OcsfMapper::new(Default::default());
+    let dir = std::env::temp_dir();
+    let Ok(mut spool) = aztrail_securitylake::Spool::new(&dir) else {
+        return 0;
+    };
+    frame_all(data, |r| {
+        if let Ok(ev) = mapper.map(r) {
+            let _ = spool.push(&ev);
+        }
+    });
+    let Ok(out) = tempfile::tempdir_in(&dir) else {
+        return 0;
+    };
+    spool
+        .finish("bench", out.path(), &Default::default())
+        .map(|w| w.iter().map(|f| f.bytes).sum())
+        .unwrap_or(0)
 }
 
 /// The ceiling: frame and parse every record with simd-json (into a reused tape), nothing else.
@@ -120,6 +159,14 @@ fn bench(c: &mut Criterion) {
             data,
             |b, d| b.iter(|| serde_parse_only(d)),
         );
+        group.bench_with_input(BenchmarkId::new("frame+map", "ocsf"), data, |b, d| {
+            b.iter(|| ocsf(d))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("frame+map+parquet", "ocsf"),
+            data,
+            |b, d| b.iter(|| ocsf_parquet(d)),
+        );
         group.finish();
 
         let mut group = c.benchmark_group(format!("events/{name}"));
@@ -129,6 +176,11 @@ fn bench(c: &mut Criterion) {
             BenchmarkId::new("frame+map+serialize", "simd-json"),
             data,
             |b, d| b.iter(|| transform(d, Parser::SimdJson)),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("frame+map+parquet", "ocsf"),
+            data,
+            |b, d| b.iter(|| ocsf_parquet(d)),
         );
         group.finish();
     }

@@ -36,6 +36,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     args.settings.destination.check()?;
     args.settings.check()?;
+    if args.settings.destination.destination == aztrail_load::destination::Kind::Securitylake {
+        return to_security_lake(args);
+    }
     let runtime = super::runtime()?;
     runtime.block_on(async move {
         let c = clients(
@@ -57,6 +60,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         let summary = redriver.run().await?;
         super::emit(&(serde_json::to_string_pretty(&summary)? + "\n"))?;
+        anyhow::Ok(if summary.still_failing.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_REJECTED)
+        })
+    })
+}
+
+/// `--destination securitylake`: the failure queue's records mapped again into one batch of
+/// OCSF files; messages deleted once the files are put.
+fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = super::runtime()?;
+    runtime.block_on(async move {
+        let dest = args.settings.destination.clone();
+        let shared = super::aws::shared_config(&dest, &["S3", "SQS"]).await?;
+        let s3 = super::aws::s3_client(&shared, args.endpoints.s3_path_style);
+        let sqs = aws_sdk_sqs::Client::new(&shared);
+        let target = super::securitylake::LakeTarget::open(&dest, &shared, &s3, None, None).await?;
+        let redriver = aztrail_load::securitylake::redrive::LakeRedriver {
+            s3: &s3,
+            sqs: &sqs,
+            queue_url: &args.failure_queue_url,
+            layout: &target.layout,
+            output: &target.output,
+            max_record_len: args.settings.config(String::new()).max_record_len,
+            visibility_timeout: args.settings.visibility_timeout,
+            dry_run: args.dry_run,
+        };
+        let (summary, written) = redriver.run(target.batch(&dest)?).await?;
+        let out = serde_json::json!({ "redrive": summary, "securitylake": written });
+        super::emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
         anyhow::Ok(if summary.still_failing.is_empty() {
             ExitCode::SUCCESS
         } else {

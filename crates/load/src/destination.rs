@@ -139,9 +139,9 @@ pub enum DestinationError {
     NoLakeBucket,
     /// Security Lake where events are sent one call at a time.
     #[error(
-        "--destination securitylake writes Parquet files in batches: `aztrail run` and \
-         `aztrail load PATH|s3://…` support it; the queue worker, redrive and the load Lambda \
-         do not yet"
+        "--destination securitylake writes Parquet files in batches, not events one call at a \
+         time: `aztrail run` stages locally for it (not with --staging-bucket), and `load`, \
+         `redrive` and the load Lambda write its batches"
     )]
     NotAnEventSink,
     /// Not an account id.

@@ -234,23 +234,7 @@ impl<S: EventSink> Redriver<S> {
 
     /// The event of one failure message, or why there is none.
     async fn event_of(&self, f: &FailureMessage) -> Result<OutEvent, Unsent> {
-        let raw = match f.raw_record() {
-            Some(raw) => raw,
-            None => self.read_pointer(f).await?,
-        };
-        let mut framed = Vec::new();
-        let mut framer = Framer::with_start_offset(f.source.offset)
-            .with_max_record_len(self.config.max_record_len);
-        framer.feed(&raw, |r| {
-            framed.push((r.offset, r.bytes.to_vec(), r.oversize))
-        });
-        framer.finish(|r| framed.push((r.offset, r.bytes.to_vec(), r.oversize)));
-        let [(offset, bytes, oversize)] = <[_; 1]>::try_from(framed).map_err(|v: Vec<_>| {
-            Unsent::new(
-                "NotOneRecord",
-                format!("the stored record frames as {} records", v.len()),
-            )
-        })?;
+        let (offset, bytes, oversize) = record_of(&self.s3, f, self.config.max_record_len).await?;
         let mut mapper = Mapper::new(&self.config.account);
         mapper.set_source(&Source {
             bucket: f.source.bucket.clone(),
@@ -267,48 +251,79 @@ impl<S: EventSink> Redriver<S> {
             .map_err(|r| Unsent::new(r.code(), r.to_string()))?;
         Ok(self.sink.wire().encode(&ev))
     }
+}
 
-    /// Re-reads a record that was too large for its failure message from the staging bucket.
-    async fn read_pointer(&self, f: &FailureMessage) -> Result<Vec<u8>, Unsent> {
-        let unreadable = |m: String| Unsent::new("SourceUnreadable", m);
-        if f.source.length > self.config.max_record_len as u64 {
-            // Never read a record the loader would not hold.
-            return Err(Unsent::new(
-                "RecordTooLarge",
-                format!(
-                    "the record is {} bytes long, over the maximum record length of {}",
-                    f.source.length, self.config.max_record_len
-                ),
-            ));
-        }
-        let bucket = f
-            .source
-            .bucket
-            .as_deref()
-            .ok_or_else(|| unreadable(format!("{} is not in S3", f.source.key)))?;
-        let mut reader = crate::s3::open(&self.s3, bucket, &f.source.key)
-            .await
-            .map_err(|e| unreadable(e.to_string()))?;
-        // Offsets count decompressed bytes, so the object is read from its start.
-        let mut skip = (&mut reader).take(f.source.offset);
-        tokio::io::copy(&mut skip, &mut tokio::io::sink())
-            .await
-            .map_err(|e| unreadable(e.to_string()))?;
-        let mut raw = Vec::new();
-        reader
-            .take(f.source.length)
-            .read_to_end(&mut raw)
-            .await
-            .map_err(|e| unreadable(e.to_string()))?;
-        if raw.len() as u64 != f.source.length {
-            return Err(unreadable(format!(
-                "s3://{bucket}/{}: {} bytes at {}, found {}",
-                f.source.key,
-                f.source.length,
-                f.source.offset,
-                raw.len()
-            )));
-        }
-        Ok(raw)
+/// The one record of a failure message, framed as the loader framed it: its offset, its bytes,
+/// and its length when it is over `max_record_len`. A pointer is re-read from the staging bucket.
+pub async fn record_of(
+    s3: &aws_sdk_s3::Client,
+    f: &FailureMessage,
+    max_record_len: usize,
+) -> Result<(u64, Vec<u8>, Option<u64>), Unsent> {
+    let raw = match f.raw_record() {
+        Some(raw) => raw,
+        None => read_pointer(s3, f, max_record_len).await?,
+    };
+    let mut framed = Vec::new();
+    let mut framer = Framer::with_start_offset(f.source.offset).with_max_record_len(max_record_len);
+    framer.feed(&raw, |r| {
+        framed.push((r.offset, r.bytes.to_vec(), r.oversize))
+    });
+    framer.finish(|r| framed.push((r.offset, r.bytes.to_vec(), r.oversize)));
+    <[_; 1]>::try_from(framed)
+        .map(|[one]| one)
+        .map_err(|v: Vec<_>| {
+            Unsent::new(
+                "NotOneRecord",
+                format!("the stored record frames as {} records", v.len()),
+            )
+        })
+}
+
+/// Re-reads a record that was too large for its failure message from the staging bucket.
+async fn read_pointer(
+    s3: &aws_sdk_s3::Client,
+    f: &FailureMessage,
+    max_record_len: usize,
+) -> Result<Vec<u8>, Unsent> {
+    let unreadable = |m: String| Unsent::new("SourceUnreadable", m);
+    if f.source.length > max_record_len as u64 {
+        // Never read a record the loader would not hold.
+        return Err(Unsent::new(
+            "RecordTooLarge",
+            format!(
+                "the record is {} bytes long, over the maximum record length of {}",
+                f.source.length, max_record_len
+            ),
+        ));
     }
+    let bucket = f
+        .source
+        .bucket
+        .as_deref()
+        .ok_or_else(|| unreadable(format!("{} is not in S3", f.source.key)))?;
+    let mut reader = crate::s3::open(s3, bucket, &f.source.key)
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    // Offsets count decompressed bytes, so the object is read from its start.
+    let mut skip = (&mut reader).take(f.source.offset);
+    tokio::io::copy(&mut skip, &mut tokio::io::sink())
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    let mut raw = Vec::new();
+    reader
+        .take(f.source.length)
+        .read_to_end(&mut raw)
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    if raw.len() as u64 != f.source.length {
+        return Err(unreadable(format!(
+            "s3://{bucket}/{}: {} bytes at {}, found {}",
+            f.source.key,
+            f.source.length,
+            f.source.offset,
+            raw.len()
+        )));
+    }
+    Ok(raw)
 }

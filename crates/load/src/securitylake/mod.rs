@@ -16,9 +16,11 @@
 //! README gives the query that drops it).
 //!
 //! Here: the batch, the layout of keys and where files go. Beside it, `queue`: the SQS worker
-//! and the Lambda batch handler, which acknowledge messages only after their batch was written.
+//! and the Lambda batch handler, which acknowledge messages only after their batch was written;
+//! and `redrive`: the failure queue's records mapped again into a batch.
 
 pub mod queue;
+pub mod redrive;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -421,6 +423,21 @@ impl OcsfBatch {
         self.mix(label.as_bytes());
         self.summary.objects += 1;
         self.summary.record_bytes += read;
+        Ok(())
+    }
+
+    /// Adds one event mapped elsewhere (a redriven record); `label` names where it came from, for
+    /// the batch's name.
+    pub fn add_event(
+        &mut self,
+        ev: &aztrail_ocsf::OcsfEvent,
+        label: &str,
+    ) -> Result<(), BatchError> {
+        self.opened.get_or_insert_with(Instant::now);
+        self.spool.push(ev)?;
+        self.mix(label.as_bytes());
+        self.summary.objects += 1;
+        self.summary.records += 1;
         Ok(())
     }
 

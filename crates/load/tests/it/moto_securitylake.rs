@@ -204,3 +204,72 @@ async fn the_lambda_handler_returns_only_the_messages_it_could_not_read() {
     assert_eq!(summary.events, 300);
     assert_eq!(lake_keys(&s).await.len() as u64, summary.files);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_writes_the_records_that_map_now_and_keeps_the_others() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use aztrail_load::failure::Location;
+    use aztrail_load::securitylake::redrive::LakeRedriver;
+    let (_moto, s) = stack().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let good = aztrail_transform::synth::generate(1, 8);
+    let at = |offset| Location {
+        bucket: Some(s.bucket.clone()),
+        key: "staged/d/PT1H.json.0-1".into(),
+        offset,
+        length: 10,
+    };
+    for (offset, raw) in [(0, good.trim().as_bytes()), (100, &b"{\"broken"[..])] {
+        let m = FailureMessage::new("ThrottlingException", "slow down", at(offset), 8, raw);
+        s.sqs
+            .send_message()
+            .queue_url(&s.failures)
+            .message_body(m.to_json())
+            .send()
+            .await
+            .expect("send");
+    }
+    let layout = LakeLayout::new(&[], "us-east-1", "123456789012").expect("layout");
+    let output = Output::S3 {
+        client: s.s3.clone(),
+        bucket: LAKE.into(),
+    };
+    let redriver = LakeRedriver {
+        s3: &s.s3,
+        sqs: &s.sqs,
+        queue_url: &s.failures,
+        layout: &layout,
+        output: &output,
+        max_record_len: 1 << 20,
+        visibility_timeout: 600,
+        dry_run: false,
+    };
+    let (summary, written) = redriver.run(batch(tmp.path())).await.expect("redrive");
+    assert_eq!(summary.messages, 2);
+    assert_eq!(summary.redriven, 1);
+    assert_eq!(summary.still_failing.get("InvalidJson"), Some(&1));
+    assert_eq!(written.events, 1);
+    assert_eq!(lake_keys(&s).await.len(), 1);
+    // The redriven message is gone; the other is still there (in flight until its timeout).
+    let attrs = s
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&s.failures)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .unwrap_or_default();
+    let n = |a: QueueAttributeName| {
+        attrs
+            .get(&a)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        n(QueueAttributeName::ApproximateNumberOfMessages)
+            + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        1
+    );
+}
