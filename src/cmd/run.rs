@@ -220,10 +220,6 @@ fn local_lake(dest: &DestinationSettings) -> bool {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.settings.destination.destination == Kind::Securitylake {
-        anyhow::ensure!(
-            args.staging_bucket.is_none(),
-            aztrail_load::destination::DestinationError::NotAnEventSink
-        );
         return super::runtime()?.block_on(to_security_lake(args));
     }
     args.settings.check()?;
@@ -379,8 +375,11 @@ async fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
     let _lock = lock_dir(&args.dir)?;
     let dest = args.settings.destination.clone();
     let mut services = Vec::new();
-    if dest.securitylake.securitylake_bucket.is_some() {
+    if dest.securitylake.securitylake_bucket.is_some() || args.staging_bucket.is_some() {
         services.push("S3");
+    }
+    if args.staging_bucket.is_some() {
+        services.push("SQS");
     }
     if args.azure_secret_arn.is_some() {
         services.push("SECRETS_MANAGER");
@@ -401,6 +400,10 @@ async fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
     .await?;
     say(format!("destination: {}", target.describe()));
     let sources = open_source(&args, &shared).await?;
+    if let Some(bucket) = &args.staging_bucket {
+        return security_lake_through_s3(&args, &shared, &s3, bucket, sources, &target, started)
+            .await;
+    }
     let mut ingest_config = args.ingest.config(
         String::new(),
         format!("run-{}-{}", std::process::id(), now()),
@@ -482,6 +485,85 @@ async fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
     let out = serde_json::json!({ "ingest": ingest, "securitylake": load });
     super::emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     Ok(if load.rejected > 0 {
+        ExitCode::from(EXIT_REJECTED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--destination securitylake --staging-bucket`: ingest into the bucket, then the queue worker
+/// writes its notifications' objects into batches of files until the queue is empty.
+async fn security_lake_through_s3(
+    args: &Args,
+    shared: &aws_config::SdkConfig,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    sources: Sources,
+    target: &super::securitylake::LakeTarget,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let dest = &args.settings.destination;
+    let sqs = aws_sdk_sqs::Client::new(shared);
+    let staging = S3Staging {
+        checkpoints: CheckpointStore {
+            s3: s3.clone(),
+            bucket: bucket.to_string(),
+        },
+        stager: Stager {
+            s3: s3.clone(),
+            bucket: bucket.to_string(),
+            part_size: 8 * 1024 * 1024,
+        },
+    };
+    let ingest_config = args.ingest.config(
+        bucket.to_string(),
+        format!("run-{}-{}", std::process::id(), now()),
+    );
+    let ingest = sources.ingest(&staging, &ingest_config).await?;
+    let queue_url = args.queue_url.clone().context("--queue-url")?;
+    let failures = aztrail_load::failure::SqsFailures::new(
+        sqs.clone(),
+        args.failure_queue_url
+            .clone()
+            .context("--failure-queue-url")?,
+    );
+    let worker = aztrail_load::securitylake::queue::QueueWorker {
+        s3,
+        sqs: &sqs,
+        queue_url: &queue_url,
+        failures: &failures,
+        layout: &target.layout,
+        output: &target.output,
+    };
+    let q = worker
+        .run(
+            || {
+                target
+                    .batch(dest)
+                    .map_err(|e| aztrail_load::securitylake::BatchError::Put {
+                        to: "a new batch".into(),
+                        source: e.into(),
+                    })
+            },
+            true,
+            None,
+        )
+        .await?;
+    eprintln!(
+        "aztrail run: staged {} new bytes in {} objects; {} message(s), wrote {} of {} records as OCSF into {} Parquet file(s) ({} rejected, {} message(s) left) ({:.1} s)",
+        ingest.new_bytes,
+        ingest.objects_written,
+        q.messages,
+        q.batches.events,
+        q.batches.records,
+        q.batches.files,
+        q.batches.rejected,
+        q.left,
+        started.elapsed().as_secs_f64()
+    );
+    let out = serde_json::json!({ "ingest": ingest, "securitylake": q });
+    super::emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
+    Ok(if q.batches.rejected > 0 || q.left > 0 {
         ExitCode::from(EXIT_REJECTED)
     } else {
         ExitCode::SUCCESS

@@ -205,3 +205,44 @@ def test_load_puts_the_files_in_s3_on_moto():
         assert bad.returncode == 2 and "no-such-lake" in bad.stderr, bad.stderr
     finally:
         server.stop()
+
+
+def test_run_through_a_staging_bucket_and_its_queue_on_moto():
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+        s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
+        s3.create_bucket(Bucket="staging")
+        work = sqs.create_queue(QueueName="work")["QueueUrl"]
+        failures = sqs.create_queue(QueueName="failures")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.put_bucket_notification_configuration(Bucket="staging", NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+                                     "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "staged/"}]}}}]})
+        tmp = tempfile.mkdtemp(prefix="aztrail-securitylake-run-s3-")
+        env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b",
+                   AWS_REGION="us-east-1")
+        run = subprocess.run(
+            [BIN, "run", "--dir", os.path.join(tmp, "run"), "--example-records", "200", "--destination", "securitylake",
+             "--staging-bucket", "staging", "--queue-url", work, "--failure-queue-url", failures, "--s3-path-style",
+             "--account-id", ACCOUNT],
+            capture_output=True, text=True, env=env,
+        )
+        assert run.returncode == 0, run.stderr
+        out = json.loads(run.stdout)["securitylake"]
+        assert out["batches"]["events"] == 1200 and out["left"] == 0, out
+        files = sorted(pathlib.Path(tmp, "run", "securitylake").rglob("*.parquet"))
+        assert sum(pq.read_table(f, partitioning=None).num_rows for f in files) == 1200
+        assert "Messages" not in sqs.receive_message(QueueUrl=work, WaitTimeSeconds=1), "every message deleted"
+    finally:
+        server.stop()
