@@ -20,7 +20,8 @@ use super::aws::{clients, Endpoints};
 use super::progress::Progress;
 use super::EXIT_REJECTED;
 
-/// Load staged objects into CloudTrail Lake (PutAuditEvents) or CloudWatch Logs (PutLogEvents).
+/// Load staged objects into CloudTrail Lake (PutAuditEvents), CloudWatch Logs (PutLogEvents) or
+/// Amazon Security Lake (OCSF Parquet files, in batches: --destination securitylake).
 ///
 /// Work comes from one of three places:
 ///
@@ -46,7 +47,8 @@ use super::EXIT_REJECTED;
 /// is not sent again (--from-start sends it all again; so does a changed file).
 ///
 /// Standard output is JSON Lines: one line per object (`object`, `summary`, `unreadable`), then
-/// one `total` line.
+/// one `total` line. With --destination securitylake it is one JSON document (`total`: objects,
+/// records, events, rejected, files and their keys; `unfinished`: messages left to come back).
 ///
 /// Exit status: 0 when every record was accepted; 1 when some were reported as failures; 2 on a
 /// fatal error; 3 when stopped (SIGTERM or Ctrl-C) before the end: the calls in flight were
