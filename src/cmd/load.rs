@@ -278,25 +278,16 @@ fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
         let mut total = aztrail_load::securitylake::BatchSummary::default();
         let mut left = 0;
         if let Some(queue_url) = &args.queue_url {
-            let sqs = aws_sdk_sqs::Client::new(&shared);
-            let worker = aztrail_load::securitylake::queue::QueueWorker {
-                s3: &s3,
-                sqs: &sqs,
-                queue_url,
-                failures: &failures,
-                layout: &target.layout,
-                output: &target.output,
+            let aws = aztrail_load::settings::AwsClients {
+                s3: s3.clone(),
+                sqs: aws_sdk_sqs::Client::new(&shared),
             };
-            let q = worker
-                .run(
-                    || {
-                        target.batch(&dest).map_err(|e| {
-                            aztrail_load::securitylake::BatchError::Put {
-                                to: "a new batch".into(),
-                                source: e.into(),
-                            }
-                        })
-                    },
+            let q = target
+                .drain_queue(
+                    &dest,
+                    &aws,
+                    queue_url,
+                    &failures,
                     args.until_empty,
                     Some(&stop),
                 )

@@ -213,6 +213,31 @@ impl Sources {
     }
 }
 
+/// One ingest pass into the local staging directory whose consumer reads `rx`: first the keys of
+/// `unfinished` (a killed run's objects, which nothing else would announce again), then each
+/// object as it is staged; the channel closes when the pass ends.
+fn stage_locally<'a>(
+    staging_dir: &Path,
+    unfinished: Vec<String>,
+    sources: Sources,
+    config: &'a IngestConfig,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+    impl std::future::Future<Output = Result<IngestSummary, aztrail_ingest::run::IngestError>> + 'a,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for key in unfinished {
+        let _ = tx.send(key);
+    }
+    let staging = LocalStaging::new(staging_dir, Some(tx));
+    let ingest = async move {
+        let s = sources.ingest(&staging, config).await;
+        drop(staging); // closes the queue: the consumer ends once it is drained
+        s
+    };
+    (rx, ingest)
+}
+
 /// Whether the run sends to the embedded local lake: CloudTrail Lake with no channel named.
 fn local_lake(dest: &DestinationSettings) -> bool {
     dest.destination == Kind::Cloudtrail && dest.channel_arn.is_none()
@@ -417,7 +442,6 @@ async fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
         .lines()
         .map(str::to_string)
         .collect();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut unfinished = Vec::new();
     staged_objects(&staging_dir, &staging_dir, &mut unfinished)?;
     unfinished.retain(|k| !acknowledged.contains(k));
@@ -427,15 +451,7 @@ async fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
             unfinished.len()
         ));
     }
-    for key in unfinished {
-        let _ = tx.send(key);
-    }
-    let staging = LocalStaging::new(&staging_dir, Some(tx));
-    let ingest_side = async move {
-        let s = sources.ingest(&staging, &ingest_config).await;
-        drop(staging);
-        s
-    };
+    let (mut rx, ingest_side) = stage_locally(&staging_dir, unfinished, sources, &ingest_config);
     let failures = FileFailures::create(&args.dir.join("failures.jsonl"))?;
     let dir = staging_dir.clone();
     let inputs = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).then(move |key| {
@@ -527,27 +543,12 @@ async fn security_lake_through_s3(
             .clone()
             .context("--failure-queue-url")?,
     );
-    let worker = aztrail_load::securitylake::queue::QueueWorker {
-        s3,
-        sqs: &sqs,
-        queue_url: &queue_url,
-        failures: &failures,
-        layout: &target.layout,
-        output: &target.output,
+    let aws = AwsClients {
+        s3: s3.clone(),
+        sqs,
     };
-    let q = worker
-        .run(
-            || {
-                target
-                    .batch(dest)
-                    .map_err(|e| aztrail_load::securitylake::BatchError::Put {
-                        to: "a new batch".into(),
-                        source: e.into(),
-                    })
-            },
-            true,
-            None,
-        )
+    let q = target
+        .drain_queue(dest, &aws, &queue_url, &failures, true, None)
         .await?;
     eprintln!(
         "aztrail run: staged {} new bytes in {} objects; {} message(s), wrote {} of {} records as OCSF into {} Parquet file(s) ({} rejected, {} message(s) left) ({:.1} s)",
@@ -610,11 +611,9 @@ async fn through_local_staging(
 ) -> anyhow::Result<(IngestSummary, Summary, u64)> {
     let staging_dir = args.dir.join("staging");
     let failures = FileFailures::create(&args.dir.join("failures.jsonl"))?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let checkpoints = DirCheckpoints::new(&staging_dir);
     remove_partial_objects(&staging_dir)?;
-    // What a killed run staged but did not finish loading goes first, from its checkpoint:
-    // nothing else would announce it again.
+    // What a killed run staged but did not finish loading goes first, from its checkpoint.
     let unfinished = checkpoints
         .unfinished()
         .await
@@ -625,15 +624,7 @@ async fn through_local_staging(
             unfinished.len()
         ));
     }
-    for key in unfinished {
-        let _ = tx.send(key);
-    }
-    let staging = LocalStaging::new(&staging_dir, Some(tx));
-    let ingest_side = async move {
-        let s = sources.ingest(&staging, ingest_config).await;
-        drop(staging); // closes the queue: the loader ends once it is drained
-        s
-    };
+    let (rx, ingest_side) = stage_locally(&staging_dir, unfinished, sources, ingest_config);
     let dest = Destination {
         sink: &load.sink,
         limiter: &load.limiter,

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use aztrail_load::destination::DestinationSettings;
 use aztrail_load::failure::FailureSink;
-use aztrail_load::securitylake::{BatchSummary, LakeLayout, OcsfBatch, Output};
+use aztrail_load::securitylake::queue::{QueueSummary, QueueWorker};
+use aztrail_load::securitylake::{BatchError, BatchSummary, LakeLayout, OcsfBatch, Output};
 use aztrail_ocsf::Options;
 use aztrail_securitylake::FileSettings;
 use aztrail_transform::Source;
@@ -85,16 +86,38 @@ impl LakeTarget {
     }
 
     /// An empty batch for this target.
-    pub fn batch(&self, dest: &DestinationSettings) -> anyhow::Result<OcsfBatch> {
+    pub fn batch(&self, dest: &DestinationSettings) -> Result<OcsfBatch, BatchError> {
         let sl = &dest.securitylake;
-        Ok(OcsfBatch::new(
+        OcsfBatch::new(
             &self.spool_dir,
             sl.limits(),
             FileSettings::default(),
             Options {
                 raw_data: sl.ocsf_raw_data,
             },
-        )?)
+        )
+    }
+
+    /// The queue worker over `queue_url`, batch after batch until the queue is empty
+    /// (`until_empty`) or `stop` is set.
+    pub async fn drain_queue<F: FailureSink>(
+        &self,
+        dest: &DestinationSettings,
+        aws: &aztrail_load::settings::AwsClients,
+        queue_url: &str,
+        failures: &F,
+        until_empty: bool,
+        stop: Option<&aztrail_load::loader::Stop>,
+    ) -> anyhow::Result<QueueSummary> {
+        let worker = QueueWorker {
+            s3: &aws.s3,
+            sqs: &aws.sqs,
+            queue_url,
+            failures,
+            layout: &self.layout,
+            output: &self.output,
+        };
+        Ok(worker.run(|| self.batch(dest), until_empty, stop).await?)
     }
 }
 
