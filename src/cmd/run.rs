@@ -238,6 +238,21 @@ fn stage_locally<'a>(
     (rx, ingest)
 }
 
+/// Staging in `bucket`: its objects and its ingest checkpoints.
+fn s3_staging(s3: &aws_sdk_s3::Client, bucket: &str) -> S3Staging {
+    S3Staging {
+        checkpoints: CheckpointStore {
+            s3: s3.clone(),
+            bucket: bucket.to_string(),
+        },
+        stager: Stager {
+            s3: s3.clone(),
+            bucket: bucket.to_string(),
+            part_size: 8 * 1024 * 1024,
+        },
+    }
+}
+
 /// Whether the run sends to the embedded local lake: CloudTrail Lake with no channel named.
 fn local_lake(dest: &DestinationSettings) -> bool {
     dest.destination == Kind::Cloudtrail && dest.channel_arn.is_none()
@@ -520,17 +535,7 @@ async fn security_lake_through_s3(
 ) -> anyhow::Result<ExitCode> {
     let dest = &args.settings.destination;
     let sqs = aws_sdk_sqs::Client::new(shared);
-    let staging = S3Staging {
-        checkpoints: CheckpointStore {
-            s3: s3.clone(),
-            bucket: bucket.to_string(),
-        },
-        stager: Stager {
-            s3: s3.clone(),
-            bucket: bucket.to_string(),
-            part_size: 8 * 1024 * 1024,
-        },
-    };
+    let staging = s3_staging(s3, bucket);
     let ingest_config = args.ingest.config(
         bucket.to_string(),
         format!("run-{}-{}", std::process::id(), now()),
@@ -695,17 +700,7 @@ async fn through_s3(
 ) -> anyhow::Result<(IngestSummary, Summary, u64)> {
     let s3 = super::aws::s3_client(shared, args.s3_path_style);
     let sqs = aws_sdk_sqs::Client::new(shared);
-    let staging = S3Staging {
-        checkpoints: CheckpointStore {
-            s3: s3.clone(),
-            bucket: bucket.to_string(),
-        },
-        stager: Stager {
-            s3: s3.clone(),
-            bucket: bucket.to_string(),
-            part_size: 8 * 1024 * 1024,
-        },
-    };
+    let staging = s3_staging(&s3, bucket);
     let i = sources.ingest(&staging, ingest_config).await?;
     let queues = Queues {
         work: args.queue_url.clone().context("--queue-url")?,

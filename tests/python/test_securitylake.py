@@ -9,10 +9,12 @@ mapped; files are sorted by time with millisecond timestamps and zstd pages; eve
 validates against the published schema.
 """
 
+import contextlib
 import datetime
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import tempfile
 
@@ -65,6 +67,22 @@ def lake():
     events = [json.loads(line) for line in mapped.stdout.splitlines()]
     rejected = sum(1 for _ in open(failures)) if os.path.exists(failures) else 0
     return out, summary, events, rejected
+
+
+@contextlib.contextmanager
+def moto():
+    """moto's server on a free port for the block, stopped after it."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 def plain(v):
@@ -162,18 +180,9 @@ def test_run_writes_the_tree_locally_and_a_batch_written_again_replaces_its_file
 
 
 def test_load_puts_the_files_in_s3_on_moto():
-    import socket
-
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with moto() as url:
         s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
                           aws_access_key_id="a", aws_secret_access_key="b")
         s3.create_bucket(Bucket="lake")
@@ -203,23 +212,12 @@ def test_load_puts_the_files_in_s3_on_moto():
             [BIN, "load", "--destination", "securitylake", "--securitylake-bucket", "no-such-lake", "--s3-path-style",
              "--account-id", ACCOUNT, gen], capture_output=True, text=True, env=env)
         assert bad.returncode == 2 and "no-such-lake" in bad.stderr, bad.stderr
-    finally:
-        server.stop()
 
 
 def test_run_through_a_staging_bucket_and_its_queue_on_moto():
-    import socket
-
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with moto() as url:
         kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
         s3, sqs = boto3.client("s3", **kw), boto3.client("sqs", **kw)
         s3.create_bucket(Bucket="staging")
@@ -244,5 +242,3 @@ def test_run_through_a_staging_bucket_and_its_queue_on_moto():
         files = sorted(pathlib.Path(tmp, "run", "securitylake").rglob("*.parquet"))
         assert sum(pq.read_table(f, partitioning=None).num_rows for f in files) == 1200
         assert "Messages" not in sqs.receive_message(QueueUrl=work, WaitTimeSeconds=1), "every message deleted"
-    finally:
-        server.stop()
