@@ -182,12 +182,13 @@ impl<F: FailureSink> QueueWorker<'_, F> {
         loop {
             let mut batch = new_batch()?;
             let max_age = batch.limits.max_age;
-            let started = Instant::now();
+            // The batch's age counts from its first message: an idle queue is long-polled.
+            let mut started: Option<Instant> = None;
             let mut held: Vec<String> = Vec::new();
             let mut drained = false;
             while !batch.is_full() && !stop.is_some_and(|s| s.is_set()) {
-                let left = max_age.saturating_sub(started.elapsed());
-                if left.is_zero() && !held.is_empty() {
+                let left = started.map_or(max_age, |t| max_age.saturating_sub(t.elapsed()));
+                if left.is_zero() {
                     break;
                 }
                 let wait = if until_empty {
@@ -215,6 +216,7 @@ impl<F: FailureSink> QueueWorker<'_, F> {
                     }
                     continue;
                 }
+                started.get_or_insert_with(Instant::now);
                 for m in messages {
                     total.messages += 1;
                     let body = m.body.as_deref().unwrap_or_default();
