@@ -171,19 +171,24 @@ fn run_load_securitylake(args: LoadArgs) -> anyhow::Result<ExitCode> {
             args.failure_queue_url.clone(),
         );
         let (target, s3, failures, dest) = (&target, &s3, &failures, &dest);
+        let margin = Duration::from_secs(args.deadline_margin_seconds);
         let handler = |event: LambdaEvent<SqsEvent>| async move {
             let batch = target
                 .batch(dest)
                 .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
-            let (response, summary) = handle_lambda_batch(
-                batch,
+            let remaining = Duration::from_millis(event.context.deadline.saturating_sub(now_ms()));
+            let deadline = tokio::time::Instant::now() + remaining;
+            let lambda_target = aztrail_load::securitylake::queue::LambdaTarget {
                 s3,
                 failures,
-                &target.layout,
-                &target.output,
-                event.payload,
-            )
-            .await;
+                layout: &target.layout,
+                output: &target.output,
+                stop_reading_at: deadline
+                    .checked_sub(margin)
+                    .unwrap_or_else(tokio::time::Instant::now),
+            };
+            let (response, summary) =
+                handle_lambda_batch(batch, &lambda_target, event.payload).await;
             println!("{}", serde_json::json!({ "securitylake": summary }));
             Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
         };

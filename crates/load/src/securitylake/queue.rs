@@ -99,21 +99,39 @@ pub async fn add_message<F: FailureSink>(
     MessageOutcome::InBatch
 }
 
+/// Where a Lambda batch's files go, and when it must stop reading.
+pub struct LambdaTarget<'a, F> {
+    /// S3, to read the staged objects.
+    pub s3: &'a aws_sdk_s3::Client,
+    /// Where rejected records go.
+    pub failures: &'a F,
+    /// The keys' layout.
+    pub layout: &'a LakeLayout,
+    /// A bucket or a directory.
+    pub output: &'a Output,
+    /// No message is started after this (the invocation's deadline less the time the files
+    /// take to write): those left are returned to the queue untouched.
+    pub stop_reading_at: tokio::time::Instant,
+}
+
 /// The Lambda handler for an SQS batch (the trigger's batching window gathers up to 5 minutes of
 /// notifications): one batch of files for the whole invocation; the messages that could not be
-/// read are listed as failures, and all of them if the files could not be written.
+/// read, or were not started before the deadline, are listed as failures, and all of them if the
+/// files could not be written.
 pub async fn handle_lambda_batch<F: FailureSink>(
     mut batch: OcsfBatch,
-    s3: &aws_sdk_s3::Client,
-    failures: &F,
-    layout: &LakeLayout,
-    output: &Output,
+    target: &LambdaTarget<'_, F>,
     event: SqsEvent,
 ) -> (SqsBatchResponse, BatchSummary) {
+    let (s3, failures, layout, output) = (target.s3, target.failures, target.layout, target.output);
     let mut response = SqsBatchResponse::default();
     let mut done = Vec::new();
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
+        if tokio::time::Instant::now() >= target.stop_reading_at {
+            response.add_failure(id);
+            continue;
+        }
         let body = message.body.as_deref().unwrap_or_default();
         match add_message(&mut batch, s3, body, failures).await {
             MessageOutcome::InBatch => done.push(id),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_s3::primitives::ByteStream;
 use aztrail_load::failure::{FailureMessage, SqsFailures};
-use aztrail_load::securitylake::queue::{handle_lambda_batch, QueueWorker};
+use aztrail_load::securitylake::queue::{handle_lambda_batch, LambdaTarget, QueueWorker};
 use aztrail_load::securitylake::{BatchLimits, LakeLayout, OcsfBatch, Output};
 use aztrail_ocsf::Options;
 use aztrail_securitylake::FileSettings;
@@ -192,8 +192,27 @@ async fn the_lambda_handler_returns_only_the_messages_it_could_not_read() {
         client: s.s3.clone(),
         bucket: LAKE.into(),
     };
-    let (response, summary) =
-        handle_lambda_batch(batch(tmp.path()), &s.s3, &failures, &layout, &output, event).await;
+    let target = LambdaTarget {
+        s3: &s.s3,
+        failures: &failures,
+        layout: &layout,
+        output: &output,
+        stop_reading_at: tokio::time::Instant::now() + Duration::from_secs(600),
+    };
+    // Past the deadline, no message is started: all go back, nothing is written.
+    let late = LambdaTarget {
+        stop_reading_at: tokio::time::Instant::now(),
+        ..target
+    };
+    let (response, summary) = handle_lambda_batch(batch(tmp.path()), &late, event.clone()).await;
+    assert_eq!(response.batch_item_failures.len(), 2);
+    assert_eq!(summary.objects, 0);
+    assert!(lake_keys(&s).await.is_empty());
+    let target = LambdaTarget {
+        stop_reading_at: tokio::time::Instant::now() + Duration::from_secs(600),
+        ..late
+    };
+    let (response, summary) = handle_lambda_batch(batch(tmp.path()), &target, event).await;
     let failed: Vec<String> = response
         .batch_item_failures
         .iter()
