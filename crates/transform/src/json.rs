@@ -27,14 +27,86 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `s` as the contents of a JSON string (without the quotes).
 ///
-/// Eight bytes at a time. A word with nothing to escape (most words of most strings) is copied
-/// whole. In a word with quotes or backslashes, the bytes are stored speculatively as one 8-byte
-/// write and each special byte then costs a shift, a backslash and one more 8-byte write, so a
-/// JSON document (dense with quotes) escapes at a few cycles per word. A control character, rare
-/// in practice, sends the rest through the byte-wise slow path. This is the hot loop of building
-/// PutAuditEvents requests, hence the care.
+/// Sixteen bytes at a time with SSE2 where the CPU is x86-64 (every one has it), then eight at a
+/// time for the rest, or for all of it elsewhere. This is the hot loop of building PutAuditEvents
+/// requests (every byte of every `eventData` passes through it), hence the care.
 #[inline]
 pub fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    let s = &s[escape_sse2(out, s)..];
+    escape_words(out, s);
+}
+
+/// The SSE2 steps of [`escape_into`]: escapes the longest prefix of `s` that it can take in whole
+/// steps of sixteen bytes (stopping 32 bytes before the end, and before a control character)
+/// and returns its length; the caller escapes the rest.
+///
+/// Each step loads sixteen bytes, stores them whole, speculatively, and for each quote or
+/// backslash among them writes a backslash where it stands and stores the source's sixteen bytes
+/// from that special byte on right after it, so a special byte costs one load and one store.
+#[cfg(target_arch = "x86_64")]
+fn escape_sse2(out: &mut Vec<u8>, s: &[u8]) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_storeu_si128,
+    };
+    if s.len() < 32 {
+        return 0;
+    }
+    let start = out.len();
+    // Each byte of `s` becomes at most two, and a step may store sixteen bytes past its end.
+    out.reserve(2 * s.len() + 16);
+    let src = s.as_ptr();
+    let dst = out.as_mut_ptr();
+    let (mut i, mut j) = (0usize, start);
+    // SAFETY: SSE2 is part of x86-64, so these intrinsics exist on every CPU this runs on.
+    // Reads: a step runs only while `i + 32 <= s.len()`, and reads `src[i + p .. i + p + 16]`
+    // for `p < 16`, so every read ends before `i + 32`, inside `s`. Writes: before a step,
+    // `j - start <= 2 * i` (no byte became more than two); within it, a store of sixteen bytes
+    // starts at most at `j + 2 * 15 + 1`, so it ends before `start + 2 * i + 47`, which is
+    // below `start + 2 * s.len() + 16` (as `2 * i + 64 <= 2 * s.len()`), the capacity reserved.
+    // `set_len(j)`: every byte from `start` to `j` was stored, since each store begins at or
+    // before where the previous one ended and the last ends at or after `j`.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let below_space = _mm_set1_epi8(0x1f);
+        while i + 32 <= s.len() {
+            let v = _mm_loadu_si128(src.add(i).cast::<__m128i>());
+            // A byte is a control character when max(byte, 0x1f) == 0x1f.
+            let controls = _mm_cmpeq_epi8(_mm_max_epu8(v, below_space), below_space);
+            if _mm_movemask_epi8(controls) != 0 {
+                break;
+            }
+            let specials = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+            let mut mask = _mm_movemask_epi8(specials) as u32;
+            _mm_storeu_si128(dst.add(j).cast::<__m128i>(), v);
+            let mut placed = 0usize;
+            while mask != 0 {
+                let p = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                j += p - placed;
+                *dst.add(j) = b'\\';
+                j += 1;
+                let rest = _mm_loadu_si128(src.add(i + p).cast::<__m128i>());
+                _mm_storeu_si128(dst.add(j).cast::<__m128i>(), rest);
+                placed = p;
+            }
+            j += 16 - placed;
+            i += 16;
+        }
+        out.set_len(j);
+    }
+    i
+}
+
+/// The word-wise steps of [`escape_into`]: eight bytes at a time. A word with nothing to escape
+/// (most words of most strings) is copied whole. In a word with quotes or backslashes, the bytes
+/// are stored speculatively as one 8-byte write and each special byte then costs a shift, a
+/// backslash and one more 8-byte write. A control character, rare in practice, sends the rest
+/// through the byte-wise slow path.
+#[inline]
+fn escape_words(out: &mut Vec<u8>, s: &[u8]) {
     let start = out.len();
     // Worst case without control characters: every byte doubled; plus room for the last
     // speculative 8-byte store.
@@ -576,6 +648,20 @@ mod escape_props {
             out.push(b'"');
             let back: String = serde_json::from_slice(&out).unwrap();
             prop_assert_eq!(back, s);
+        }
+
+        /// The sixteen- and eight-byte steps against the byte-wise escape, after text already in
+        /// the buffer, over strings long enough for many wide steps, dense or sparse in quotes.
+        #[test]
+        fn wide_steps_write_what_the_bytewise_escape_writes(
+            prefix in "[a-z]{0,5}",
+            s in "[\"\\\\#\\]a-z]{0,300}|[a-z ]{20,80}[\"\\\\]{0,40}[a-z\n]{0,90}",
+        ) {
+            let mut fast = prefix.as_bytes().to_vec();
+            escape_into(&mut fast, s.as_bytes());
+            let mut slow = prefix.as_bytes().to_vec();
+            escape_controls(&mut slow, s.as_bytes());
+            prop_assert_eq!(fast, slow);
         }
 
         #[test]
