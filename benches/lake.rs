@@ -30,7 +30,7 @@ fn batches() -> Vec<Vec<AuditEvent>> {
             if let Ok(e) = AuditEvent::builder()
                 .id(ev.id)
                 .event_data(ev.event_data)
-                .event_data_checksum(ev.checksum)
+                .set_event_data_checksum(ev.checksum.map(str::to_string))
                 .build()
             {
                 events.push(e);

@@ -27,7 +27,7 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Function {
     /// The load function: SQS batches of S3 notifications, partial batch failures out.
-    Load(LoadArgs),
+    Load(Box<LoadArgs>),
     /// The ingest function: one pass per scheduled invocation; with a work queue, the
     /// scheduled invocation fans out and SQS batches of work shards are passes of their roots.
     Ingest(IngestArgs),
@@ -91,7 +91,7 @@ struct LoadArgs {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.function {
-        Function::Load(a) => run_load(a),
+        Function::Load(a) => run_load(*a),
         Function::Ingest(a) => run_ingest(a),
     }
 }

@@ -20,9 +20,10 @@ const CHUNK: usize = 1 << 20;
 ///
 /// Reads each FILE (standard input when none is given, or for "-"), in JSON Lines, the legacy
 /// {"records":[...]} form, a JSON array, or Activity Log REST API pages ({"value":[...],
-/// "nextLink":...}, what `az monitor activity-log list` and the API return, for a backfill). Writes one line per event to standard output:
-/// {"id":…,"eventData":…,"eventDataChecksum":…}, exactly as PutAuditEvents takes it. Writes one
-/// JSON line per rejected record to standard error: {"file","offset","length","code","reason"}.
+/// "nextLink":...}, what `az monitor activity-log list` and the API return, for a backfill).
+/// Writes one line per event to standard output: {"id":…,"eventData":…} (with
+/// "eventDataChecksum" when asked), exactly as PutAuditEvents takes it. Writes one JSON line per
+/// rejected record to standard error: {"file","offset","length","code","reason"}.
 ///
 /// Exit status: 0 when every record converted; 1 when the run finished but at least one record
 /// was rejected; 2 on a fatal error (a file that could not be read, whose records were
@@ -52,6 +53,10 @@ pub struct Args {
     /// events as JSON, one per line: what --destination securitylake writes as Parquet).
     #[arg(long, value_enum, default_value_t = Format::Cloudtrail)]
     format: Format,
+    /// Give each PutAuditEvents entry its eventDataChecksum (base64 SHA-256 of eventData), as
+    /// `load --event-data-checksum` sends it.
+    #[arg(long, env = "AZTRAIL_EVENT_DATA_CHECKSUM")]
+    event_data_checksum: bool,
 }
 
 /// The output of `aztrail transform`.
@@ -108,7 +113,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, None) => "000000000000".to_string(),
     };
     let mut mapper = match args.format {
-        Format::Cloudtrail => Mapping::CloudTrail(Box::new(Mapper::new(&account))),
+        Format::Cloudtrail => Mapping::CloudTrail(Box::new(
+            Mapper::new(&account).with_checksum(args.event_data_checksum),
+        )),
         Format::Ocsf => Mapping::Ocsf(aztrail_ocsf::OcsfMapper::new(Default::default())),
     };
     let stdout = std::io::stdout();

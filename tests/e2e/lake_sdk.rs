@@ -25,10 +25,11 @@ fn client(lake: &Lake) -> Client {
     Client::from_conf(config)
 }
 
-/// `n` mapped events from generated records, for `account`.
+/// `n` mapped events from generated records, for `account`, with their checksums (which the
+/// local lake checks).
 fn events(n: usize, seed: u64, account: &str) -> Vec<AuditEvent> {
     let data = synth::generate(n, seed);
-    let mut mapper = Mapper::new(account);
+    let mut mapper = Mapper::new(account).with_checksum(true);
     let mut out = Vec::new();
     frame_all(data.as_bytes(), |r| {
         let ev = mapper.map(r).expect("generated records map");
@@ -36,7 +37,7 @@ fn events(n: usize, seed: u64, account: &str) -> Vec<AuditEvent> {
             AuditEvent::builder()
                 .id(ev.id)
                 .event_data(ev.event_data)
-                .event_data_checksum(ev.checksum)
+                .set_event_data_checksum(ev.checksum.map(str::to_string))
                 .build()
                 .unwrap(),
         );

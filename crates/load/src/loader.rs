@@ -91,6 +91,9 @@ pub struct LoadConfig {
     pub stop: Option<Stop>,
     /// How long a pool's call that is not full waits for more batches (see [`crate::pool`]).
     pub call_linger: std::time::Duration,
+    /// Whether each CloudTrail Lake event carries `eventDataChecksum` (see
+    /// [`aztrail_transform::Mapper::with_checksum`]).
+    pub event_data_checksum: bool,
 }
 
 /// A stop request shared by a process's passes, loaders and workers (one type for all).
@@ -134,6 +137,7 @@ impl Default for LoadConfig {
             pool: None,
             stop: None,
             call_linger: crate::pool::DEFAULT_CALL_LINGER,
+            event_data_checksum: false,
         }
     }
 }
@@ -280,8 +284,8 @@ struct Records<'s> {
 }
 
 impl<'s> Records<'s> {
-    fn new(source: &'s Source, resume: &Checkpoint, wire: Wire, account: &str) -> Self {
-        let mut mapper = Mapper::new(account);
+    fn new(source: &'s Source, resume: &Checkpoint, wire: Wire, config: &LoadConfig) -> Self {
+        let mut mapper = Mapper::new(&config.account).with_checksum(config.event_data_checksum);
         mapper.set_source(source);
         Self {
             source,
@@ -427,7 +431,7 @@ where
 {
     let live = config.live.as_deref();
     let mut framer = Framer::new().with_max_record_len(config.max_record_len);
-    let mut recs = Records::new(source, resume, dest.sink.wire(), &config.account);
+    let mut recs = Records::new(source, resume, dest.sink.wire(), config);
     let mut in_flight = FuturesUnordered::new();
     // The read buffer starts small and doubles while reads fill it, up to `chunk_size`: a
     // process loading a hundred small objects at once holds a hundred small buffers.

@@ -235,7 +235,8 @@ impl<S: EventSink> Redriver<S> {
     /// The event of one failure message, or why there is none.
     async fn event_of(&self, f: &FailureMessage) -> Result<OutEvent, Unsent> {
         let (offset, bytes, oversize) = record_of(&self.s3, f, self.config.max_record_len).await?;
-        let mut mapper = Mapper::new(&self.config.account);
+        let mut mapper =
+            Mapper::new(&self.config.account).with_checksum(self.config.event_data_checksum);
         mapper.set_source(&Source {
             bucket: f.source.bucket.clone(),
             key: f.source.key.clone(),

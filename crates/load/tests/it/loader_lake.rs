@@ -61,6 +61,8 @@ async fn nothing_is_lost_or_duplicated_under_faults() {
             ..SendPolicy::default()
         },
         chunk_size: 64 * 1024,
+        // With checksums, which the lake checks: a wrong one would fail its event.
+        event_data_checksum: true,
         ..LoadConfig::default()
     };
     let source = Source {

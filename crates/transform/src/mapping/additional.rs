@@ -5,7 +5,8 @@ use super::*;
 
 /// What goes into `additionalEventData`.
 pub(super) struct Additional<'a, 't, 'i> {
-    pub(super) top: &'a [Option<Val<'t, 'i>>; TOP_FIELDS],
+    /// The record's top-level members.
+    pub(super) record: &'a Top<'t, 'i, 'a>,
     pub(super) ctx: &'a Ctx<'a>,
     pub(super) time_source: Option<&'static str>,
     pub(super) truncated: &'a [&'static str],
@@ -14,8 +15,6 @@ pub(super) struct Additional<'a, 't, 'i> {
     pub(super) raw_props: Option<&'a [u8]>,
     /// Members of `properties` moved elsewhere (the request and response bodies).
     pub(super) skip: &'a dyn Fn(&str) -> bool,
-    /// The whole record.
-    pub(super) nodes: Val<'t, 'i>,
     /// `sourceIPAddress` as written, when the event has one.
     pub(super) source_ip: Option<&'a str>,
     /// The record nests deeper than the event may: some of its parts are kept as JSON text.
@@ -58,7 +57,7 @@ impl Additional<'_, '_, '_> {
     /// Writes `v` (the record's `index`-th top-level member) exactly as written when the raw
     /// record allows it, else from the tape.
     pub(super) fn verbatim(&self, ed: &mut Doc, index: usize, v: Val<'_, '_>) {
-        match self.ctx.raw.and_then(|r| r.member_at(self.nodes, index)) {
+        match self.record.members.get(index).and_then(|m| m.raw) {
             Some(raw) => literal_minified(ed, raw),
             None => write_value(ed, v, None),
         }
@@ -68,7 +67,7 @@ impl Additional<'_, '_, '_> {
     /// `properties` out entirely, cuts the other strings short and leaves out other objects and
     /// arrays, each listed in `truncated`.
     pub(super) fn write(&self, ed: &mut Doc, dropped: &[&str], bare: bool) {
-        let top = self.top;
+        let top = &self.record.fields;
         let mut cut_here: Vec<String> = Vec::new();
         // Every key written at this level, so that no two members share one (JSON readers keep
         // only one of two equal keys; some compare keys without case).
@@ -95,12 +94,6 @@ impl Additional<'_, '_, '_> {
             }
             ed.punct(b',');
         };
-        // The index of the first member named `want` (ignoring case): the one `top` holds.
-        let first_named = |want: &str| {
-            members(self.nodes)
-                .position(|(k, _)| k.eq_ignore_ascii_case(want))
-                .unwrap_or(usize::MAX)
-        };
         for (key, slot) in [
             ("category", T_CATEGORY),
             ("level", T_LEVEL),
@@ -122,13 +115,13 @@ impl Additional<'_, '_, '_> {
         ] {
             let Some(v) = top[slot] else { continue };
             keys.take(Cow::Borrowed(key));
-            field(ed, key, first_named(key), v);
+            field(ed, key, self.record.at[slot], v);
         }
         // callerIpAddress, unless sourceIPAddress holds it as written.
         if let Some(v) = top[T_CALLER_IP] {
             if as_str(v).is_none_or(|s| Some(s) != self.source_ip) {
                 keys.take(Cow::Borrowed("callerIpAddress"));
-                field(ed, "callerIpAddress", first_named("callerIpAddress"), v);
+                field(ed, "callerIpAddress", self.record.at[T_CALLER_IP], v);
             }
         }
         // Names aztrail writes at this level itself.
@@ -139,7 +132,7 @@ impl Additional<'_, '_, '_> {
         // (Azure writes `Level` beside `level`), each under a key of its own.
         let fields = top_fields();
         let mut seen = [false; TOP_FIELDS];
-        for (index, (key, v)) in members(self.nodes).enumerate() {
+        for (index, &TopMember { key, value: v, .. }) in self.record.members.iter().enumerate() {
             if let Some(slot) = fields.slot(key).filter(|s| !KEPT_AS_NAMED.contains(s)) {
                 if !std::mem::replace(&mut seen[slot], true) {
                     continue; // the first one is mapped
@@ -158,9 +151,9 @@ impl Additional<'_, '_, '_> {
             ed.punct(b',');
         }
         // The members whose deepest parts are kept as JSON text.
-        let mut deep = members(self.nodes)
-            .filter(|(_, v)| self.deep && crate::json::tape_deeper_than(v, MAX_VALUE_DEPTH))
-            .map(|(k, _)| k)
+        let mut deep = (self.record.members.iter())
+            .filter(|m| self.deep && crate::json::tape_deeper_than(m.value, MAX_VALUE_DEPTH))
+            .map(|m| m.key)
             .peekable();
         if deep.peek().is_some() {
             ed.key("nestedAsText");

@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// Writes `eventData` for the record on `nodes` into `out.event_data`, and its checksum.
+/// Writes `eventData` for the record on `nodes` into `out.doc`.
 pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Rejection> {
     if !matches!(nodes.first(), Some(Node::Object { .. })) {
         return Err(Rejection::NotAnObject(kind(nodes)));
@@ -18,7 +18,8 @@ pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Resu
     } else {
         ctx
     };
-    let top = top_fields().read(nodes);
+    let record = Top::read(nodes, ctx.raw);
+    let top = record.fields;
     if top[T_TIME_GENERATED].is_some() && top[T_TIME].is_none() {
         return Err(Rejection::LogAnalyticsRow("TimeGenerated"));
     }
@@ -60,7 +61,7 @@ pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Resu
     ed.clear();
     ed.literal(b"{\"version\":\"1.0\",\"userIdentity\":{");
 
-    write_user_identity(ed, nodes, ctx, &top, &props, category, &mut truncated);
+    write_user_identity(ed, nodes, &record, &props, category, &mut truncated);
 
     if let Some(ua) = non_empty(props[P_USER_AGENT]) {
         ed.punct(b',');
@@ -120,19 +121,18 @@ pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Resu
     let skip_bodies =
         |k: &str| k.eq_ignore_ascii_case("requestbody") || k.eq_ignore_ascii_case("responseBody");
     // properties as it stands in the record, unless a body was moved out of it.
-    let raw_props = match (ctx.raw, props[P_REQUEST_BODY], props[P_RESPONSE_BODY]) {
-        (Some(raw), None, None) => raw.member(nodes, "properties"),
+    let raw_props = match (props[P_REQUEST_BODY], props[P_RESPONSE_BODY]) {
+        (None, None) => record.raw_object(T_PROPERTIES),
         _ => None,
     };
     let extra = Additional {
-        top: &top,
+        record: &record,
         ctx,
         time_source,
         truncated: &truncated,
         props: props_val,
         raw_props,
         skip: &skip_bodies,
-        nodes,
         source_ip: ip.as_deref(),
         deep,
     };
@@ -141,10 +141,6 @@ pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Resu
         extra.degrade(ed, mark, &mut out.tmp);
     }
     ed.punct(b'}');
-
-    let digest = Sha256::digest(&out.doc.json);
-    out.checksum.clear();
-    base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out.checksum);
     Ok(())
 }
 

@@ -85,12 +85,12 @@ pub(super) fn read_identity<'i>(v: Option<Val<'_, 'i>>) -> Identity<'i> {
 pub(super) fn write_user_identity(
     ed: &mut Doc,
     nodes: &[Node<'_>],
-    ctx: &Ctx<'_>,
-    top: &[Option<Val<'_, '_>>; TOP_FIELDS],
+    record: &Top<'_, '_, '_>,
     props: &[Option<Val<'_, '_>>; PROPERTY_FIELDS],
     category: Option<&str>,
     truncated: &mut Vec<&'static str>,
 ) {
+    let top = &record.fields;
     let mut identity = match top[T_IDENTITY] {
         Some(v) => read_identity(Some(v)),
         None if top[T_CLAIMS].is_some() || top[T_AUTHORIZATION].is_some() => {
@@ -157,15 +157,16 @@ pub(super) fn write_user_identity(
     // The whole identity as written: every claim (authnmethodsreferences says whether MFA was
     // used) and the authorization evidence (the role assignment that allowed the call).
     if let Some(v) = top[T_IDENTITY] {
-        let named = members(nodes)
-            .find(|(k, _)| k.eq_ignore_ascii_case("identity"))
-            .map_or("identity", |(k, _)| k);
         let mark = ed.mark();
         if !first {
             ed.punct(b',');
         }
         ed.key("identity");
-        match ctx.raw.and_then(|r| r.member_any(nodes, named)) {
+        match record
+            .members
+            .get(record.at[T_IDENTITY])
+            .and_then(|m| m.raw)
+        {
             Some(raw) => literal_minified(ed, raw),
             None => write_value(ed, v, None),
         }

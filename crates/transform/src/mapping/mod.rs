@@ -3,7 +3,8 @@
 //! The rules are DESIGN.md's "Mapping rules". The [`Mapper`] keeps every buffer it needs between
 //! records, so the hot path allocates nothing per record: it hashes the raw bytes for the `UID`,
 //! parses a copy with simd-json into a tape, writes `eventData` straight from the tape's slices into
-//! one buffer, hashes that for the checksum and hands out borrowed views of the result. A record
+//! one buffer (and, when asked, hashes that for the checksum) and hands out borrowed views of the
+//! result. A record
 //! that cannot become an event yields a [`Rejection`] naming the field and the problem.
 //!
 //! Here: the types and the [`Mapper`]. Beside it: `record` (the context, the raw bytes beside
@@ -109,8 +110,9 @@ pub struct Mapped<'a> {
     pub event_data: &'a str,
     /// `event_data` escaped as the contents of a JSON string, as it goes into the request.
     pub event_data_escaped: &'a [u8],
-    /// Base64 SHA-256 of `event_data`.
-    pub checksum: &'a str,
+    /// Base64 SHA-256 of `event_data`, when the mapper was asked for it
+    /// ([`Mapper::with_checksum`]).
+    pub checksum: Option<&'a str>,
     /// The event's `eventTime` (for the loader's lag metric).
     pub event_time: UtcSeconds,
     /// The record's own time in milliseconds since the epoch (`eventTime` keeps whole seconds;
@@ -119,22 +121,26 @@ pub struct Mapped<'a> {
 }
 
 impl Mapped<'_> {
-    /// Appends `{"id":…,"eventData":"…","eventDataChecksum":…}` exactly as PutAuditEvents takes it.
+    /// Appends `{"id":…,"eventData":"…"}`, with `,"eventDataChecksum":…` when there is one,
+    /// exactly as PutAuditEvents takes it.
     pub fn write_entry(&self, out: &mut Vec<u8>) {
         out.reserve(self.entry_len());
         out.extend_from_slice(b"{\"id\":\"");
         out.extend_from_slice(self.id.as_bytes());
         out.extend_from_slice(b"\",\"eventData\":\"");
         out.extend_from_slice(self.event_data_escaped);
-        out.extend_from_slice(b"\",\"eventDataChecksum\":\"");
-        out.extend_from_slice(self.checksum.as_bytes());
+        if let Some(sum) = self.checksum {
+            out.extend_from_slice(b"\",\"eventDataChecksum\":\"");
+            out.extend_from_slice(sum.as_bytes());
+        }
         out.extend_from_slice(b"\"}");
     }
 
     /// The exact length [`Mapped::write_entry`] appends.
     pub fn entry_len(&self) -> usize {
         // {"id":"  ","eventData":"  ","eventDataChecksum":"  "}
-        7 + self.id.len() + 15 + self.event_data_escaped.len() + 23 + self.checksum.len() + 2
+        let checksum = self.checksum.map_or(0, |sum| 23 + sum.len());
+        7 + self.id.len() + 15 + self.event_data_escaped.len() + checksum + 2
     }
 }
 
@@ -142,6 +148,8 @@ impl Mapped<'_> {
 pub struct Mapper {
     account: String,
     parser: Parser,
+    /// Whether each event carries `eventDataChecksum` (see [`Mapper::with_checksum`]).
+    checksum: bool,
     /// `"source":{"bucket":…,"key":…,"offset":` written once per source.
     source_prefix: Vec<u8>,
     path_hour: Option<UtcSeconds>,
@@ -168,6 +176,7 @@ impl Mapper {
         let mut m = Self {
             account: recipient_account_id.to_string(),
             parser: Parser::SimdJson,
+            checksum: false,
             source_prefix: Vec::new(),
             path_hour: None,
             scratch: Vec::new(),
@@ -182,6 +191,17 @@ impl Mapper {
     /// Chooses the parser (for comparison in benchmarks).
     pub fn with_parser(mut self, parser: Parser) -> Self {
         self.parser = parser;
+        self
+    }
+
+    /// Whether each event carries `eventDataChecksum`, the base64 SHA-256 of its `eventData`
+    /// (off by default). PutAuditEvents takes it as an option. It re-hashes bytes that are
+    /// already protected: TLS carries the request, and Signature Version 4 signs the SHA-256 of
+    /// the whole request body, which the service checks before it reads an event, so a changed
+    /// byte of any `eventData` fails the call. Turning it on costs a second SHA-256 pass per
+    /// record, over the longer of the two texts (about a fifth of the transform's time).
+    pub fn with_checksum(mut self, on: bool) -> Self {
+        self.checksum = on;
         self
     }
 
@@ -250,6 +270,12 @@ impl Mapper {
                 build(&nodes, &ctx, out)?;
             }
         }
+        let out = &mut self.out;
+        if self.checksum {
+            let digest = Sha256::digest(&out.doc.json);
+            out.checksum.clear();
+            base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out.checksum);
+        }
         let out = &self.out;
         Ok(Mapped {
             id: &out.uid,
@@ -258,7 +284,7 @@ impl Mapper {
                 Rejection::InvalidJson(format!("internal: eventData is not UTF-8: {e}"))
             })?,
             event_data_escaped: &out.doc.wire,
-            checksum: &out.checksum,
+            checksum: self.checksum.then_some(out.checksum.as_str()),
             event_time: out.event_time,
             event_time_ms: out.event_time.0 * 1000 + i64::from(out.event_millis),
         })

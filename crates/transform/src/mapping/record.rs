@@ -31,34 +31,16 @@ impl<'a> Raw<'a> {
         (at < self.bytes.len()).then_some(at)
     }
 
-    /// The raw bytes of the object-valued top-level member `name` of the record on `nodes`, when
-    /// they can be found exactly and copied as they are (no raw control characters).
-    pub(super) fn member(&self, nodes: &[Node<'_>], name: &str) -> Option<&'a [u8]> {
-        let (key, _) = members(nodes).find(|(k, _)| k.eq_ignore_ascii_case(name))?;
-        self.member_any(nodes, key)
-            .filter(|raw| raw.first() == Some(&b'{') && !crate::json::has_control(raw))
-    }
-
-    /// The raw bytes of the top-level member `name` (exactly as named), whatever its value (numbers exactly as
-    /// written, which the tape keeps only as 64-bit numbers), when they can be found exactly
-    /// and copied as they are.
-    pub(super) fn member_any(&self, nodes: &[Node<'_>], name: &str) -> Option<&'a [u8]> {
-        let index = members(nodes).position(|(key, _)| key == name)?;
-        self.member_at(nodes, index)
-    }
-
-    /// The raw bytes of the `index`-th top-level member (of any name; a repeated name has one
-    /// member per occurrence), when they can be found exactly and copied as they are.
-    pub(super) fn member_at(&self, nodes: &[Node<'_>], index: usize) -> Option<&'a [u8]> {
+    /// The raw bytes of the member whose key is the tape string `name`, when the next member's
+    /// key is `next` (none for the last member): found from where the two keys stand in the
+    /// record, and only when they can be copied exactly as they are.
+    fn span(&self, name: &str, next: Option<&str>) -> Option<&'a [u8]> {
         let b = self.bytes;
-        let mut found = members(nodes).skip(index);
-        let (name, _) = found.next()?;
-        let key_at = Some(self.offset_of(name)?);
-        let next_key_at = match found.next() {
-            Some((key, _)) => Some(self.offset_of(key)?),
+        let key_at = self.offset_of(name)?;
+        let next_key_at = match next {
+            Some(key) => Some(self.offset_of(key)?),
             None => None,
         };
-        let key_at = key_at?;
         // The key must stand unescaped in the record: `"name"`.
         let after_key = key_at + name.len();
         if !b
@@ -118,8 +100,73 @@ impl<'a> Raw<'a> {
         if q < start {
             return None;
         }
-        let raw = &b[start..=q];
-        Some(raw)
+        Some(&b[start..=q])
+    }
+}
+
+/// One top-level member of the record: its key, its value on the tape, and its bytes in the raw
+/// record when they can be copied exactly as they are.
+#[derive(Clone, Copy)]
+pub(super) struct TopMember<'t, 'i, 'a> {
+    pub(super) key: &'i str,
+    pub(super) value: Val<'t, 'i>,
+    pub(super) raw: Option<&'a [u8]>,
+}
+
+/// The record's top-level members, read in one pass: the named fields by slot (the first member
+/// of each name, ignoring case) and every member in order, with its raw bytes.
+pub(super) struct Top<'t, 'i, 'a> {
+    /// The value of each named field, by slot (`T_*`).
+    pub(super) fields: [Option<Val<'t, 'i>>; TOP_FIELDS],
+    /// Where each named field stands in `members`, by slot.
+    pub(super) at: [usize; TOP_FIELDS],
+    /// Every member, in the record's order (a repeated name once per occurrence).
+    pub(super) members: Vec<TopMember<'t, 'i, 'a>>,
+}
+
+impl<'t, 'i, 'a> Top<'t, 'i, 'a> {
+    /// Reads the members of the record on `nodes`, their raw bytes from `raw` when given.
+    pub(super) fn read(nodes: Val<'t, 'i>, raw: Option<Raw<'a>>) -> Self {
+        let set = top_fields();
+        let mut fields = [None; TOP_FIELDS];
+        let mut at = [usize::MAX; TOP_FIELDS];
+        let mut members: Vec<TopMember<'t, 'i, 'a>> = Vec::with_capacity(match nodes.first() {
+            Some(Node::Object { len, .. }) => *len,
+            _ => 0,
+        });
+        for (index, (key, value)) in crate::fields::members(nodes).enumerate() {
+            if let Some(slot) = set.slot(key) {
+                if fields[slot].is_none() {
+                    fields[slot] = Some(value);
+                    at[slot] = index;
+                }
+            }
+            members.push(TopMember {
+                key,
+                value,
+                raw: None,
+            });
+        }
+        if let Some(raw) = raw {
+            for i in 0..members.len() {
+                let next = members.get(i + 1).map(|m| m.key);
+                members[i].raw = raw.span(members[i].key, next);
+            }
+        }
+        Self {
+            fields,
+            at,
+            members,
+        }
+    }
+
+    /// The raw bytes of the named field in `slot`, when it is an object that can be copied as
+    /// it stands (no raw control characters).
+    pub(super) fn raw_object(&self, slot: usize) -> Option<&'a [u8]> {
+        self.members
+            .get(self.at[slot])?
+            .raw
+            .filter(|raw| raw.first() == Some(&b'{') && !crate::json::has_control(raw))
     }
 }
 

@@ -498,3 +498,34 @@ fn generated_records_all_convert() {
     });
     assert!(rejected.is_empty(), "{rejected:?}");
 }
+
+#[test]
+fn the_checksum_is_computed_and_sent_only_when_asked() {
+    let data = crate::synth::generate(20, 5);
+    let mut without = Mapper::new("123456789012");
+    let mut with = Mapper::new("123456789012").with_checksum(true);
+    crate::frame_all(data.as_bytes(), |r| {
+        let ev = without.map(r).expect("generated records map");
+        assert_eq!(ev.checksum, None);
+        let mut entry = Vec::new();
+        ev.write_entry(&mut entry);
+        assert_eq!(entry.len(), ev.entry_len());
+        let plain: Value = serde_json::from_slice(&entry).expect("entry is JSON");
+        assert!(plain.get("eventDataChecksum").is_none(), "{plain}");
+        assert_eq!(plain["eventData"].as_str(), Some(ev.event_data));
+
+        let ev = with.map(r).expect("generated records map");
+        let want = base64::engine::general_purpose::STANDARD
+            .encode(Sha256::digest(ev.event_data.as_bytes()));
+        assert_eq!(ev.checksum, Some(want.as_str()));
+        let mut entry = Vec::new();
+        ev.write_entry(&mut entry);
+        assert_eq!(entry.len(), ev.entry_len());
+        let summed: Value = serde_json::from_slice(&entry).expect("entry is JSON");
+        assert_eq!(summed["eventDataChecksum"].as_str(), Some(want.as_str()));
+        assert_eq!(
+            summed["eventData"], plain["eventData"],
+            "the same event either way"
+        );
+    });
+}
