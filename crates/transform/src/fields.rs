@@ -114,12 +114,19 @@ impl<const N: usize> FieldSet<N> {
     }
 
     /// The slot of `key`, if it is one of the names (ignoring ASCII case).
+    ///
+    /// Names of the key's length are compared only when their first letters agree, and then
+    /// exactly before without case: most keys are written as the names are.
     #[inline]
     pub fn slot(&self, key: &str) -> Option<usize> {
+        let first = key.as_bytes().first()?.to_ascii_lowercase();
         self.by_len
             .get(key.len())?
             .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .find(|(name, _)| {
+                name.as_bytes().first().map(u8::to_ascii_lowercase) == Some(first)
+                    && (name.as_bytes() == key.as_bytes() || name.eq_ignore_ascii_case(key))
+            })
             .map(|(_, slot)| *slot)
     }
 

@@ -6,6 +6,7 @@
 //! (a port is stripped); the rest is left out rather than guessed, since CloudTrail Lake rejects an
 //! invalid `sourceIPAddress` and an invented one would mislead.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The address in `raw`, if it holds one.
@@ -37,6 +38,21 @@ pub fn source_ip(raw: &str) -> Option<IpAddr> {
     Some(ip)
 }
 
+/// The address in `raw` as `sourceIPAddress` writes it (the address's own form), if it holds one:
+/// a plain IPv4 address is its own text, borrowed, since the parser takes no other form of it
+/// (no leading zeros, no blanks); the rest is formatted.
+pub fn source_ip_text(raw: &str) -> Option<Cow<'_, str>> {
+    let ip = source_ip(raw)?;
+    let s = raw.trim();
+    Some(match ip {
+        IpAddr::V4(v4) if s.len() <= 15 && s.bytes().all(|b| b == b'.' || b.is_ascii_digit()) => {
+            debug_assert_eq!(v4.to_string(), s);
+            Cow::Borrowed(s)
+        }
+        _ => Cow::Owned(ip.to_string()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +71,21 @@ mod tests {
             ip("2603:c022:c000:301:41db:be0e:16ba:b4d7").as_deref(),
             Some("2603:c022:c000:301:41db:be0e:16ba:b4d7")
         );
+    }
+
+    #[test]
+    fn the_written_form_is_the_address_s_own() {
+        for s in [
+            "81.2.69.143",
+            " 10.0.0.1 ",
+            "10.0.0.1:443",
+            "[2a02:cf40::1]:8080",
+            "2A02:CF40:0:0::1",
+            "0.0.0.0",
+            "<null>",
+        ] {
+            assert_eq!(source_ip_text(s).map(String::from), ip(s), "{s}");
+        }
     }
 
     #[test]

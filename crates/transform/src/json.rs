@@ -164,17 +164,17 @@ fn zero_bytes(v: u64) -> u64 {
 }
 
 /// Whether `s` holds a byte below 0x20 (which JSON allows only escaped inside strings).
+///
+/// In blocks of 64 bytes without an early exit inside a block, which the compiler turns into
+/// vector compares: this runs over every member copied verbatim.
 pub fn has_control(s: &[u8]) -> bool {
-    let mut chunks = s.chunks_exact(8);
-    for chunk in &mut chunks {
-        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
-            return true;
-        };
-        if zero_bytes(u64::from_le_bytes(word) & (LO * 0xE0)) != 0 {
+    let mut blocks = s.chunks_exact(64);
+    for block in &mut blocks {
+        if block.iter().fold(0u8, |acc, &b| acc | u8::from(b < 0x20)) != 0 {
             return true;
         }
     }
-    chunks.remainder().iter().any(|&b| b < 0x20)
+    blocks.remainder().iter().any(|&b| b < 0x20)
 }
 
 /// The slow path of [`escape_into`], from the first control character on.
@@ -381,6 +381,15 @@ pub fn node_span(nodes: &[Node<'_>]) -> usize {
 /// Whether the value at the start of `nodes` nests more than `max` levels deep (a scalar is 0
 /// deep, `[]` 1). Stops as soon as it knows.
 pub fn tape_deeper_than(nodes: &[Node<'_>], max: usize) -> bool {
+    let end = node_span(nodes);
+    // Nesting deeper than `max` takes more than `max` containers: most records have fewer.
+    let containers = nodes[..end]
+        .iter()
+        .filter(|n| matches!(n, Node::Object { .. } | Node::Array { .. }))
+        .count();
+    if containers <= max {
+        return false;
+    }
     // The ends of the open containers, innermost last: at most `max` of them are ever kept,
     // in a fixed array on the stack (this runs once per record).
     const KEEP: usize = 64;
@@ -393,7 +402,6 @@ pub fn tape_deeper_than(nodes: &[Node<'_>], max: usize) -> bool {
         &mut large
     };
     let mut open = 0;
-    let end = node_span(nodes);
     for (i, node) in nodes[..end].iter().enumerate() {
         while open > 0 && i >= ends[open - 1] {
             open -= 1;

@@ -71,7 +71,7 @@ impl Additional<'_, '_, '_> {
         let mut cut_here: Vec<String> = Vec::new();
         // Every key written at this level, so that no two members share one (JSON readers keep
         // only one of two equal keys; some compare keys without case).
-        let mut keys = Keys::default();
+        let mut keys = Keys(Vec::with_capacity(self.record.members.len() + 24));
         ed.punct(b'{');
         let mut field = |ed: &mut Doc, name: &str, index: usize, v: Val<'_, '_>| {
             match (bare, v.first()) {
@@ -130,10 +130,10 @@ impl Additional<'_, '_, '_> {
         }
         // Every other top-level member under its own name, and every repeat of a mapped one
         // (Azure writes `Level` beside `level`), each under a key of its own.
-        let fields = top_fields();
         let mut seen = [false; TOP_FIELDS];
-        for (index, &TopMember { key, value: v, .. }) in self.record.members.iter().enumerate() {
-            if let Some(slot) = fields.slot(key).filter(|s| !KEPT_AS_NAMED.contains(s)) {
+        for (index, m) in self.record.members.iter().enumerate() {
+            let (key, v) = (m.key, m.value);
+            if let Some(slot) = m.slot.filter(|s| !KEPT_AS_NAMED.contains(s)) {
                 if !std::mem::replace(&mut seen[slot], true) {
                     continue; // the first one is mapped
                 }

@@ -181,19 +181,18 @@ pub(super) fn write_user_identity(
 
 /// `sourceIPAddress`: the caller's address, from `callerIpAddress`, the REST shape's
 /// `httpRequest.clientIpAddress` or `properties.ipAddress`, when one is an IP address.
-pub(super) fn source_ip_of(
-    top: &[Option<Val<'_, '_>>; TOP_FIELDS],
-    props: &[Option<Val<'_, '_>>; PROPERTY_FIELDS],
-) -> Option<String> {
+pub(super) fn source_ip_of<'i>(
+    top: &[Option<Val<'_, 'i>>; TOP_FIELDS],
+    props: &[Option<Val<'_, 'i>>; PROPERTY_FIELDS],
+) -> Option<Cow<'i, str>> {
     non_empty(top[T_CALLER_IP])
-        .and_then(source_ip)
+        .and_then(source_ip_text)
         .or_else(|| {
             top[T_HTTP_REQUEST]
                 .and_then(|h| non_empty(get(h, "clientIpAddress")))
-                .and_then(source_ip)
+                .and_then(source_ip_text)
         })
-        .or_else(|| non_empty(props[P_IP]).and_then(source_ip))
-        .map(|ip| ip.to_string())
+        .or_else(|| non_empty(props[P_IP]).and_then(source_ip_text))
 }
 
 /// `userIdentity.principalId` and `type`, by DESIGN.md's order of preference.

@@ -21,7 +21,7 @@ use simd_json::{Node, StaticNode};
 
 use crate::fields::{as_int, as_str, get, kind, members, non_empty, FieldSet, Val};
 use crate::framing::Record;
-use crate::ip::source_ip;
+use crate::ip::source_ip_text;
 use crate::json::{escaped_len, write_int, write_key, write_str, write_value, Doc, JsonSink};
 use crate::limits::{
     cut, MAX_ADDITIONAL_BYTES, MAX_ERROR_LEN, MAX_IDENTITY_BYTES, MAX_IDENTITY_TYPE_LEN,

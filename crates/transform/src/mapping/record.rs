@@ -43,10 +43,7 @@ impl<'a> Raw<'a> {
         };
         // The key must stand unescaped in the record: `"name"`.
         let after_key = key_at + name.len();
-        if !b
-            .get(key_at..after_key)?
-            .eq_ignore_ascii_case(name.as_bytes())
-        {
+        if b.get(key_at..after_key)? != name.as_bytes() {
             return None;
         }
         let blank = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
@@ -109,6 +106,8 @@ impl<'a> Raw<'a> {
 #[derive(Clone, Copy)]
 pub(super) struct TopMember<'t, 'i, 'a> {
     pub(super) key: &'i str,
+    /// The named field it is, if any (`T_*`).
+    pub(super) slot: Option<usize>,
     pub(super) value: Val<'t, 'i>,
     pub(super) raw: Option<&'a [u8]>,
 }
@@ -135,7 +134,8 @@ impl<'t, 'i, 'a> Top<'t, 'i, 'a> {
             _ => 0,
         });
         for (index, (key, value)) in crate::fields::members(nodes).enumerate() {
-            if let Some(slot) = set.slot(key) {
+            let slot = set.slot(key);
+            if let Some(slot) = slot {
                 if fields[slot].is_none() {
                     fields[slot] = Some(value);
                     at[slot] = index;
@@ -143,6 +143,7 @@ impl<'t, 'i, 'a> Top<'t, 'i, 'a> {
             }
             members.push(TopMember {
                 key,
+                slot,
                 value,
                 raw: None,
             });
