@@ -29,7 +29,7 @@ fn batches() -> Vec<Vec<AuditEvent>> {
         if let Ok(ev) = mapper.map(r) {
             if let Ok(e) = AuditEvent::builder()
                 .id(ev.id)
-                .event_data(ev.event_data)
+                .event_data(ev.event_data())
                 .set_event_data_checksum(ev.checksum.map(str::to_string))
                 .build()
             {

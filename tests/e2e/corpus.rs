@@ -20,7 +20,9 @@ struct Outcome {
 }
 
 fn run_corpus() -> Vec<Outcome> {
-    let mut mapper = Mapper::new(ACCOUNT);
+    // With checksums, so that the schema check verifies one on every record of the corpus (the
+    // entries without, the default, are checked by cli_transform and the loader's tests).
+    let mut mapper = Mapper::new(ACCOUNT).with_checksum(true);
     let mut out = Vec::new();
     let files = common::corpus_files();
     assert!(

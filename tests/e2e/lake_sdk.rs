@@ -36,7 +36,7 @@ fn events(n: usize, seed: u64, account: &str) -> Vec<AuditEvent> {
         out.push(
             AuditEvent::builder()
                 .id(ev.id)
-                .event_data(ev.event_data)
+                .event_data(ev.event_data())
                 .set_event_data_checksum(ev.checksum.map(str::to_string))
                 .build()
                 .unwrap(),

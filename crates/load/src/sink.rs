@@ -146,7 +146,7 @@ impl Wire {
                 entry.extend_from_slice(b",\"message\":\"");
                 entry.extend_from_slice(ev.event_data_escaped);
                 entry.extend_from_slice(b"\"}");
-                ev.event_data.len()
+                ev.event_data_len
             }
         };
         OutEvent {
@@ -334,7 +334,7 @@ mod tests {
         let mut events = Vec::new();
         aztrail_transform::frame_all(data.as_bytes(), |r| {
             if let Ok(ev) = mapper.map(r) {
-                events.push((OutEvent::from_mapped(&ev), ev.event_data.to_string()));
+                events.push((OutEvent::from_mapped(&ev), ev.event_data()));
             }
         });
         events.push((

@@ -212,7 +212,7 @@ pub fn escaped_len(s: &[u8]) -> usize {
         .sum()
 }
 
-/// Where JSON is written: a plain buffer, or a [`Doc`] that keeps the escaped copy beside it.
+/// Where JSON is written: a plain buffer, or a [`Doc`] that writes it escaped.
 pub trait JsonSink {
     /// One structural byte: `{ } [ ] , :` (never a quote or a backslash).
     fn punct(&mut self, b: u8);
@@ -237,39 +237,47 @@ impl JsonSink for Vec<u8> {
     }
 }
 
-/// A JSON document written twice at once: as itself (`json`, which is hashed for the checksum)
-/// and escaped as the contents of a JSON string (`wire`, which goes into the request). A string
-/// that needs no escaping, the common case, is simply copied into both, so the document is never
-/// scanned a second time to escape it.
+/// A JSON document written as it goes into a request: escaped as the contents of a JSON string
+/// (`wire`), with the length of the document itself counted beside it (the limits count that).
+/// A string that needs no escaping, the common case, is copied once; the document itself is never
+/// kept, so nothing is written twice ([`unescape_into`] gives it back where it is wanted).
 #[derive(Debug, Default)]
 pub struct Doc {
-    /// The document.
-    pub json: Vec<u8>,
     /// The document escaped as a JSON string's contents.
     pub wire: Vec<u8>,
+    /// The length of the document itself.
+    json_len: usize,
+    /// A string escaped once, on its way to being escaped again.
+    tmp: Vec<u8>,
 }
 
 impl Doc {
-    /// Empties both forms.
+    /// Empties the document.
     pub fn clear(&mut self) {
-        self.json.clear();
         self.wire.clear();
+        self.json_len = 0;
     }
 
-    /// Where both forms end now, to return to with [`Doc::truncate`].
+    /// The length of the document itself (not escaped).
+    pub fn json_len(&self) -> usize {
+        self.json_len
+    }
+
+    /// Where the document ends now (its own length, the escaped length), to return to with
+    /// [`Doc::truncate`].
     pub fn mark(&self) -> (usize, usize) {
-        (self.json.len(), self.wire.len())
+        (self.json_len, self.wire.len())
     }
 
-    /// Returns both forms to a [`Doc::mark`].
+    /// Returns the document to a [`Doc::mark`].
     pub fn truncate(&mut self, mark: (usize, usize)) {
-        self.json.truncate(mark.0);
+        self.json_len = mark.0;
         self.wire.truncate(mark.1);
     }
 
-    /// A piece of JSON written verbatim (a literal run of keys and punctuation).
+    /// A piece of JSON written verbatim (a literal run of keys and punctuation, or a value).
     pub fn literal(&mut self, json: &[u8]) {
-        self.json.extend_from_slice(json);
+        self.json_len += json.len();
         escape_into(&mut self.wire, json);
     }
 
@@ -283,29 +291,62 @@ impl Doc {
 impl JsonSink for Doc {
     #[inline]
     fn punct(&mut self, b: u8) {
-        self.json.push(b);
+        self.json_len += 1;
         self.wire.push(b);
     }
     #[inline]
     fn plain(&mut self, b: &[u8]) {
-        self.json.extend_from_slice(b);
+        self.json_len += b.len();
         self.wire.extend_from_slice(b);
     }
     #[inline]
     fn string(&mut self, s: &str) {
         if is_plain(s) {
-            self.json.push(b'"');
-            self.json.extend_from_slice(s.as_bytes());
-            self.json.push(b'"');
+            self.json_len += s.len() + 2;
             self.wire.extend_from_slice(b"\\\"");
             self.wire.extend_from_slice(s.as_bytes());
             self.wire.extend_from_slice(b"\\\"");
         } else {
-            let start = self.json.len();
-            write_str(&mut self.json, s);
-            escape_into(&mut self.wire, &self.json[start..]);
+            self.tmp.clear();
+            write_str(&mut self.tmp, s);
+            self.json_len += self.tmp.len();
+            escape_into(&mut self.wire, &self.tmp);
         }
     }
+}
+
+/// Appends the text that `escaped` (the contents of a JSON string as [`escape_into`] writes
+/// them: `\"`, `\\`, `\n`, `\r`, `\t`, `\u00XX`) stands for. Anything else after a backslash
+/// is kept as it is.
+pub fn unescape_into(out: &mut Vec<u8>, escaped: &[u8]) {
+    out.reserve(escaped.len());
+    let mut rest = escaped;
+    while let Some(at) = memchr::memchr(b'\\', rest) {
+        out.extend_from_slice(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (byte, used) = match after.first() {
+            Some(b'n') => (b'\n', 1),
+            Some(b'r') => (b'\r', 1),
+            Some(b't') => (b'\t', 1),
+            Some(b'u') => match after.get(1..5).and_then(hex4) {
+                Some(code) => (code, 5),
+                None => (b'\\', 0),
+            },
+            Some(&b) => (b, 1),
+            None => (b'\\', 0),
+        };
+        out.push(byte);
+        rest = &after[used..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// The byte a `\u00XX` escape's four hex digits stand for (only those below 0x80 are written).
+fn hex4(digits: &[u8]) -> Option<u8> {
+    let text = std::str::from_utf8(digits).ok()?;
+    u8::try_from(u16::from_str_radix(text, 16).ok()?)
+        .ok()
+        .filter(u8::is_ascii)
 }
 
 /// Appends `s` as a quoted JSON string.
@@ -670,6 +711,17 @@ mod escape_props {
             let mut slow = prefix.as_bytes().to_vec();
             escape_controls(&mut slow, s.as_bytes());
             prop_assert_eq!(fast, slow);
+        }
+
+        /// What the mapper sends is unescaped back to the document exactly (the checksum and
+        /// `Mapped::event_data` rest on it).
+        #[test]
+        fn unescaping_gives_back_what_was_escaped(s in "\\PC*|[\"\\\\\\x00-\\x1f a-z]{0,300}") {
+            let mut escaped = Vec::new();
+            escape_into(&mut escaped, s.as_bytes());
+            let mut back = Vec::new();
+            unescape_into(&mut back, &escaped);
+            prop_assert_eq!(back, s.as_bytes());
         }
 
         #[test]

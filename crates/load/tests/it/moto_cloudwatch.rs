@@ -169,7 +169,7 @@ fn expected(object: &[u8], key: &str) -> (HashMap<String, (i64, Value)>, usize) 
     let (mut events, mut rejected) = (HashMap::new(), 0);
     frame_all(object, |rec| match mapper.map(rec) {
         Ok(ev) => {
-            let data: Value = serde_json::from_str(ev.event_data).expect("eventData");
+            let data: Value = serde_json::from_str(&ev.event_data()).expect("eventData");
             events.insert(ev.id.to_string(), (ev.event_time_ms, data));
         }
         Err(_) => rejected += 1,

@@ -221,7 +221,7 @@ impl Additional<'_, '_, '_> {
         }
         sizes.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
         let mut dropped: Vec<&str> = Vec::new();
-        let mut size = ed.json.len() - mark.0;
+        let mut size = ed.json_len() - mark.0;
         for (k, s) in sizes {
             // Room for the names of what was left out.
             let reserve = dropped.iter().map(|d| d.len() + 20).sum::<usize>() + 64;
@@ -234,7 +234,7 @@ impl Additional<'_, '_, '_> {
         loop {
             ed.truncate(mark);
             self.write(ed, &dropped, false);
-            if ed.json.len() - mark.0 <= MAX_ADDITIONAL_BYTES {
+            if ed.json_len() - mark.0 <= MAX_ADDITIONAL_BYTES {
                 return;
             }
             if dropped.len() >= 64 {

@@ -137,7 +137,7 @@ pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Resu
         deep,
     };
     extra.write(ed, &[], false);
-    if ed.json.len() - mark.0 > MAX_ADDITIONAL_BYTES {
+    if ed.json_len() - mark.0 > MAX_ADDITIONAL_BYTES {
         extra.degrade(ed, mark, &mut out.tmp);
     }
     ed.punct(b'}');

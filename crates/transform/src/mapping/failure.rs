@@ -97,14 +97,13 @@ pub(super) fn write_upper(
 ) {
     let s = s.trim();
     if s.is_ascii() && crate::json::is_plain(s) {
-        // Written as it is, then upper-cased in place in both forms (no escapes to disturb).
+        // Written as it is, then upper-cased in place (no escapes to disturb).
         let c = cut(s, max);
         if c.len() < s.len() {
             truncated.push(field);
         }
-        let (json, wire) = out.mark();
+        let (_, wire) = out.mark();
         out.string(c);
-        out.json[json..].make_ascii_uppercase();
         out.wire[wire..].make_ascii_uppercase();
         return;
     }

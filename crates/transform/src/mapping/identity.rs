@@ -170,7 +170,7 @@ pub(super) fn write_user_identity(
             Some(raw) => literal_minified(ed, raw),
             None => write_value(ed, v, None),
         }
-        if ed.json.len() - mark.0 > MAX_IDENTITY_BYTES {
+        if ed.json_len() - mark.0 > MAX_IDENTITY_BYTES {
             ed.truncate(mark);
             truncated.push("userIdentity.details.identity");
         }

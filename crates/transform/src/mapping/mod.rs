@@ -22,7 +22,9 @@ use simd_json::{Node, StaticNode};
 use crate::fields::{as_int, as_str, get, kind, members, non_empty, FieldSet, Val};
 use crate::framing::Record;
 use crate::ip::source_ip_text;
-use crate::json::{escaped_len, write_int, write_key, write_str, write_value, Doc, JsonSink};
+use crate::json::{
+    escaped_len, unescape_into, write_int, write_key, write_str, write_value, Doc, JsonSink,
+};
 use crate::limits::{
     cut, MAX_ADDITIONAL_BYTES, MAX_ERROR_LEN, MAX_IDENTITY_BYTES, MAX_IDENTITY_TYPE_LEN,
     MAX_NAME_LEN, MAX_PARAMETERS_BYTES, MAX_VALUE_DEPTH,
@@ -106,10 +108,11 @@ pub enum Parser {
 pub struct Mapped<'a> {
     /// The PutAuditEvents `id` (also the `UID`): hex SHA-256 of the raw record.
     pub id: &'a str,
-    /// The `eventData` JSON document.
-    pub event_data: &'a str,
-    /// `event_data` escaped as the contents of a JSON string, as it goes into the request.
+    /// The `eventData` JSON document escaped as the contents of a JSON string, as it goes into
+    /// the request (and as a CloudWatch Logs message is sent). [`Mapped::event_data`] unescapes it.
     pub event_data_escaped: &'a [u8],
+    /// The length of the `eventData` document itself (what CloudWatch Logs counts).
+    pub event_data_len: usize,
     /// Base64 SHA-256 of `event_data`, when the mapper was asked for it
     /// ([`Mapper::with_checksum`]).
     pub checksum: Option<&'a str>,
@@ -121,6 +124,15 @@ pub struct Mapped<'a> {
 }
 
 impl Mapped<'_> {
+    /// The `eventData` JSON document itself (unescaped from [`Mapped::event_data_escaped`], for
+    /// tests and tools; the hot path sends the escaped form as it is).
+    pub fn event_data(&self) -> String {
+        let mut json = Vec::with_capacity(self.event_data_len);
+        unescape_into(&mut json, self.event_data_escaped);
+        String::from_utf8(json)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
     /// Appends `{"id":…,"eventData":"…"}`, with `,"eventDataChecksum":…` when there is one,
     /// exactly as PutAuditEvents takes it.
     pub fn write_entry(&self, out: &mut Vec<u8>) {
@@ -272,18 +284,17 @@ impl Mapper {
         }
         let out = &mut self.out;
         if self.checksum {
-            let digest = Sha256::digest(&out.doc.json);
+            out.tmp.clear();
+            unescape_into(&mut out.tmp, &out.doc.wire);
+            let digest = Sha256::digest(&out.tmp);
             out.checksum.clear();
             base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out.checksum);
         }
         let out = &self.out;
         Ok(Mapped {
             id: &out.uid,
-            // build() writes only whole UTF-8 strings (from the tape or cut on char boundaries).
-            event_data: std::str::from_utf8(&out.doc.json).map_err(|e| {
-                Rejection::InvalidJson(format!("internal: eventData is not UTF-8: {e}"))
-            })?,
             event_data_escaped: &out.doc.wire,
+            event_data_len: out.doc.json_len(),
             checksum: self.checksum.then_some(out.checksum.as_str()),
             event_time: out.event_time,
             event_time_ms: out.event_time.0 * 1000 + i64::from(out.event_millis),

@@ -12,8 +12,10 @@ fn map_at(record: &str, key: &str) -> Result<Value, Rejection> {
     ev.write_entry(&mut entry);
     assert_eq!(entry.len(), ev.entry_len());
     let parsed: Value = serde_json::from_slice(&entry).expect("entry is JSON");
-    assert_eq!(parsed["eventData"].as_str(), Some(ev.event_data));
-    Ok(serde_json::from_str(ev.event_data).expect("eventData is JSON"))
+    let event_data = ev.event_data();
+    assert_eq!(parsed["eventData"].as_str(), Some(event_data.as_str()));
+    assert_eq!(event_data.len(), ev.event_data_len);
+    Ok(serde_json::from_str(&event_data).expect("eventData is JSON"))
 }
 
 fn map(record: &str) -> Result<Value, Rejection> {
@@ -63,10 +65,11 @@ fn repeated_top_level_keys_each_reach_the_event_under_a_key_of_their_own() {
         .replace(['\n', ' '], "");
     let mut m = Mapper::new("123456789012");
     let ev = m.map(Record::new(0, record.as_bytes())).expect("maps");
-    assert_unique_keys(ev.event_data);
-    let ed: Value = serde_json::from_str(ev.event_data).expect("eventData is JSON");
+    let event_data = ev.event_data();
+    assert_unique_keys(&event_data);
+    let ed: Value = serde_json::from_str(&event_data).expect("eventData is JSON");
     let extra = &ed["additionalEventData"];
-    let text = ev.event_data;
+    let text = event_data.as_str();
     for needle in [
         "5",
         "\"Informational\"",
@@ -126,10 +129,10 @@ fn deep_records_are_kept_as_json_text_below_the_depth_bound() {
         let mut m = Mapper::new("123456789012");
         let ev = m.map(Record::new(0, record.as_bytes())).expect("maps");
         assert!(
-            !crate::json::nests_deeper_than(ev.event_data.as_bytes(), MAX_VALUE_DEPTH + 5),
+            !crate::json::nests_deeper_than(ev.event_data().as_bytes(), MAX_VALUE_DEPTH + 5),
             "{field}: eventData nests too deep"
         );
-        let ed: Value = serde_json::from_str(ev.event_data).expect("eventData is JSON");
+        let ed: Value = serde_json::from_str(&ev.event_data()).expect("eventData is JSON");
         let extra = &ed["additionalEventData"];
         assert_eq!(extra["nestedAsText"], json!([field]), "{field}");
         assert!(extra.get("truncated").is_none(), "{extra}");
@@ -441,12 +444,13 @@ fn properties_are_copied_raw_when_their_span_is_exact() {
         ),
     ] {
         let ev = m.map(Record::new(0, record.as_bytes())).unwrap();
+        let event_data = ev.event_data();
         assert!(
-            ev.event_data.contains(&format!("\"properties\":{props}")),
+            event_data.contains(&format!("\"properties\":{props}")),
             "{record}\n{}",
-            ev.event_data
+            event_data
         );
-        let _: Value = serde_json::from_str(ev.event_data).unwrap();
+        let _: Value = serde_json::from_str(&ev.event_data()).unwrap();
     }
     // Not copied (a body moved out, a line break inside, the serde_json path):
     // written back from the tape instead, still equal as JSON.
@@ -456,11 +460,11 @@ fn properties_are_copied_raw_when_their_span_is_exact() {
         "{\"time\":\"2024-01-01T00:00:00Z\",\"category\":\"A\",\"properties\":{\"n\":1.0E2,\n\"s\":\"ab\"}}".to_string(),
     ] {
         let ev = m.map(Record::new(0, record.as_bytes())).unwrap();
-        assert!(!ev.event_data.contains("1.0E2"), "{}", ev.event_data);
-        let fast: Value = serde_json::from_str(ev.event_data).unwrap();
+        assert!(!ev.event_data().contains("1.0E2"), "{}", ev.event_data());
+        let fast: Value = serde_json::from_str(&ev.event_data()).unwrap();
         let ev = slow.map(Record::new(0, record.as_bytes()));
         if let Ok(ev) = ev {
-            let other: Value = serde_json::from_str(ev.event_data).unwrap();
+            let other: Value = serde_json::from_str(&ev.event_data()).unwrap();
             assert_eq!(fast["additionalEventData"], other["additionalEventData"]);
         }
     }
@@ -473,8 +477,8 @@ fn serde_json_and_simd_json_paths_agree() {
     let mut slow = Mapper::new("123456789012").with_parser(Parser::SerdeJson);
     let mut n = 0;
     crate::frame_all(data.as_bytes(), |rec| {
-        let a = fast.map(rec).map(|e| e.event_data.to_string());
-        let b = slow.map(rec).map(|e| e.event_data.to_string());
+        let a = fast.map(rec).map(|e| e.event_data());
+        let b = slow.map(rec).map(|e| e.event_data());
         let (a, b) = (a.unwrap(), b.unwrap());
         let (va, vb): (Value, Value) = (
             serde_json::from_str(&a).unwrap(),
@@ -512,11 +516,11 @@ fn the_checksum_is_computed_and_sent_only_when_asked() {
         assert_eq!(entry.len(), ev.entry_len());
         let plain: Value = serde_json::from_slice(&entry).expect("entry is JSON");
         assert!(plain.get("eventDataChecksum").is_none(), "{plain}");
-        assert_eq!(plain["eventData"].as_str(), Some(ev.event_data));
+        assert_eq!(plain["eventData"].as_str(), Some(ev.event_data().as_str()));
 
         let ev = with.map(r).expect("generated records map");
         let want = base64::engine::general_purpose::STANDARD
-            .encode(Sha256::digest(ev.event_data.as_bytes()));
+            .encode(Sha256::digest(ev.event_data().as_bytes()));
         assert_eq!(ev.checksum, Some(want.as_str()));
         let mut entry = Vec::new();
         ev.write_entry(&mut entry);
