@@ -27,8 +27,8 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `s` as the contents of a JSON string (without the quotes).
 ///
-/// Sixteen bytes at a time with SSE2 where the CPU is x86-64 (every one has it), then eight at a
-/// time for the rest, or for all of it elsewhere. This is the hot loop of building PutAuditEvents
+/// Sixteen bytes at a time with SSE2 where the CPU is x86-64 (every one has it), eight at a time
+/// elsewhere and after a control character. This is the hot loop of building PutAuditEvents
 /// requests (every byte of every `eventData` passes through it), hence the care.
 #[inline]
 pub fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
@@ -37,67 +37,132 @@ pub fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
     escape_words(out, s);
 }
 
-/// The SSE2 steps of [`escape_into`]: escapes the longest prefix of `s` that it can take in whole
-/// steps of sixteen bytes (stopping 32 bytes before the end, and before a control character)
-/// and returns its length; the caller escapes the rest.
-///
-/// Each step loads sixteen bytes, stores them whole, speculatively, and for each quote or
-/// backslash among them writes a backslash where it stands and stores the source's sixteen bytes
-/// from that special byte on right after it, so a special byte costs one load and one store.
+/// Like [`escape_into`] for text that should hold no control character (a raw JSON value copied
+/// as it stands): false, with nothing appended, if it does hold one.
+#[inline]
+pub fn escape_clean_into(out: &mut Vec<u8>, s: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = out.len();
+        // The SSE2 steps stop short only at a control character.
+        if escape_sse2(out, s) < s.len() {
+            out.truncate(start);
+            return false;
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        if has_control(s) {
+            return false;
+        }
+        escape_words(out, s);
+        true
+    }
+}
+
+/// The SSE2 steps of [`escape_into`]: escapes `s` sixteen bytes a step, the last bytes (fewer
+/// than 32) through a copy padded with letters, and returns how much of `s` it took: all of it,
+/// or everything before the step holding the first control character (the caller escapes the
+/// rest).
 #[cfg(target_arch = "x86_64")]
 fn escape_sse2(out: &mut Vec<u8>, s: &[u8]) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8, _mm_storeu_si128,
-    };
-    if s.len() < 32 {
-        return 0;
-    }
     let start = out.len();
-    // Each byte of `s` becomes at most two, and a step may store sixteen bytes past its end.
-    out.reserve(2 * s.len() + 16);
+    // Each byte of `s` becomes at most two; a step writes at most 47 bytes past where it starts,
+    // and the padded tail's letters (fewer than 16) are written before being taken back.
+    out.reserve(2 * s.len() + 64);
     let src = s.as_ptr();
     let dst = out.as_mut_ptr();
     let (mut i, mut j) = (0usize, start);
-    // SAFETY: SSE2 is part of x86-64, so these intrinsics exist on every CPU this runs on.
-    // Reads: a step runs only while `i + 32 <= s.len()`, and reads `src[i + p .. i + p + 16]`
-    // for `p < 16`, so every read ends before `i + 32`, inside `s`. Writes: before a step,
-    // `j - start <= 2 * i` (no byte became more than two); within it, a store of sixteen bytes
-    // starts at most at `j + 2 * 15 + 1`, so it ends before `start + 2 * i + 47`, which is
-    // below `start + 2 * s.len() + 16` (as `2 * i + 64 <= 2 * s.len()`), the capacity reserved.
-    // `set_len(j)`: every byte from `start` to `j` was stored, since each store begins at or
-    // before where the previous one ended and the last ends at or after `j`.
+    // SAFETY (what `sse2_step` asks). Reads: in the main loop a step at `i` runs only while
+    // `i + 32 <= s.len()`, so its 31 bytes lie inside `s`; the tail holds `r < 32` bytes, so its
+    // steps start at `k` = 0 or 16 and read below 16 + 31 < 64, inside `pad`. Writes: before a
+    // step, `j - start <= 2 * t` where `t < s.len()` bytes of `s` were taken (the padding is only
+    // in the last step); a step writes below its `j + 47`, so every write is below
+    // `start + 2 * s.len() + 47`, inside the capacity reserved. `set_len(j)`: a step stores every
+    // byte from its `j` to its new `j` (each store starts at or before where the last one ended),
+    // and `j` only moves back over bytes already stored.
     unsafe {
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        let below_space = _mm_set1_epi8(0x1f);
         while i + 32 <= s.len() {
-            let v = _mm_loadu_si128(src.add(i).cast::<__m128i>());
-            // A byte is a control character when max(byte, 0x1f) == 0x1f.
-            let controls = _mm_cmpeq_epi8(_mm_max_epu8(v, below_space), below_space);
-            if _mm_movemask_epi8(controls) != 0 {
-                break;
+            match sse2_step(src.add(i), dst.add(j)) {
+                Some(n) => j += n,
+                None => {
+                    out.set_len(j);
+                    return i;
+                }
             }
-            let specials = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
-            let mut mask = _mm_movemask_epi8(specials) as u32;
-            _mm_storeu_si128(dst.add(j).cast::<__m128i>(), v);
-            let mut placed = 0usize;
-            while mask != 0 {
-                let p = mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                j += p - placed;
-                *dst.add(j) = b'\\';
-                j += 1;
-                let rest = _mm_loadu_si128(src.add(i + p).cast::<__m128i>());
-                _mm_storeu_si128(dst.add(j).cast::<__m128i>(), rest);
-                placed = p;
-            }
-            j += 16 - placed;
             i += 16;
+        }
+        let r = s.len() - i;
+        if r > 0 {
+            let mut pad = [b'a'; 64];
+            pad[..r].copy_from_slice(&s[i..]);
+            let mut k = 0;
+            while k < r {
+                match sse2_step(pad.as_ptr().add(k), dst.add(j)) {
+                    Some(n) => j += n,
+                    None => break,
+                }
+                k += 16;
+            }
+            if k >= r {
+                // The last step's padding letters (one byte each) ended the output: drop them.
+                j -= k - r;
+                i = s.len();
+            } else {
+                i += k;
+            }
         }
         out.set_len(j);
     }
     i
+}
+
+/// One SSE2 step: escapes the sixteen bytes at `src` into `dst` and returns how many bytes it
+/// wrote, or None (having written garbage) if one of them is a control character.
+///
+/// It loads the sixteen bytes, stores them whole, speculatively, and for each quote or backslash
+/// among them writes a backslash where it stands and stores the source's sixteen bytes from that
+/// special byte on right after it, so a special byte costs one load and one store.
+///
+/// # Safety
+///
+/// `src` must be readable for 31 bytes and `dst` writable for 47.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn sse2_step(src: *const u8, dst: *mut u8) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_storeu_si128,
+    };
+    // SAFETY: SSE2 is part of x86-64, so these intrinsics exist on every CPU this runs on; the
+    // loads read `src[p .. p + 16]` for `p < 16` (within 31 bytes) and the stores write
+    // `dst[q .. q + 16]` for `q <= 15 + 15 + 1` (within 47 bytes), as the caller promises.
+    unsafe {
+        let v = _mm_loadu_si128(src.cast::<__m128i>());
+        // A byte is a control character when max(byte, 0x1f) == 0x1f.
+        let below_space = _mm_set1_epi8(0x1f);
+        let controls = _mm_cmpeq_epi8(_mm_max_epu8(v, below_space), below_space);
+        if _mm_movemask_epi8(controls) != 0 {
+            return None;
+        }
+        let quotes = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslashes = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        let mut mask = _mm_movemask_epi8(_mm_or_si128(quotes, backslashes)) as u32;
+        _mm_storeu_si128(dst.cast::<__m128i>(), v);
+        let (mut j, mut placed) = (0usize, 0usize);
+        while mask != 0 {
+            let p = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            j += p - placed;
+            *dst.add(j) = b'\\';
+            j += 1;
+            let rest = _mm_loadu_si128(src.add(p).cast::<__m128i>());
+            _mm_storeu_si128(dst.add(j).cast::<__m128i>(), rest);
+            placed = p;
+        }
+        Some(j + 16 - placed)
+    }
 }
 
 /// The word-wise steps of [`escape_into`]: eight bytes at a time. A word with nothing to escape
@@ -279,6 +344,16 @@ impl Doc {
     pub fn literal(&mut self, json: &[u8]) {
         self.json_len += json.len();
         escape_into(&mut self.wire, json);
+    }
+
+    /// Like [`Doc::literal`] for JSON that should hold no control character (no blank but
+    /// spaces between its tokens): false, with nothing written, if it does hold one.
+    pub fn literal_clean(&mut self, json: &[u8]) -> bool {
+        let clean = escape_clean_into(&mut self.wire, json);
+        if clean {
+            self.json_len += json.len();
+        }
+        clean
     }
 
     /// `"key":`.
@@ -711,6 +786,26 @@ mod escape_props {
             let mut slow = prefix.as_bytes().to_vec();
             escape_controls(&mut slow, s.as_bytes());
             prop_assert_eq!(fast, slow);
+        }
+
+        /// The clean escape writes what the escape writes, or nothing when there is a control
+        /// character, wherever it stands (in a whole step or in the padded tail).
+        #[test]
+        fn the_clean_escape_refuses_control_characters_and_nothing_else(
+            prefix in "[a-z]{0,3}",
+            s in "[\"\\\\a-z ]{0,70}[\\x00-\\x1f]?[\"a-z]{0,40}",
+        ) {
+            let mut clean = prefix.as_bytes().to_vec();
+            let took = escape_clean_into(&mut clean, s.as_bytes());
+            let mut plain = prefix.as_bytes().to_vec();
+            escape_into(&mut plain, s.as_bytes());
+            if has_control(s.as_bytes()) {
+                prop_assert!(!took);
+                prop_assert_eq!(clean, prefix.as_bytes());
+            } else {
+                prop_assert!(took);
+                prop_assert_eq!(clean, plain);
+            }
         }
 
         /// What the mapper sends is unescaped back to the document exactly (the checksum and

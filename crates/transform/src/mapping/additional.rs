@@ -194,7 +194,7 @@ impl Additional<'_, '_, '_> {
             ed.punct(b',');
             ed.key("properties");
             if let (Some(raw), true) = (self.raw_props, dropped.is_empty()) {
-                ed.literal(raw);
+                literal_minified(ed, raw);
             } else if dropped.is_empty() {
                 write_value(ed, p, Some(self.skip));
             } else {

@@ -77,11 +77,10 @@ pub(super) fn minify_into(out: &mut Vec<u8>, json: &[u8]) {
 
 /// Writes a raw JSON value of the record as it stands, without blanks between its tokens.
 pub(super) fn literal_minified(ed: &mut Doc, raw: &[u8]) {
-    if crate::json::has_control(raw) {
+    // Most values hold no line breaks or tabs: they are escaped as they stand, in one pass.
+    if !ed.literal_clean(raw) {
         let mut compact = Vec::with_capacity(raw.len());
         minify_into(&mut compact, raw);
         ed.literal(&compact);
-    } else {
-        ed.literal(raw);
     }
 }

@@ -162,12 +162,12 @@ impl<'t, 'i, 'a> Top<'t, 'i, 'a> {
     }
 
     /// The raw bytes of the named field in `slot`, when it is an object that can be copied as
-    /// it stands (no raw control characters).
+    /// it stands (written through `literal_minified`, which takes out blanks between tokens).
     pub(super) fn raw_object(&self, slot: usize) -> Option<&'a [u8]> {
         self.members
             .get(self.at[slot])?
             .raw
-            .filter(|raw| raw.first() == Some(&b'{') && !crate::json::has_control(raw))
+            .filter(|raw| raw.first() == Some(&b'{'))
     }
 }
 
