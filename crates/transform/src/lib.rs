@@ -4,12 +4,14 @@
 //! (from a blob, an S3 object or a file) and send what it produces.
 //!
 //! - [`framing`] splits a PT1H.json byte stream into records, incrementally.
-//! - [`mapping`] turns one record into one event (`id`, `eventData`, `eventDataChecksum`), or a
-//!   typed [`Rejection`] that says why not.
-//! - [`limits`], [`time`], [`ip`], [`json`] and [`fields`] are the pieces those are built from.
+//! - [`mapping`] turns one record into one event (`id`, `eventData`, and `eventDataChecksum` when
+//!   asked), or a typed [`Rejection`] that says why not.
+//! - [`limits`], [`time`], [`ip`], [`json`], [`escape`] and [`fields`] are the pieces those are
+//!   built from.
 //! - [`synth`] generates realistic records, deterministically, for `aztrail gen`, the embedded
 //!   example, tests and benchmarks (no production path draws on it).
 
+pub mod escape;
 pub mod fields;
 pub mod framing;
 pub mod ip;

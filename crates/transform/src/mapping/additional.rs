@@ -26,17 +26,40 @@ pub(super) struct Additional<'a, 't, 'i> {
 pub(super) const OWN_KEYS: [&str; 4] = ["eventTimeSource", "nestedAsText", "source", "truncated"];
 
 /// The keys written into one JSON object, compared without case.
+///
+/// A 128-bit filter of each key's length and first and last letters answers most questions
+/// (a key not written yet, the common case) without comparing it to every key so far.
 #[derive(Default)]
-pub(super) struct Keys<'k>(pub(super) Vec<Cow<'k, str>>);
+pub(super) struct Keys<'k> {
+    keys: Vec<Cow<'k, str>>,
+    seen: u128,
+}
 
 impl<'k> Keys<'k> {
+    /// Room for `n` keys.
+    pub(super) fn with_capacity(n: usize) -> Self {
+        Self {
+            keys: Vec::with_capacity(n),
+            seen: 0,
+        }
+    }
+
+    /// The filter's bit for `key` (the same for keys equal without case).
+    fn bit(key: &str) -> u128 {
+        let b = key.as_bytes();
+        let first = b.first().map_or(0, u8::to_ascii_lowercase) as usize;
+        let last = b.last().map_or(0, u8::to_ascii_lowercase) as usize;
+        1 << ((b.len() * 31 + first * 7 + last) % 128)
+    }
+
     pub(super) fn taken(&self, key: &str) -> bool {
-        self.0.iter().any(|k| k.eq_ignore_ascii_case(key))
+        self.seen & Self::bit(key) != 0 && self.keys.iter().any(|k| k.eq_ignore_ascii_case(key))
     }
 
     /// Marks `key` as written.
     pub(super) fn take(&mut self, key: Cow<'k, str>) {
-        self.0.push(key);
+        self.seen |= Self::bit(&key);
+        self.keys.push(key);
     }
 
     /// `want` if no key written so far equals it (ignoring case), else `want#2`, `want#3`, ...:
@@ -48,7 +71,7 @@ impl<'k> Keys<'k> {
             name = Cow::Owned(format!("{want}#{n}"));
             n += 1;
         }
-        self.0.push(name.clone());
+        self.take(name.clone());
         name
     }
 }
@@ -71,7 +94,7 @@ impl Additional<'_, '_, '_> {
         let mut cut_here: Vec<String> = Vec::new();
         // Every key written at this level, so that no two members share one (JSON readers keep
         // only one of two equal keys; some compare keys without case).
-        let mut keys = Keys(Vec::with_capacity(self.record.members.len() + 24));
+        let mut keys = Keys::with_capacity(self.record.members.len() + 24);
         ed.punct(b'{');
         let mut field = |ed: &mut Doc, name: &str, index: usize, v: Val<'_, '_>| {
             match (bare, v.first()) {
