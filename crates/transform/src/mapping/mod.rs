@@ -4,8 +4,8 @@
 //! records, so the hot path allocates nothing per record: it hashes the raw bytes for the `UID`,
 //! parses a copy with simd-json into a tape, writes `eventData` straight from the tape's slices into
 //! one buffer (and, when asked, hashes that for the checksum) and hands out borrowed views of the
-//! result. A record
-//! that cannot become an event yields a [`Rejection`] naming the field and the problem.
+//! result. A record that cannot become an event yields a [`Rejection`] naming the field and the
+//! problem.
 //!
 //! Here: the types and the [`Mapper`]. Beside it: `record` (the context, the raw bytes beside
 //! the tape, the fields read by name), `event` (the rules, field by field), `identity` (who acted,
@@ -113,7 +113,7 @@ pub struct Mapped<'a> {
     pub event_data_escaped: &'a [u8],
     /// The length of the `eventData` document itself (what CloudWatch Logs counts).
     pub event_data_len: usize,
-    /// Base64 SHA-256 of `event_data`, when the mapper was asked for it
+    /// Base64 SHA-256 of the `eventData` document, when the mapper was asked for it
     /// ([`Mapper::with_checksum`]).
     pub checksum: Option<&'a str>,
     /// The event's `eventTime` (for the loader's lag metric).
@@ -211,7 +211,8 @@ impl Mapper {
     /// already protected: TLS carries the request, and Signature Version 4 signs the SHA-256 of
     /// the whole request body, which the service checks before it reads an event, so a changed
     /// byte of any `eventData` fails the call. Turning it on costs a second SHA-256 pass per
-    /// record, over the longer of the two texts (about a fifth of the transform's time).
+    /// record, over the longer of the two texts: `aztrail transform` takes about 1.6 times as long
+    /// with it.
     pub fn with_checksum(mut self, on: bool) -> Self {
         self.checksum = on;
         self
