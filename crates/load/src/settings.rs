@@ -231,6 +231,12 @@ mod tests {
                 .expect("flags")
                 .settings;
         assert_eq!(fast.config("123").concurrency, 1);
+        // Entries go without eventDataChecksum unless asked (the body is signed whole).
+        assert!(!parsed.config("123").event_data_checksum);
+        let summed = Cli::try_parse_from(["x", "--event-data-checksum"])
+            .expect("flag")
+            .settings;
+        assert!(summed.config("123").event_data_checksum);
         // Hostile round 2, items 8 and 9: counts and rates that cannot work are refused.
         for bad in [
             &["--concurrency", "0"][..],
