@@ -271,6 +271,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// A line about the run, on standard error.
+/// `, see DIR/failures.jsonl` when records failed, for the summary line.
+fn failures_hint(dir: &Path, failed: u64) -> String {
+    if failed > 0 {
+        format!(", see {}", dir.join("failures.jsonl").display())
+    } else {
+        String::new()
+    }
+}
+
 fn say(line: impl std::fmt::Display) {
     eprintln!("aztrail run: {line}");
 }
@@ -506,11 +515,7 @@ async fn to_security_lake(args: Args) -> anyhow::Result<ExitCode> {
         load.records,
         load.files,
         load.rejected,
-        if load.rejected > 0 {
-            format!(", see {}", args.dir.join("failures.jsonl").display())
-        } else {
-            String::new()
-        },
+        failures_hint(&args.dir, load.rejected),
         started.elapsed().as_secs_f64()
     );
     let out = serde_json::json!({ "ingest": ingest, "securitylake": load });
@@ -751,11 +756,7 @@ async fn report(
             load.accepted,
             load.records,
             load.failed,
-            if load.failed > 0 {
-                format!(", see {}", args.dir.join("failures.jsonl").display())
-            } else {
-                String::new()
-            },
+            failures_hint(&args.dir, load.failed),
             stats.events,
             stats.distinct_uids,
             stats.duplicate_events,
