@@ -496,6 +496,14 @@ mod escape_props {
     use proptest::prelude::*;
 
     #[test]
+    fn escapes_controls_quotes_and_backslashes() {
+        let mut out = Vec::new();
+        escape_into(&mut out, b"a\"b\\c\nd\x01\x1f\te");
+        assert_eq!(out, b"a\\\"b\\\\c\\nd\\u0001\\u001f\\te");
+        assert_eq!(escaped_len(b"a\"b\\c\nd\x01\x1f\te"), out.len());
+    }
+
+    #[test]
     fn bytes_next_to_quotes_are_not_mistaken_for_them() {
         // 0x23 ('#') and 0x5D (']') sit one above '"' and '\\': a borrowing zero-byte test
         // would flag them after a real quote or backslash.
