@@ -38,19 +38,129 @@ pub fn source_ip(raw: &str) -> Option<IpAddr> {
     Some(ip)
 }
 
-/// The address in `raw` as `sourceIPAddress` writes it (the address's own form), if it holds one:
-/// a plain IPv4 address is its own text, borrowed, since the parser takes no other form of it
-/// (no leading zeros, no blanks); the rest is formatted.
+/// The address in `raw` as `sourceIPAddress` writes it (the address's own form), if it holds one.
+///
+/// Borrowed when `raw` (trimmed) already is that form, as Azure nearly always writes it: a plain
+/// IPv4 address (the parser takes no other form of one: no leading zeros, no blanks) or an IPv6
+/// address in its canonical text; otherwise formatted.
 pub fn source_ip_text(raw: &str) -> Option<Cow<'_, str>> {
-    let ip = source_ip(raw)?;
     let s = raw.trim();
-    Some(match ip {
-        IpAddr::V4(v4) if s.len() <= 15 && s.bytes().all(|b| b == b'.' || b.is_ascii_digit()) => {
-            debug_assert_eq!(v4.to_string(), s);
-            Cow::Borrowed(s)
+    if let Some(v4) = plain_ipv4(s) {
+        return (!v4.is_unspecified()).then_some(Cow::Borrowed(s));
+    }
+    Some(match source_ip(s)? {
+        IpAddr::V6(v6) => {
+            let mut buf = [0u8; V6_TEXT_MAX];
+            match canonical_v6(&v6, &mut buf) {
+                Some(text) if text.as_bytes() == s.as_bytes() => Cow::Borrowed(s),
+                Some(text) => Cow::Owned(text.to_string()),
+                None => Cow::Owned(v6.to_string()),
+            }
         }
-        _ => Cow::Owned(ip.to_string()),
+        ip => Cow::Owned(ip.to_string()),
     })
+}
+
+/// `s` as an IPv4 address if it is one written plainly (`a.b.c.d`, each part 0 to 255 without a
+/// leading zero): exactly the strings of digits and dots the standard parser takes.
+fn plain_ipv4(s: &str) -> Option<Ipv4Addr> {
+    let b = s.as_bytes();
+    if !(7..=15).contains(&b.len()) {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut part = 0;
+    let mut i = 0;
+    loop {
+        let start = i;
+        let mut value = 0u32;
+        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
+            value = value * 10 + u32::from(b[i] - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || (digits > 1 && b[start] == b'0') || value > 255 {
+            return None;
+        }
+        octets[part] = value as u8;
+        part += 1;
+        if part == 4 {
+            return (i == b.len()).then_some(Ipv4Addr::from(octets));
+        }
+        if b.get(i) != Some(&b'.') {
+            return None;
+        }
+        i += 1;
+    }
+}
+
+/// The longest IPv6 text [`canonical_v6`] writes: eight groups of four hex digits and seven colons.
+const V6_TEXT_MAX: usize = 39;
+
+/// `v6` in the text the standard library writes for it (RFC 5952: lower-case hex without leading
+/// zeros, the longest run of two or more zero groups, the first of equals, written `::`), into
+/// `buf`; None for an IPv4-mapped address, which is written in another form.
+fn canonical_v6<'b>(v6: &Ipv6Addr, buf: &'b mut [u8; V6_TEXT_MAX]) -> Option<&'b str> {
+    if v6.to_ipv4_mapped().is_some() {
+        return None;
+    }
+    let groups = v6.segments();
+    // The longest run of zero groups (the first of equal runs).
+    let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
+    for (i, &g) in groups.iter().enumerate() {
+        if g == 0 {
+            if run_len == 0 {
+                run = i;
+            }
+            run_len += 1;
+            if run_len > best_len {
+                (best, best_len) = (run, run_len);
+            }
+        } else {
+            run_len = 0;
+        }
+    }
+    let mut text = Text {
+        buf: &mut *buf,
+        n: 0,
+    };
+    if best_len > 1 {
+        text.groups(&groups[..best]);
+        text.push(b':');
+        text.push(b':');
+        text.groups(&groups[best + best_len..]);
+    } else {
+        text.groups(&groups);
+    }
+    let n = text.n;
+    std::str::from_utf8(&buf[..n]).ok()
+}
+
+/// IPv6 text being written into a fixed buffer.
+struct Text<'b> {
+    buf: &'b mut [u8; V6_TEXT_MAX],
+    n: usize,
+}
+
+impl Text<'_> {
+    fn push(&mut self, b: u8) {
+        self.buf[self.n] = b;
+        self.n += 1;
+    }
+
+    /// Groups in lower-case hex without leading zeros, between colons.
+    fn groups(&mut self, groups: &[u16]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (k, &g) in groups.iter().enumerate() {
+            if k > 0 {
+                self.push(b':');
+            }
+            let digits = (16 - g.leading_zeros()).div_ceil(4).max(1);
+            for d in (0..digits).rev() {
+                self.push(HEX[usize::from((g >> (4 * d)) & 15)]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -81,10 +191,39 @@ mod tests {
             "10.0.0.1:443",
             "[2a02:cf40::1]:8080",
             "2A02:CF40:0:0::1",
+            "2a02:cf40:0:0::1",
+            "::ffff:10.1.2.3",
+            "1.2.3.04",
+            "255.255.255.255",
             "0.0.0.0",
             "<null>",
         ] {
             assert_eq!(source_ip_text(s).map(String::from), ip(s), "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast forms agree with the standard library: a plain IPv4 address is taken exactly
+        /// when the standard parser takes it, and IPv6 text is the standard library's own.
+        #[test]
+        fn fast_forms_agree_with_the_standard_library(
+            text in r"((25[5-7]|0[0-9]?|[0-9]{1,3})\.){3}(25[5-7]|0[0-9]?|[0-9]{1,3})|[0-9.]{0,16}",
+            groups in proptest::array::uniform8(proptest::prop_oneof![
+                3 => proptest::strategy::Just(0u16),
+                1 => proptest::strategy::Just(1u16),
+                4 => proptest::num::u16::ANY,
+            ]),
+        ) {
+            proptest::prop_assert_eq!(plain_ipv4(&text), text.parse::<Ipv4Addr>().ok());
+            let v6 = Ipv6Addr::from(groups);
+            let mut buf = [0u8; V6_TEXT_MAX];
+            match canonical_v6(&v6, &mut buf) {
+                Some(t) => proptest::prop_assert_eq!(t, v6.to_string()),
+                None => proptest::prop_assert!(v6.to_ipv4_mapped().is_some()),
+            }
+            let written = v6.to_string();
+            let expected = ip(&written);
+            proptest::prop_assert_eq!(source_ip_text(&written).map(String::from), expected);
         }
     }
 
