@@ -69,7 +69,19 @@ pub fn as_str<'i>(v: Val<'_, 'i>) -> Option<&'i str> {
 /// The string in `v`, if it is a non-empty string.
 #[inline]
 pub fn non_empty<'i>(v: Option<Val<'_, 'i>>) -> Option<&'i str> {
-    v.and_then(as_str).filter(|s| !s.trim().is_empty())
+    v.and_then(as_str).filter(|s| !trim(s).is_empty())
+}
+
+/// `s.trim()`, answered without looking further when `s` starts and ends with a visible ASCII
+/// character, as nearly every value does.
+#[inline]
+pub fn trim(s: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|b| (0x21..0x7f).contains(b));
+    if visible(s.as_bytes().first()) && visible(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
+    }
 }
 
 /// `v` as an integer, whether a JSON number or a string of digits.
@@ -98,35 +110,41 @@ pub fn kind(v: Val<'_, '_>) -> &'static str {
 
 /// A fixed set of member names, found in one pass over an object, case-insensitively.
 pub struct FieldSet<const N: usize> {
-    /// Names indexed by length, each with its slot.
-    by_len: Vec<Vec<(&'static str, usize)>>,
+    /// Names indexed by length, each lower-cased, with its slot.
+    by_len: Vec<Vec<(Vec<u8>, usize)>>,
 }
 
 impl<const N: usize> FieldSet<N> {
-    /// A set of the given names; slot `i` holds `names[i]`.
+    /// A set of the given names (ASCII letters only); slot `i` holds `names[i]`.
+    ///
+    /// # Panics
+    ///
+    /// If a name holds anything but ASCII letters (the names are the mapping's own constants).
     pub fn new(names: [&'static str; N]) -> Self {
         let longest = names.iter().map(|n| n.len()).max().unwrap_or(0);
         let mut by_len = vec![Vec::new(); longest + 1];
         for (slot, name) in names.iter().enumerate() {
-            by_len[name.len()].push((*name, slot));
+            assert!(
+                name.bytes().all(|b| b.is_ascii_alphabetic()),
+                "field name {name:?} is not all letters"
+            );
+            by_len[name.len()].push((name.to_ascii_lowercase().into_bytes(), slot));
         }
         Self { by_len }
     }
 
     /// The slot of `key`, if it is one of the names (ignoring ASCII case).
     ///
-    /// Names of the key's length are compared only when their first letters agree, and then
-    /// exactly before without case: most keys are written as the names are.
+    /// Only names of the key's length are compared, eight bytes at a time: with the names all
+    /// letters, a key byte ORed with 0x20 equals a lower-case name letter exactly when it is that
+    /// letter in either case.
     #[inline]
     pub fn slot(&self, key: &str) -> Option<usize> {
-        let first = key.as_bytes().first()?.to_ascii_lowercase();
+        let key = key.as_bytes();
         self.by_len
             .get(key.len())?
             .iter()
-            .find(|(name, _)| {
-                name.as_bytes().first().map(u8::to_ascii_lowercase) == Some(first)
-                    && (name.as_bytes() == key.as_bytes() || name.eq_ignore_ascii_case(key))
-            })
+            .find(|(name, _)| folded_eq(key, name))
             .map(|(_, slot)| *slot)
     }
 
@@ -144,9 +162,32 @@ impl<const N: usize> FieldSet<N> {
     }
 }
 
+/// Whether `key` equals `lower` (lower-case ASCII letters, the same length) ignoring case.
+#[inline]
+fn folded_eq(key: &[u8], lower: &[u8]) -> bool {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let word = |b: &[u8]| <[u8; 8]>::try_from(b).map_or(0, u64::from_le_bytes);
+    let mut keys = key.chunks_exact(8);
+    let mut names = lower.chunks_exact(8);
+    for (k, n) in (&mut keys).zip(&mut names) {
+        if word(k) | FOLD != word(n) {
+            return false;
+        }
+    }
+    let (k, n) = (keys.remainder(), names.remainder());
+    k.len() == n.len() && k.iter().zip(n).all(|(k, n)| k | 0x20 == *n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn trim_is_str_trim(s in "[ \t\n\x0b\x0c\r\x7f\u{85}\u{a0}\u{3000}a-z!~]{0,6}") {
+            proptest::prop_assert_eq!(trim(&s), s.trim());
+        }
+    }
 
     #[test]
     fn reads_named_members_case_insensitively() {
@@ -158,6 +199,21 @@ mod tests {
         assert_eq!(time.and_then(as_str), Some("t"));
         assert_eq!(duration.and_then(as_int), Some(12));
         assert!(missing.is_none());
+        // Case is ignored, and only case: no other byte matches a letter.
+        let set = FieldSet::new(["durationMs", "abcdefghijklmnopq"]);
+        assert_eq!(set.slot("DURATIONMS"), Some(0));
+        assert_eq!(set.slot("abcdefghijklmnopQ"), Some(1));
+        for miss in [
+            "durationM_",
+            "durationMS ",
+            "durationM\u{d}",
+            "durationMz",
+            "abcdefghijklmnop@",
+        ] {
+            assert_eq!(set.slot(miss), None, "{miss}");
+        }
+        assert_eq!(set.slot("abcdefgHijklmnopq"), Some(1));
+        assert_eq!(set.slot("abcdefg\u{8}ijklmnopq"), None);
         let props = get(&tape.0, "properties").unwrap();
         assert_eq!(kind(props), "an object");
         assert_eq!(members(props).count(), 1);

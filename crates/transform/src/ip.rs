@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The address in `raw`, if it holds one.
 pub fn source_ip(raw: &str) -> Option<IpAddr> {
-    let s = raw.trim();
+    let s = crate::fields::trim(raw);
     if s.is_empty() || s.len() > 64 {
         return None;
     }
@@ -44,7 +44,7 @@ pub fn source_ip(raw: &str) -> Option<IpAddr> {
 /// IPv4 address (the parser takes no other form of one: no leading zeros, no blanks) or an IPv6
 /// address in its canonical text; otherwise formatted.
 pub fn source_ip_text(raw: &str) -> Option<Cow<'_, str>> {
-    let s = raw.trim();
+    let s = crate::fields::trim(raw);
     if let Some(v4) = plain_ipv4(s) {
         return (!v4.is_unspecified()).then_some(Cow::Borrowed(s));
     }

@@ -43,7 +43,7 @@ pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Resu
     // eventName and eventSource
     let operation =
         top[T_OPERATION].and_then(|v| as_str(v).or_else(|| get(v, "value").and_then(as_str)));
-    let operation = operation.filter(|s| !s.trim().is_empty());
+    let operation = operation.filter(|s| !trim(s).is_empty());
     let name_src = operation
         .or_else(|| non_empty(props[P_ACTIVITY_NAME]))
         .or(category)

@@ -95,7 +95,7 @@ pub(super) fn write_upper(
     field: &'static str,
     truncated: &mut Vec<&'static str>,
 ) {
-    let s = s.trim();
+    let s = trim(s);
     if s.is_ascii() && crate::json::is_plain(s) {
         // Written as it is, then upper-cased in place (no escapes to disturb).
         let c = cut(s, max);

@@ -26,10 +26,10 @@ pub(super) fn read_identity<'i>(v: Option<Val<'_, 'i>>) -> Identity<'i> {
     let mut id = Identity::default();
     let Some(v) = v else { return id };
     if let Some(s) = as_str(v) {
-        id.text = Some(s).filter(|s| !s.trim().is_empty());
+        id.text = Some(s).filter(|s| !trim(s).is_empty());
         return id;
     }
-    let ne = |v: Val<'_, 'i>| as_str(v).filter(|s| !s.trim().is_empty());
+    let ne = |v: Val<'_, 'i>| as_str(v).filter(|s| !trim(s).is_empty());
     for (key, value) in members(v) {
         if key.eq_ignore_ascii_case("claims") {
             for (claim, cv) in members(value) {

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use simd_json::{Node, StaticNode};
 
-use crate::fields::{as_int, as_str, get, kind, members, non_empty, FieldSet, Val};
+use crate::fields::{as_int, as_str, get, kind, members, non_empty, trim, FieldSet, Val};
 use crate::framing::Record;
 use crate::ip::source_ip_text;
 use crate::json::{
