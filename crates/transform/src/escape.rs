@@ -121,6 +121,66 @@ fn has_avx512_escape() -> bool {
         && std::is_x86_feature_detected!("popcnt")
 }
 
+/// Appends `s` if it needs no escaping inside a JSON string, and says whether it did (nothing
+/// is appended when it does not): the check and the copy in one pass, the common case of
+/// writing a string.
+#[inline]
+pub fn push_plain(out: &mut Vec<u8>, s: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if wide_level() == Wide::Avx512 {
+        // SAFETY: the CPU has every feature `push_plain_avx512` enables (`wide_level` checked).
+        return unsafe { push_plain_avx512(out, s) };
+    }
+    let plain = is_plain_bytes(s);
+    if plain {
+        out.extend_from_slice(s);
+    }
+    plain
+}
+
+/// [`push_plain`] sixty-four bytes a step, the last ones through a masked load.
+///
+/// # Safety
+///
+/// The CPU must have AVX512F and AVX512BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn push_plain_avx512(out: &mut Vec<u8>, s: &[u8]) -> bool {
+    use std::arch::x86_64::{
+        _mm512_cmpeq_epi8_mask, _mm512_mask_cmple_epu8_mask, _mm512_maskz_loadu_epi8,
+        _mm512_set1_epi8, _mm512_storeu_si512,
+    };
+    let start = out.len();
+    out.reserve(s.len() + 64);
+    let src = s.as_ptr();
+    let dst = out.as_mut_ptr();
+    let mut i = 0usize;
+    // SAFETY: the CPU has the features enabled (this function's condition). Reads: a step at `i`
+    // loads only the bytes its mask selects, `i .. i + min(64, len - i)`, inside `s`. Writes: a
+    // step at `i < s.len()` stores 64 bytes at `start + i`, below `start + s.len() + 64`, inside
+    // the capacity reserved. `set_len`: every byte up to `start + s.len()` was stored.
+    unsafe {
+        let quote = _mm512_set1_epi8(b'"' as i8);
+        let backslash = _mm512_set1_epi8(b'\\' as i8);
+        let below_space = _mm512_set1_epi8(0x1f);
+        while i < s.len() {
+            let left = s.len() - i;
+            let valid: u64 = if left >= 64 { !0 } else { (1u64 << left) - 1 };
+            let v = _mm512_maskz_loadu_epi8(valid, src.add(i).cast());
+            let special = _mm512_mask_cmple_epu8_mask(valid, v, below_space)
+                | _mm512_cmpeq_epi8_mask(v, quote)
+                | _mm512_cmpeq_epi8_mask(v, backslash);
+            if special != 0 {
+                return false;
+            }
+            _mm512_storeu_si512(dst.add(start + i).cast(), v);
+            i += left.min(64);
+        }
+        out.set_len(start + s.len());
+    }
+    true
+}
+
 /// Thirty-two bytes a step with AVX-512 (Ice Lake and later, Zen 4 and later): each byte of the
 /// step is paired with a backslash in front of it (one two-table byte permute), the backslashes
 /// in front of anything but a quote or a backslash are squeezed out (one byte compress, by a mask
@@ -555,7 +615,12 @@ pub fn escaped_len(s: &[u8]) -> usize {
 /// Whether `s` needs no escaping inside a JSON string (checked eight bytes at a time).
 #[inline]
 pub fn is_plain(s: &str) -> bool {
-    let bytes = s.as_bytes();
+    is_plain_bytes(s.as_bytes())
+}
+
+/// [`is_plain`] for bytes.
+#[inline]
+fn is_plain_bytes(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let Ok(word) = <[u8; 8]>::try_from(chunk) else {
@@ -679,6 +744,19 @@ mod escape_props {
                     prop_assert_eq!(&ssse3, &slow);
                 }
             }
+        }
+
+        /// A string is pushed as it is exactly when it needs no escaping, after what is there.
+        #[test]
+        fn plain_strings_are_pushed_as_they_are(
+            prefix in "[a-z]{0,3}",
+            s in "[a-z ]{0,150}[\"\\\\\\x00-\\x1f]?[a-z]{0,70}",
+        ) {
+            let mut out = prefix.as_bytes().to_vec();
+            let pushed = push_plain(&mut out, s.as_bytes());
+            prop_assert_eq!(pushed, is_plain(&s));
+            let expected = if pushed { format!("{prefix}{s}") } else { prefix.clone() };
+            prop_assert_eq!(out, expected.as_bytes());
         }
 
         /// The clean escape writes what the escape writes, or nothing when there is a control

@@ -112,14 +112,13 @@ impl JsonSink for Doc {
     }
     #[inline]
     fn string(&mut self, s: &str) {
-        // Most strings need no escaping: escaped once as they are, they come out unchanged, and
-        // that is both the check and the copy.
-        if is_plain(s) {
+        // Most strings need no escaping: copied as they are, the check made in the same pass.
+        self.wire.extend_from_slice(b"\\\"");
+        if crate::escape::push_plain(&mut self.wire, s.as_bytes()) {
             self.json_len += s.len() + 2;
             self.wire.extend_from_slice(b"\\\"");
-            self.wire.extend_from_slice(s.as_bytes());
-            self.wire.extend_from_slice(b"\\\"");
         } else {
+            self.wire.truncate(self.wire.len() - 2);
             self.tmp.clear();
             write_str(&mut self.tmp, s);
             self.json_len += self.tmp.len();
