@@ -195,9 +195,12 @@ pub(super) fn localized<'i>(v: Option<Val<'_, 'i>>) -> Option<&'i str> {
 pub(super) fn provider_namespace(resource_id: &str) -> Option<&str> {
     let bytes = resource_id.as_bytes();
     let needle = b"/providers/";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))?;
+    // From one slash to the next (a resource id has a few), not from every byte.
+    let at = memchr::memchr_iter(b'/', bytes).find(|&at| {
+        bytes
+            .get(at..at + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })?;
     let rest = &resource_id[at + needle.len()..];
     let ns = rest.split('/').next()?;
     (!ns.is_empty()).then_some(ns)

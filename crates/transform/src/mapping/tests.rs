@@ -474,6 +474,36 @@ fn properties_are_copied_raw_when_their_span_is_exact() {
 }
 
 #[test]
+fn escaped_keys_are_never_mistaken_for_their_text() {
+    // Keys with escapes stand in the record longer than they read: a member after one, or the
+    // member itself, must not be copied from the wrong bytes.
+    let mut fast = Mapper::new("123456789012");
+    let mut slow = Mapper::new("123456789012").with_parser(Parser::SerdeJson);
+    for record in [
+        r#"{"time":"2024-01-01T00:00:00Z","category":"A","x\"":{"a":1},"y":[2]}"#,
+        r#"{"time":"2024-01-01T00:00:00Z","category":"A","x\\":{"a":1},"y":[2]}"#,
+        // Read as `a"":`, its fifth byte of text is a quote and a colon follows it.
+        r#"{"time":"2024-01-01T00:00:00Z","category":"A","a\"\":":{"k":1},"y":2}"#,
+        r#"{"time":"2024-01-01T00:00:00Z","category":"A","ab\"c\"":"v","z":{"b":"\""}}"#,
+        r#"{"\u0074ime":"2024-01-01T00:00:00Z","category":"A","propert\u0069es":{"k":"v"}}"#,
+        r#"{"time":"2024-01-01T00:00:00Z","category":"A","properties":{"k":"v"},"\"":{"q":1}}"#,
+    ] {
+        let a = fast
+            .map(Record::new(0, record.as_bytes()))
+            .map(|e| e.event_data());
+        let b = slow
+            .map(Record::new(0, record.as_bytes()))
+            .map(|e| e.event_data());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let (va, vb): (Value, Value) = (
+            serde_json::from_str(&a).unwrap(),
+            serde_json::from_str(&b).unwrap(),
+        );
+        assert_eq!(va, vb, "{record}");
+    }
+}
+
+#[test]
 fn serde_json_and_simd_json_paths_agree() {
     let data = crate::synth::generate(300, 11);
     let mut fast = Mapper::new("123456789012");
