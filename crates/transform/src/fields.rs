@@ -182,7 +182,41 @@ fn folded_eq(key: &[u8], lower: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    const NAMES: [&str; 9] = [
+        "time",
+        "level",
+        "callerIpAddress",
+        "servicePrincipalName",
+        "a",
+        "abcdefgh",
+        "abcdefghi",
+        "OperationNameValue",
+        "abcdefghijklmnopqrstuvwx",
+    ];
+
     proptest::proptest! {
+        /// The table finds a key exactly when a name equals it ignoring case: names with their
+        /// case changed and a byte replaced (by a letter, or by a byte one bit from one) anywhere.
+        #[test]
+        fn slots_are_found_exactly_when_a_name_matches_ignoring_case(
+            which in 0..NAMES.len(),
+            flips in proptest::collection::vec(proptest::bool::ANY, 24),
+            change in proptest::option::of((0usize..24, proptest::sample::select(
+                b"aZ@[`{_^ 0\x00\xc1".to_vec()))),
+            extra in proptest::option::of(proptest::sample::select(b"aA@".to_vec())),
+        ) {
+            let set = FieldSet::new(NAMES);
+            let mut key: Vec<u8> = NAMES[which].bytes().zip(&flips)
+                .map(|(b, &f)| if f { b ^ 0x20 } else { b }).collect();
+            if let Some((at, b)) = change {
+                if let Some(k) = key.get_mut(at) { *k = b; }
+            }
+            key.extend(extra);
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let expected = NAMES.iter().position(|n| n.eq_ignore_ascii_case(&key));
+            proptest::prop_assert_eq!(set.slot(&key), expected, "{:?}", key);
+        }
+
         #[test]
         fn trim_is_str_trim(s in "[ \t\n\x0b\x0c\r\x7f\u{85}\u{a0}\u{3000}a-z!~]{0,6}") {
             proptest::prop_assert_eq!(trim(&s), s.trim());
