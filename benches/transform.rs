@@ -103,7 +103,7 @@ fn ocsf_parquet(data: &[u8]) -> u64 {
 /// The ceiling: frame and parse every record with simd-json (into a reused tape), nothing else.
 fn parse_only(data: &[u8]) -> usize {
     let mut scratch = Vec::new();
-    let mut buffers = simd_json::Buffers::new(4096);
+    let mut buffers = simd_json::Buffers::with_max_depth(4096, usize::MAX);
     let mut tape = simd_json::Tape::null();
     let mut nodes = 0;
     frame_all(data, |r| {

@@ -192,7 +192,9 @@ impl Mapper {
             source_prefix: Vec::new(),
             path_hour: None,
             scratch: Vec::new(),
-            buffers: simd_json::Buffers::new(4096),
+            // No depth limit of the parser's own: a record is bounded by its length, and values
+            // nested deeper than an event may are kept as text (see `json::write_value`).
+            buffers: simd_json::Buffers::with_max_depth(4096, usize::MAX),
             tape: None,
             out: Output::default(),
         };
