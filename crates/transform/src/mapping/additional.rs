@@ -96,10 +96,18 @@ impl Additional<'_, '_, '_> {
         // only one of two equal keys; some compare keys without case).
         let mut keys = Keys::with_capacity(self.record.members.len() + 24);
         ed.punct(b'{');
-        let mut field = |ed: &mut Doc, name: &str, index: usize, v: Val<'_, '_>| {
+        // `own`: the name is one of the mapping's constants, which need no escaping.
+        let mut field = |ed: &mut Doc, name: &str, own: bool, index: usize, v: Val<'_, '_>| {
+            let key = |ed: &mut Doc| {
+                if own {
+                    ed.plain_key(name)
+                } else {
+                    ed.key(name)
+                }
+            };
             match (bare, v.first()) {
                 (true, Some(Node::String(s))) => {
-                    ed.key(name);
+                    key(ed);
                     let c = cut(s, MAX_NAME_LEN);
                     if c.len() < s.len() {
                         cut_here.push(name.to_string());
@@ -111,7 +119,7 @@ impl Additional<'_, '_, '_> {
                     return;
                 }
                 _ => {
-                    ed.key(name);
+                    key(ed);
                     self.verbatim(ed, index, v);
                 }
             }
@@ -138,13 +146,13 @@ impl Additional<'_, '_, '_> {
         ] {
             let Some(v) = top[slot] else { continue };
             keys.take(Cow::Borrowed(key));
-            field(ed, key, self.record.at[slot], v);
+            field(ed, key, true, self.record.at[slot], v);
         }
         // callerIpAddress, unless sourceIPAddress holds it as written.
         if let Some(v) = top[T_CALLER_IP] {
             if as_str(v).is_none_or(|s| Some(s) != self.source_ip) {
                 keys.take(Cow::Borrowed("callerIpAddress"));
-                field(ed, "callerIpAddress", self.record.at[T_CALLER_IP], v);
+                field(ed, "callerIpAddress", true, self.record.at[T_CALLER_IP], v);
             }
         }
         // Names aztrail writes at this level itself.
@@ -166,10 +174,10 @@ impl Additional<'_, '_, '_> {
             } else {
                 keys.unique(Cow::Borrowed(key))
             };
-            field(ed, &name, index, v);
+            field(ed, &name, false, index, v);
         }
         if let Some(ts) = self.time_source {
-            ed.key("eventTimeSource");
+            ed.plain_key("eventTimeSource");
             ed.string(ts);
             ed.punct(b',');
         }
@@ -179,7 +187,7 @@ impl Additional<'_, '_, '_> {
             .map(|m| m.key)
             .peekable();
         if deep.peek().is_some() {
-            ed.key("nestedAsText");
+            ed.plain_key("nestedAsText");
             ed.punct(b'[');
             for (i, k) in deep.enumerate() {
                 if i > 0 {
@@ -203,7 +211,7 @@ impl Additional<'_, '_, '_> {
             .collect();
         if !cut_fields.is_empty() {
             ed.punct(b',');
-            ed.key("truncated");
+            ed.plain_key("truncated");
             ed.punct(b'[');
             for (i, f) in cut_fields.iter().enumerate() {
                 if i > 0 {
@@ -215,7 +223,7 @@ impl Additional<'_, '_, '_> {
         }
         if let (Some(p), false) = (self.props, bare) {
             ed.punct(b',');
-            ed.key("properties");
+            ed.plain_key("properties");
             if let (Some(raw), true) = (self.raw_props, dropped.is_empty()) {
                 literal_minified(ed, raw);
             } else if dropped.is_empty() {

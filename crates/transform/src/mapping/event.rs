@@ -65,21 +65,21 @@ pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Resu
 
     if let Some(ua) = non_empty(props[P_USER_AGENT]) {
         ed.punct(b',');
-        ed.key("userAgent");
+        ed.plain_key("userAgent");
         write_cut(ed, ua, MAX_NAME_LEN, "userAgent", &mut truncated);
     }
     ed.punct(b',');
-    ed.key("eventSource");
+    ed.plain_key("eventSource");
     write_upper(ed, source_ns, MAX_NAME_LEN, "eventSource", &mut truncated);
     ed.punct(b',');
-    ed.key("eventName");
+    ed.plain_key("eventName");
     write_upper(ed, name_src, MAX_NAME_LEN, "eventName", &mut truncated);
     ed.punct(b',');
-    ed.key("eventTime");
+    ed.plain_key("eventTime");
     let iso = event_time.iso_bytes();
     ed.string(std::str::from_utf8(&iso).unwrap_or("1970-01-01T00:00:00Z"));
     ed.punct(b',');
-    ed.key("UID");
+    ed.plain_key("UID");
     ed.string(&out.uid);
 
     // requestParameters / responseElements: the request and response bodies, as JSON.
@@ -95,11 +95,11 @@ pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Resu
     // errorCode / errorMessage, only for failures.
     if let Some((code, message)) = failure(&top, &props, entra) {
         ed.punct(b',');
-        ed.key("errorCode");
+        ed.plain_key("errorCode");
         write_cut(ed, &code, MAX_ERROR_LEN, "errorCode", &mut truncated);
         if let Some(m) = message {
             ed.punct(b',');
-            ed.key("errorMessage");
+            ed.plain_key("errorMessage");
             write_cut(ed, m, MAX_ERROR_LEN, "errorMessage", &mut truncated);
         }
     }
@@ -107,16 +107,16 @@ pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Resu
     let ip = source_ip_of(&top, &props);
     if let Some(ip) = &ip {
         ed.punct(b',');
-        ed.key("sourceIPAddress");
+        ed.plain_key("sourceIPAddress");
         ed.string(ip);
     }
     ed.punct(b',');
-    ed.key("recipientAccountId");
+    ed.plain_key("recipientAccountId");
     ed.string(ctx.account);
 
     // additionalEventData: everything else worth keeping, within its limit.
     ed.punct(b',');
-    ed.key("additionalEventData");
+    ed.plain_key("additionalEventData");
     let mark = ed.mark();
     let skip_bodies =
         |k: &str| k.eq_ignore_ascii_case("requestbody") || k.eq_ignore_ascii_case("responseBody");

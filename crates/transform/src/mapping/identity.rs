@@ -100,7 +100,7 @@ pub(super) fn write_user_identity(
     };
     identity.caller = non_empty(top[T_CALLER]);
     let (principal, id_type) = principal(&identity, props, category);
-    ed.key("type");
+    ed.plain_key("type");
     write_cut(
         ed,
         id_type,
@@ -109,7 +109,7 @@ pub(super) fn write_user_identity(
         truncated,
     );
     ed.punct(b',');
-    ed.key("principalId");
+    ed.plain_key("principalId");
     write_cut(
         ed,
         principal,
@@ -119,13 +119,13 @@ pub(super) fn write_user_identity(
     );
     ed.literal(b",\"details\":{");
     let mut first = true;
-    let mut detail = |ed: &mut Doc, key: &str, value: Option<&str>| {
+    let mut detail = |ed: &mut Doc, key: &'static str, value: Option<&str>| {
         if let Some(v) = value {
             if !first {
                 ed.punct(b',');
             }
             first = false;
-            ed.key(key);
+            ed.plain_key(key);
             ed.string(cut(v, MAX_NAME_LEN));
         }
     };
@@ -161,7 +161,7 @@ pub(super) fn write_user_identity(
         if !first {
             ed.punct(b',');
         }
-        ed.key("identity");
+        ed.plain_key("identity");
         match record
             .members
             .get(record.at[T_IDENTITY])
