@@ -48,7 +48,12 @@ pub fn source_ip_text(raw: &str) -> Option<Cow<'_, str>> {
     if let Some(v4) = plain_ipv4(s) {
         return (!v4.is_unspecified()).then_some(Cow::Borrowed(s));
     }
-    Some(match source_ip(s)? {
+    let ip = match full_ipv6(s) {
+        Some(v6) if v6.is_unspecified() => return None,
+        Some(v6) => IpAddr::V6(v6),
+        None => source_ip(s)?,
+    };
+    Some(match ip {
         IpAddr::V6(v6) => {
             let mut buf = [0u8; V6_TEXT_MAX];
             match canonical_v6(&v6, &mut buf) {
@@ -92,6 +97,43 @@ fn plain_ipv4(s: &str) -> Option<Ipv4Addr> {
         }
         i += 1;
     }
+}
+
+/// `s` as an IPv6 address if it is written in full (eight groups of one to four hex digits,
+/// no `::`, no IPv4 tail), as Azure writes most: exactly what the standard parser makes of such
+/// a string, without its general machinery. Other forms are left to the standard parser.
+fn full_ipv6(s: &str) -> Option<Ipv6Addr> {
+    let b = s.as_bytes();
+    if !(15..=39).contains(&b.len()) {
+        return None;
+    }
+    let mut groups = [0u16; 8];
+    let mut i = 0;
+    for (n, group) in groups.iter_mut().enumerate() {
+        if n > 0 {
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut value = 0u16;
+        while i < b.len() && i - start < 4 {
+            let digit = match b[i] {
+                c @ b'0'..=b'9' => c - b'0',
+                c @ b'a'..=b'f' => c - b'a' + 10,
+                c @ b'A'..=b'F' => c - b'A' + 10,
+                _ => break,
+            };
+            value = (value << 4) | u16::from(digit);
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        *group = value;
+    }
+    (i == b.len()).then(|| Ipv6Addr::from(groups))
 }
 
 /// The longest IPv6 text [`canonical_v6`] writes: eight groups of four hex digits and seven colons.
@@ -208,6 +250,7 @@ mod tests {
         #[test]
         fn fast_forms_agree_with_the_standard_library(
             text in r"((25[5-7]|0[0-9]?|[0-9]{1,3})\.){3}(25[5-7]|0[0-9]?|[0-9]{1,3})|[0-9.]{0,16}",
+            v6text in r"([0-9a-fA-F]{0,5}:){6,8}[0-9a-fA-Fg.]{0,5}|[0-9a-f:]{0,40}",
             groups in proptest::array::uniform8(proptest::prop_oneof![
                 3 => proptest::strategy::Just(0u16),
                 1 => proptest::strategy::Just(1u16),
@@ -215,6 +258,14 @@ mod tests {
             ]),
         ) {
             proptest::prop_assert_eq!(plain_ipv4(&text), text.parse::<Ipv4Addr>().ok());
+            // The full form is read as the standard parser reads it, and only it.
+            let full = groups.iter().map(|g| format!("{g:x}")).collect::<Vec<_>>().join(":");
+            proptest::prop_assert_eq!(full_ipv6(&full), Some(Ipv6Addr::from(groups)));
+            let upper = groups.iter().map(|g| format!("{g:04X}")).collect::<Vec<_>>().join(":");
+            proptest::prop_assert_eq!(full_ipv6(&upper), Some(Ipv6Addr::from(groups)));
+            if let Some(v6) = full_ipv6(&v6text) {
+                proptest::prop_assert_eq!(Some(v6), v6text.parse::<Ipv6Addr>().ok());
+            }
             let v6 = Ipv6Addr::from(groups);
             let mut buf = [0u8; V6_TEXT_MAX];
             match canonical_v6(&v6, &mut buf) {
