@@ -3,14 +3,20 @@
 
 use super::*;
 
-/// Writes `eventData` for the record on `nodes` into `out.doc`.
-pub(super) fn build(nodes: &[Node<'_>], ctx: &Ctx<'_>, out: &mut Output) -> Result<(), Rejection> {
+/// Writes `eventData` for the record on `nodes` into `out.doc`. `deep`: whether the record
+/// nests more than `MAX_VALUE_DEPTH + 1` levels, when the parser already knows.
+pub(super) fn build(
+    nodes: &[Node<'_>],
+    ctx: &Ctx<'_>,
+    out: &mut Output,
+    deep: Option<bool>,
+) -> Result<(), Rejection> {
     if !matches!(nodes.first(), Some(Node::Object { .. })) {
         return Err(Rejection::NotAnObject(kind(nodes)));
     }
     // A record whose values nest deeper than the event may is written from the tape, which
     // keeps the deep parts as text; the raw bytes are copied only when they nest within bounds.
-    let deep = crate::json::tape_deeper_than(nodes, MAX_VALUE_DEPTH + 1);
+    let deep = deep.unwrap_or_else(|| crate::json::tape_deeper_than(nodes, MAX_VALUE_DEPTH + 1));
     let bounded;
     let ctx = if deep {
         bounded = Ctx { raw: None, ..*ctx };

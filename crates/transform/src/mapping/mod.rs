@@ -167,8 +167,16 @@ pub struct Mapper {
     path_hour: Option<UtcSeconds>,
     scratch: Vec<u8>,
     buffers: simd_json::Buffers,
+    /// For the rare record nested deeper than `buffers` take.
+    deep: Option<DeepParse>,
     tape: Option<simd_json::Tape<'static>>,
     out: Output,
+}
+
+/// A parse without a nesting limit, with a copy of the record of its own.
+struct DeepParse {
+    scratch: Vec<u8>,
+    buffers: simd_json::Buffers,
 }
 
 /// The mapper's output buffers, apart from the parser's.
@@ -192,9 +200,10 @@ impl Mapper {
             source_prefix: Vec::new(),
             path_hour: None,
             scratch: Vec::new(),
-            // No depth limit of the parser's own: a record is bounded by its length, and values
-            // nested deeper than an event may are kept as text (see `json::write_value`).
-            buffers: simd_json::Buffers::with_max_depth(4096, usize::MAX),
+            // Nesting up to one level beyond what an event keeps as structure; deeper records go
+            // to `deep_buffers` (see `map`).
+            buffers: simd_json::Buffers::with_max_depth(4096, MAX_VALUE_DEPTH + 1),
+            deep: None,
             tape: None,
             out: Output::default(),
         };
@@ -269,9 +278,30 @@ impl Mapper {
                     bytes: record.bytes,
                     parsed_at: self.scratch.as_ptr() as usize,
                 });
+                // Parsed with the parser's nesting limit at the depth beyond which parts of a
+                // record are kept as text: a record within it (nearly all) is known not to be
+                // deep without walking its tape. One beyond it is parsed again, without limit,
+                // from a copy of its own (the failed parse may have unescaped strings in place).
                 let result =
                     match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
-                        Ok(()) => build(&tape.0, &ctx, out),
+                        Ok(()) => build(&tape.0, &ctx, out, Some(false)),
+                        Err(e) if *e.error() == simd_json::ErrorType::DepthLimitExceeded => {
+                            let deep = self.deep.get_or_insert_with(|| DeepParse {
+                                scratch: Vec::new(),
+                                buffers: simd_json::Buffers::with_max_depth(4096, usize::MAX),
+                            });
+                            deep.scratch.clear();
+                            deep.scratch.extend_from_slice(record.bytes);
+                            let mut deep_tape = simd_json::Tape::null();
+                            match simd_json::fill_tape(
+                                &mut deep.scratch,
+                                &mut deep.buffers,
+                                &mut deep_tape,
+                            ) {
+                                Ok(()) => build(&deep_tape.0, &ctx, out, Some(true)),
+                                Err(e) => Err(Rejection::InvalidJson(e.to_string())),
+                            }
+                        }
                         Err(e) => Err(Rejection::InvalidJson(e.to_string())),
                     };
                 self.tape = Some(tape.reset());
@@ -282,7 +312,7 @@ impl Mapper {
                     .map_err(|e| Rejection::InvalidJson(e.to_string()))?;
                 let mut nodes = Vec::new();
                 serde_to_tape(&value, &mut nodes);
-                build(&nodes, &ctx, out)?;
+                build(&nodes, &ctx, out, None)?;
             }
         }
         let out = &mut self.out;

@@ -474,6 +474,43 @@ fn properties_are_copied_raw_when_their_span_is_exact() {
 }
 
 #[test]
+fn the_parser_s_nesting_limit_finds_deep_records_exactly() {
+    // The record itself is one level: a member nested n - 1 deep makes it n deep. At
+    // MAX_VALUE_DEPTH + 1 and below, the first parse takes it; above, the unlimited one does,
+    // and the deep parts are kept as text. Both must write what the serde_json path (which
+    // walks the tape to decide) writes.
+    let mut fast = Mapper::new("123456789012");
+    let mut slow = Mapper::new("123456789012").with_parser(Parser::SerdeJson);
+    for n in [
+        MAX_VALUE_DEPTH,
+        MAX_VALUE_DEPTH + 1,
+        MAX_VALUE_DEPTH + 2,
+        MAX_VALUE_DEPTH + 3,
+    ] {
+        let nested = format!("{}1{}", "[".repeat(n - 1), "]".repeat(n - 1));
+        let record =
+            format!(r#"{{"time":"2024-01-01T00:00:00Z","category":"A","x":{nested},"y":"a\"b"}}"#);
+        let a = fast
+            .map(Record::new(0, record.as_bytes()))
+            .map(|e| e.event_data());
+        let b = slow
+            .map(Record::new(0, record.as_bytes()))
+            .map(|e| e.event_data());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(
+            a.contains("nestedAsText"),
+            n > MAX_VALUE_DEPTH + 1,
+            "{n}: {a}"
+        );
+        let (va, vb): (Value, Value) = (
+            serde_json::from_str(&a).unwrap(),
+            serde_json::from_str(&b).unwrap(),
+        );
+        assert_eq!(va, vb, "{n}");
+    }
+}
+
+#[test]
 fn escaped_keys_are_never_mistaken_for_their_text() {
     // Keys with escapes stand in the record longer than they read: a member after one, or the
     // member itself, must not be copied from the wrong bytes.
