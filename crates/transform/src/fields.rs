@@ -150,8 +150,21 @@ impl<const N: usize> FieldSet<N> {
 
     /// The values of the named members of `obj` (the first of each, if a name repeats).
     pub fn read<'t, 'i>(&self, obj: Val<'t, 'i>) -> [Option<Val<'t, 'i>>; N] {
+        self.read_with(obj, &|| {})
+    }
+
+    /// [`FieldSet::read`], calling `every_fourth` before every fourth member (to do other work
+    /// in between: see [`crate::uid`]).
+    pub fn read_with<'t, 'i>(
+        &self,
+        obj: Val<'t, 'i>,
+        every_fourth: &dyn Fn(),
+    ) -> [Option<Val<'t, 'i>>; N] {
         let mut out = [None; N];
-        for (key, value) in members(obj) {
+        for (i, (key, value)) in members(obj).enumerate() {
+            if i % 4 == 0 {
+                every_fourth();
+            }
             if let Some(slot) = self.slot(key) {
                 if out[slot].is_none() {
                     out[slot] = Some(value);

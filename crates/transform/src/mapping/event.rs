@@ -24,7 +24,7 @@ pub(super) fn build(
     } else {
         ctx
     };
-    let record = Top::read(nodes, ctx.raw);
+    let record = Top::read(nodes, ctx.raw, ctx.pump);
     let top = record.fields;
     if top[T_TIME_GENERATED].is_some() && top[T_TIME].is_none() {
         return Err(Rejection::LogAnalyticsRow("TimeGenerated"));
@@ -34,7 +34,9 @@ pub(super) fn build(
     }
     let props_val = top[T_PROPERTIES];
     let props = match props_val {
-        Some(p) if matches!(p.first(), Some(Node::Object { .. })) => property_fields().read(p),
+        Some(p) if matches!(p.first(), Some(Node::Object { .. })) => {
+            property_fields().read_with(p, ctx.pump)
+        }
         _ => [None; PROPERTY_FIELDS],
     };
     // The export writes `"category":"Administrative"`, the REST API `{"value":"Administrative",…}`.
@@ -67,7 +69,16 @@ pub(super) fn build(
     ed.clear();
     ed.literal(b"{\"version\":\"1.0\",\"userIdentity\":{");
 
-    write_user_identity(ed, nodes, &record, &props, category, &mut truncated);
+    write_user_identity(
+        ed,
+        nodes,
+        &record,
+        &props,
+        category,
+        &mut truncated,
+        ctx.pump,
+    );
+    (ctx.pump)();
 
     if let Some(ua) = non_empty(props[P_USER_AGENT]) {
         ed.punct(b',');
@@ -86,7 +97,10 @@ pub(super) fn build(
     ed.string(std::str::from_utf8(&iso).unwrap_or("1970-01-01T00:00:00Z"));
     ed.punct(b',');
     ed.plain_key("UID");
-    ed.string(&out.uid);
+    // Its digits are written when the hash is done (see `Mapper::map`).
+    out.uid_at = ed.wire.len() + 2;
+    ed.string(UID_PLACEHOLDER);
+    (ctx.pump)();
 
     // requestParameters / responseElements: the request and response bodies, as JSON.
     for (slot, key) in [
@@ -110,6 +124,7 @@ pub(super) fn build(
         }
     }
 
+    (ctx.pump)();
     let ip = source_ip_of(&top, &props);
     if let Some(ip) = &ip {
         ed.punct(b',');

@@ -89,6 +89,7 @@ pub(super) fn write_user_identity(
     props: &[Option<Val<'_, '_>>; PROPERTY_FIELDS],
     category: Option<&str>,
     truncated: &mut Vec<&'static str>,
+    pump: &dyn Fn(),
 ) {
     let top = &record.fields;
     let mut identity = match top[T_IDENTITY] {
@@ -167,7 +168,10 @@ pub(super) fn write_user_identity(
             .get(record.at[T_IDENTITY])
             .and_then(|m| m.raw)
         {
-            Some(raw) => literal_minified(ed, raw),
+            Some(raw) => {
+                pump();
+                literal_minified(ed, raw)
+            }
             None => write_value(ed, v, None),
         }
         if ed.json_len() - mark.0 > MAX_IDENTITY_BYTES {

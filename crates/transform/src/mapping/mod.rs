@@ -30,6 +30,7 @@ use crate::limits::{
     MAX_NAME_LEN, MAX_PARAMETERS_BYTES, MAX_VALUE_DEPTH,
 };
 use crate::time::{blob_path_hour, from_epoch_number_ms, parse_time_ms, UtcSeconds};
+use crate::uid::UidPump;
 
 /// Why a record could not become an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,7 +189,12 @@ struct Output {
     event_time: UtcSeconds,
     event_millis: u16,
     tmp: Vec<u8>,
+    /// Where the UID's digits go in `doc.wire` (written once the hash is done).
+    uid_at: usize,
 }
+
+/// What stands in `eventData` for the UID's 64 digits until they are known.
+const UID_PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 impl Mapper {
     /// A mapper whose events name `recipient_account_id` (the AWS account of the channel).
@@ -257,13 +263,20 @@ impl Mapper {
             });
         }
         let out = &mut self.out;
-        hex_sha256(record.bytes, &mut out.uid);
+        // The UID is hashed a block at a time between the mapping's steps (see `crate::uid`).
+        let uid = std::cell::RefCell::new(UidPump::new(record.bytes));
+        let pump = || {
+            if let Ok(mut uid) = uid.try_borrow_mut() {
+                uid.pump();
+            }
+        };
         let mut ctx = Ctx {
             account: &self.account,
             source_prefix: &self.source_prefix,
             path_hour: self.path_hour,
             offset: record.offset,
             raw: None,
+            pump: &pump,
         };
         match self.parser {
             Parser::SimdJson => {
@@ -316,6 +329,13 @@ impl Mapper {
             }
         }
         let out = &mut self.out;
+        let digits = crate::uid::hex(&uid.into_inner().finish());
+        out.uid.clear();
+        out.uid
+            .push_str(std::str::from_utf8(&digits).unwrap_or_default());
+        if let Some(at) = out.doc.wire.get_mut(out.uid_at..out.uid_at + digits.len()) {
+            at.copy_from_slice(&digits);
+        }
         if self.checksum {
             out.tmp.clear();
             unescape_into(&mut out.tmp, &out.doc.wire);
@@ -333,18 +353,6 @@ impl Mapper {
             event_time_ms: out.event_time.0 * 1000 + i64::from(out.event_millis),
         })
     }
-}
-
-fn hex_sha256(bytes: &[u8], out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
-    let mut hex = [0u8; 64];
-    for (i, b) in digest.iter().enumerate() {
-        hex[2 * i] = HEX[(b >> 4) as usize];
-        hex[2 * i + 1] = HEX[(b & 15) as usize];
-    }
-    out.clear();
-    out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
 }
 
 fn serde_to_tape<'v>(v: &'v serde_json::Value, nodes: &mut Vec<Node<'v>>) {

@@ -11,6 +11,9 @@ pub(super) struct Ctx<'a> {
     pub(super) path_hour: Option<UtcSeconds>,
     pub(super) offset: u64,
     pub(super) raw: Option<Raw<'a>>,
+    /// Hashes the next block of the record's `UID` (see [`crate::uid`]): called between the
+    /// mapping's steps.
+    pub(super) pump: &'a dyn Fn(),
 }
 
 /// The record's raw bytes and the address of the copy simd-json parsed in place.
@@ -125,7 +128,7 @@ pub(super) struct Top<'t, 'i, 'a> {
 
 impl<'t, 'i, 'a> Top<'t, 'i, 'a> {
     /// Reads the members of the record on `nodes`, their raw bytes from `raw` when given.
-    pub(super) fn read(nodes: Val<'t, 'i>, raw: Option<Raw<'a>>) -> Self {
+    pub(super) fn read(nodes: Val<'t, 'i>, raw: Option<Raw<'a>>, pump: &dyn Fn()) -> Self {
         let set = top_fields();
         let mut fields = [None; TOP_FIELDS];
         let mut at = [usize::MAX; TOP_FIELDS];
@@ -134,6 +137,9 @@ impl<'t, 'i, 'a> Top<'t, 'i, 'a> {
             _ => 0,
         });
         for (index, (key, value)) in crate::fields::members(nodes).enumerate() {
+            if index % 2 == 0 {
+                pump();
+            }
             let slot = set.slot(key);
             if let Some(slot) = slot {
                 if fields[slot].is_none() {

@@ -424,6 +424,16 @@ fn ids_are_deterministic_and_from_the_raw_bytes() {
     let b = m.map(Record::new(99, r.as_bytes())).unwrap().id.to_string();
     assert_eq!(a, b);
     assert_eq!(a.len(), 64);
+    // SHA-256 of the raw bytes, hashed by another implementation; the same in eventData.
+    use sha2::Digest;
+    let expected: String = sha2::Sha256::digest(r.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(a, expected);
+    let ev = m.map(Record::new(0, r.as_bytes())).unwrap();
+    let data: Value = serde_json::from_str(&ev.event_data()).unwrap();
+    assert_eq!(data["UID"], json!(expected));
     let c = m
         .map(Record::new(0, format!("{r} ").as_bytes()))
         .unwrap()
