@@ -483,6 +483,18 @@ fn properties_are_copied_raw_when_their_span_is_exact() {
     assert_eq!(fast["additionalEventData"], other["additionalEventData"]);
 }
 
+/// `record` mapped by the simd-json path and by the serde_json path: the first's `eventData`
+/// text, and both as JSON values (which must be equal).
+fn both_paths(fast: &mut Mapper, slow: &mut Mapper, record: Record<'_>) -> (String, Value, Value) {
+    let a = fast.map(record).map(|e| e.event_data()).unwrap();
+    let b = slow.map(record).map(|e| e.event_data()).unwrap();
+    let (va, vb) = (
+        serde_json::from_str(&a).unwrap(),
+        serde_json::from_str(&b).unwrap(),
+    );
+    (a, va, vb)
+}
+
 #[test]
 fn the_parser_s_nesting_limit_finds_deep_records_exactly() {
     // The record itself is one level: a member nested n - 1 deep makes it n deep. At
@@ -500,21 +512,11 @@ fn the_parser_s_nesting_limit_finds_deep_records_exactly() {
         let nested = format!("{}1{}", "[".repeat(n - 1), "]".repeat(n - 1));
         let record =
             format!(r#"{{"time":"2024-01-01T00:00:00Z","category":"A","x":{nested},"y":"a\"b"}}"#);
-        let a = fast
-            .map(Record::new(0, record.as_bytes()))
-            .map(|e| e.event_data());
-        let b = slow
-            .map(Record::new(0, record.as_bytes()))
-            .map(|e| e.event_data());
-        let (a, b) = (a.unwrap(), b.unwrap());
+        let (a, va, vb) = both_paths(&mut fast, &mut slow, Record::new(0, record.as_bytes()));
         assert_eq!(
             a.contains("nestedAsText"),
             n > MAX_VALUE_DEPTH + 1,
             "{n}: {a}"
-        );
-        let (va, vb): (Value, Value) = (
-            serde_json::from_str(&a).unwrap(),
-            serde_json::from_str(&b).unwrap(),
         );
         assert_eq!(va, vb, "{n}");
     }
@@ -535,17 +537,7 @@ fn escaped_keys_are_never_mistaken_for_their_text() {
         r#"{"\u0074ime":"2024-01-01T00:00:00Z","category":"A","propert\u0069es":{"k":"v"}}"#,
         r#"{"time":"2024-01-01T00:00:00Z","category":"A","properties":{"k":"v"},"\"":{"q":1}}"#,
     ] {
-        let a = fast
-            .map(Record::new(0, record.as_bytes()))
-            .map(|e| e.event_data());
-        let b = slow
-            .map(Record::new(0, record.as_bytes()))
-            .map(|e| e.event_data());
-        let (a, b) = (a.unwrap(), b.unwrap());
-        let (va, vb): (Value, Value) = (
-            serde_json::from_str(&a).unwrap(),
-            serde_json::from_str(&b).unwrap(),
-        );
+        let (_, va, vb) = both_paths(&mut fast, &mut slow, Record::new(0, record.as_bytes()));
         assert_eq!(va, vb, "{record}");
     }
 }
@@ -557,13 +549,7 @@ fn serde_json_and_simd_json_paths_agree() {
     let mut slow = Mapper::new("123456789012").with_parser(Parser::SerdeJson);
     let mut n = 0;
     crate::frame_all(data.as_bytes(), |rec| {
-        let a = fast.map(rec).map(|e| e.event_data());
-        let b = slow.map(rec).map(|e| e.event_data());
-        let (a, b) = (a.unwrap(), b.unwrap());
-        let (va, vb): (Value, Value) = (
-            serde_json::from_str(&a).unwrap(),
-            serde_json::from_str(&b).unwrap(),
-        );
+        let (_, va, vb) = both_paths(&mut fast, &mut slow, rec);
         assert_eq!(va, vb);
         n += 1;
     });
