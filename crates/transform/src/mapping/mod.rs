@@ -1,10 +1,10 @@
 //! Mapping: one Azure record (Activity Log or Entra ID) into one CloudTrail Lake integration event.
 //!
 //! The rules are DESIGN.md's "Mapping rules". The [`Mapper`] keeps every buffer it needs between
-//! records, so the hot path allocates nothing per record: it hashes the raw bytes for the `UID`,
-//! parses a copy with simd-json into a tape, writes `eventData` straight from the tape's slices into
-//! one buffer (and, when asked, hashes that for the checksum) and hands out borrowed views of the
-//! result. A record that cannot become an event yields a [`Rejection`] naming the field and the
+//! records: it parses a copy of the record with simd-json into a tape, writes `eventData` straight
+//! from the tape's slices and the raw bytes into one buffer, hashing the raw bytes for the `UID` a
+//! block at a time between those steps ([`crate::uid`]), (when asked, hashes `eventData` for the
+//! checksum) and hands out borrowed views of the result. A record that cannot become an event yields a [`Rejection`] naming the field and the
 //! problem.
 //!
 //! Here: the types and the [`Mapper`]. Beside it: `record` (the context, the raw bytes beside
@@ -207,7 +207,7 @@ impl Mapper {
             path_hour: None,
             scratch: Vec::new(),
             // Nesting up to one level beyond what an event keeps as structure; deeper records go
-            // to `deep_buffers` (see `map`).
+            // to `deep` (see `map`).
             buffers: simd_json::Buffers::with_max_depth(4096, MAX_VALUE_DEPTH + 1),
             deep: None,
             tape: None,
