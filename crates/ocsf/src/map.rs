@@ -327,7 +327,8 @@ pub(crate) fn status_name(id: u32) -> &'static str {
 pub(crate) fn take_ip(rec: &mut Rec<'_>, path: &[&str], attribute: &str) -> Option<String> {
     let at = rec.at(path)?;
     let s = at.text()?;
-    let ip = aztrail_transform::ip::source_ip(s)?.to_string();
+    // The address's own text (the CloudTrail path's, borrowed when already canonical).
+    let ip = aztrail_transform::ip::source_ip_text(s)?.into_owned();
     if ip == s {
         rec.hold(&at, attribute);
     }
