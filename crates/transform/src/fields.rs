@@ -150,7 +150,7 @@ impl<const N: usize> FieldSet<N> {
 
     /// The values of the named members of `obj` (the first of each, if a name repeats).
     pub fn read<'t, 'i>(&self, obj: Val<'t, 'i>) -> [Option<Val<'t, 'i>>; N] {
-        self.read_with(obj, &|| {})
+        self.read_with(obj, || {})
     }
 
     /// [`FieldSet::read`], calling `every_fourth` before every fourth member (to do other work
@@ -158,7 +158,7 @@ impl<const N: usize> FieldSet<N> {
     pub fn read_with<'t, 'i>(
         &self,
         obj: Val<'t, 'i>,
-        every_fourth: &dyn Fn(),
+        every_fourth: impl Fn(),
     ) -> [Option<Val<'t, 'i>>; N] {
         let mut out = [None; N];
         for (i, (key, value)) in members(obj).enumerate() {

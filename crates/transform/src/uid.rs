@@ -9,6 +9,7 @@
 //! blocks are the same, in the same order, only interleaved with other work.
 
 use sha2::digest::generic_array::GenericArray;
+use std::cell::Cell;
 
 /// SHA-256's initial state.
 const INITIAL: [u32; 8] = [
@@ -23,53 +24,63 @@ const INITIAL: [u32; 8] = [
 ];
 
 /// SHA-256 of one record, advanced a block at a time.
+///
+/// Pumped through a shared reference (the state in [`Cell`]s), so that every step of the
+/// mapping can reach it beside its other borrows; a direct call, inlined where it is pumped.
 pub struct UidPump<'a> {
-    state: [u32; 8],
-    /// What is not hashed yet.
-    rest: &'a [u8],
-    /// The record's length in bytes.
-    len: u64,
+    state: Cell<[u32; 8]>,
+    /// The record.
+    bytes: &'a [u8],
+    /// How much of it is hashed.
+    done: Cell<usize>,
 }
 
 impl<'a> UidPump<'a> {
     /// A hash of `bytes`, nothing of it hashed yet.
     pub fn new(bytes: &'a [u8]) -> Self {
         Self {
-            state: INITIAL,
-            rest: bytes,
-            len: bytes.len() as u64,
+            state: Cell::new(INITIAL),
+            bytes,
+            done: Cell::new(0),
         }
     }
 
     /// Hashes the next 64-byte block, if a whole one is left.
     #[inline]
-    pub fn pump(&mut self) {
-        if let Some((block, rest)) = self.rest.split_first_chunk::<64>() {
-            sha2::compress256(&mut self.state, &[GenericArray::from(*block)]);
-            self.rest = rest;
+    pub fn pump(&self) {
+        let done = self.done.get();
+        if let Some(block) = self.bytes.get(done..done + 64) {
+            // The block hashed where it is (a one-block slice of it), not copied first.
+            // SAFETY: no other reference to the state exists while compress256 runs (the Cell
+            // is not Sync, and it is lent out nowhere else).
+            let state = unsafe { &mut *self.state.as_ptr() };
+            sha2::compress256(state, std::slice::from_ref(GenericArray::from_slice(block)));
+            self.done.set(done + 64);
         }
     }
 
     /// Hashes what is left, with SHA-256's padding, and returns the digest.
-    pub fn finish(mut self) -> [u8; 32] {
-        while self.rest.len() >= 64 {
+    pub fn finish(self) -> [u8; 32] {
+        while self.bytes.len() - self.done.get() >= 64 {
             self.pump();
         }
+        let (rest, mut state) = (&self.bytes[self.done.get()..], self.state.get());
         // The last bytes, 0x80, zeros, and the length in bits: one block or two.
         let mut tail = [0u8; 128];
-        let left = self.rest.len();
-        tail[..left].copy_from_slice(self.rest);
+        let left = rest.len();
+        tail[..left].copy_from_slice(rest);
         tail[left] = 0x80;
         let blocks = if left < 56 { 1 } else { 2 };
         let end = 64 * blocks;
-        tail[end - 8..end].copy_from_slice(&(self.len.wrapping_mul(8)).to_be_bytes());
+        tail[end - 8..end]
+            .copy_from_slice(&((self.bytes.len() as u64).wrapping_mul(8)).to_be_bytes());
         for block in tail[..end].chunks_exact(64) {
             let mut b = [0u8; 64];
             b.copy_from_slice(block);
-            sha2::compress256(&mut self.state, &[GenericArray::from(b)]);
+            sha2::compress256(&mut state, &[GenericArray::from(b)]);
         }
         let mut digest = [0u8; 32];
-        for (out, word) in digest.chunks_exact_mut(4).zip(self.state) {
+        for (out, word) in digest.chunks_exact_mut(4).zip(state) {
             out.copy_from_slice(&word.to_be_bytes());
         }
         digest
@@ -101,7 +112,7 @@ mod tests {
             bytes in proptest::collection::vec(any::<u8>(), 0..300),
             pumps in 0usize..8,
         ) {
-            let mut pump = UidPump::new(&bytes);
+            let pump = UidPump::new(&bytes);
             for _ in 0..pumps {
                 pump.pump();
             }

@@ -145,7 +145,7 @@ impl Additional<'_, '_, '_> {
             ("createdDateTime", T_CREATED),
         ] {
             let Some(v) = top[slot] else { continue };
-            (self.ctx.pump)();
+            self.ctx.uid.pump();
             keys.take(Cow::Borrowed(key));
             field(ed, key, true, self.record.at[slot], v);
         }
@@ -165,7 +165,7 @@ impl Additional<'_, '_, '_> {
         let mut seen = [false; TOP_FIELDS];
         for (index, m) in self.record.members.iter().enumerate() {
             let (key, v) = (m.key, m.value);
-            (self.ctx.pump)();
+            self.ctx.uid.pump();
             if let Some(slot) = m.slot.filter(|s| !KEPT_AS_NAMED.contains(s)) {
                 if !std::mem::replace(&mut seen[slot], true) {
                     continue; // the first one is mapped
@@ -227,7 +227,7 @@ impl Additional<'_, '_, '_> {
             ed.punct(b',');
             ed.plain_key("properties");
             if let (Some(raw), true) = (self.raw_props, dropped.is_empty()) {
-                (self.ctx.pump)();
+                self.ctx.uid.pump();
                 literal_minified(ed, raw);
             } else if dropped.is_empty() {
                 write_value(ed, p, Some(self.skip));

@@ -24,7 +24,7 @@ pub(super) fn build(
     } else {
         ctx
     };
-    let record = Top::read(nodes, ctx.raw, ctx.pump);
+    let record = Top::read(nodes, ctx.raw, ctx.uid);
     let top = record.fields;
     if top[T_TIME_GENERATED].is_some() && top[T_TIME].is_none() {
         return Err(Rejection::LogAnalyticsRow("TimeGenerated"));
@@ -35,7 +35,7 @@ pub(super) fn build(
     let props_val = top[T_PROPERTIES];
     let props = match props_val {
         Some(p) if matches!(p.first(), Some(Node::Object { .. })) => {
-            property_fields().read_with(p, ctx.pump)
+            property_fields().read_with(p, || ctx.uid.pump())
         }
         _ => [None; PROPERTY_FIELDS],
     };
@@ -76,9 +76,9 @@ pub(super) fn build(
         &props,
         category,
         &mut truncated,
-        ctx.pump,
+        ctx.uid,
     );
-    (ctx.pump)();
+    ctx.uid.pump();
 
     if let Some(ua) = non_empty(props[P_USER_AGENT]) {
         ed.punct(b',');
@@ -100,7 +100,7 @@ pub(super) fn build(
     // Its digits are written when the hash is done (see `Mapper::map`).
     out.uid_at = ed.wire.len() + 2;
     ed.string(UID_PLACEHOLDER);
-    (ctx.pump)();
+    ctx.uid.pump();
 
     // requestParameters / responseElements: the request and response bodies, as JSON.
     for (slot, key) in [
@@ -124,7 +124,7 @@ pub(super) fn build(
         }
     }
 
-    (ctx.pump)();
+    ctx.uid.pump();
     let ip = source_ip_of(&top, &props);
     if let Some(ip) = &ip {
         ed.punct(b',');

@@ -89,7 +89,7 @@ pub(super) fn write_user_identity(
     props: &[Option<Val<'_, '_>>; PROPERTY_FIELDS],
     category: Option<&str>,
     truncated: &mut Vec<&'static str>,
-    pump: &dyn Fn(),
+    uid: &UidPump<'_>,
 ) {
     let top = &record.fields;
     let mut identity = match top[T_IDENTITY] {
@@ -169,7 +169,7 @@ pub(super) fn write_user_identity(
             .and_then(|m| m.raw)
         {
             Some(raw) => {
-                pump();
+                uid.pump();
                 literal_minified(ed, raw)
             }
             None => write_value(ed, v, None),

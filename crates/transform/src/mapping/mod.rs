@@ -264,19 +264,14 @@ impl Mapper {
         }
         let out = &mut self.out;
         // The UID is hashed a block at a time between the mapping's steps (see `crate::uid`).
-        let uid = std::cell::RefCell::new(UidPump::new(record.bytes));
-        let pump = || {
-            if let Ok(mut uid) = uid.try_borrow_mut() {
-                uid.pump();
-            }
-        };
+        let uid = UidPump::new(record.bytes);
         let mut ctx = Ctx {
             account: &self.account,
             source_prefix: &self.source_prefix,
             path_hour: self.path_hour,
             offset: record.offset,
             raw: None,
-            pump: &pump,
+            uid: &uid,
         };
         match self.parser {
             Parser::SimdJson => {
@@ -329,7 +324,7 @@ impl Mapper {
             }
         }
         let out = &mut self.out;
-        let digits = crate::uid::hex(&uid.into_inner().finish());
+        let digits = crate::uid::hex(&uid.finish());
         out.uid.clear();
         out.uid
             .push_str(std::str::from_utf8(&digits).unwrap_or_default());

@@ -11,9 +11,9 @@ pub(super) struct Ctx<'a> {
     pub(super) path_hour: Option<UtcSeconds>,
     pub(super) offset: u64,
     pub(super) raw: Option<Raw<'a>>,
-    /// Hashes the next block of the record's `UID` (see [`crate::uid`]): called between the
-    /// mapping's steps.
-    pub(super) pump: &'a dyn Fn(),
+    /// The record's `UID`, pumped a block at a time between the mapping's steps (see
+    /// [`crate::uid`]).
+    pub(super) uid: &'a UidPump<'a>,
 }
 
 /// The record's raw bytes and the address of the copy simd-json parsed in place.
@@ -128,7 +128,7 @@ pub(super) struct Top<'t, 'i, 'a> {
 
 impl<'t, 'i, 'a> Top<'t, 'i, 'a> {
     /// Reads the members of the record on `nodes`, their raw bytes from `raw` when given.
-    pub(super) fn read(nodes: Val<'t, 'i>, raw: Option<Raw<'a>>, pump: &dyn Fn()) -> Self {
+    pub(super) fn read(nodes: Val<'t, 'i>, raw: Option<Raw<'a>>, uid: &UidPump<'_>) -> Self {
         let set = top_fields();
         let mut fields = [None; TOP_FIELDS];
         let mut at = [usize::MAX; TOP_FIELDS];
@@ -137,8 +137,8 @@ impl<'t, 'i, 'a> Top<'t, 'i, 'a> {
             _ => 0,
         });
         for (index, (key, value)) in crate::fields::members(nodes).enumerate() {
-            if index % 2 == 0 {
-                pump();
+            if index % 4 == 0 {
+                uid.pump();
             }
             let slot = set.slot(key);
             if let Some(slot) = slot {
