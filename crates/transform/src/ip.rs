@@ -78,12 +78,8 @@ fn plain_ipv4(s: &str) -> Option<Ipv4Addr> {
     let mut i = 0;
     loop {
         let start = i;
-        let mut value = 0u32;
-        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
-            value = value * 10 + u32::from(b[i] - b'0');
-            i += 1;
-        }
-        let digits = i - start;
+        let (value, digits) = number(&b[i..], 10, 3);
+        i += digits;
         if digits == 0 || (digits > 1 && b[start] == b'0') || value > 255 {
             return None;
         }
@@ -116,24 +112,32 @@ fn full_ipv6(s: &str) -> Option<Ipv6Addr> {
             }
             i += 1;
         }
-        let start = i;
-        let mut value = 0u16;
-        while i < b.len() && i - start < 4 {
-            let digit = match b[i] {
-                c @ b'0'..=b'9' => c - b'0',
-                c @ b'a'..=b'f' => c - b'a' + 10,
-                c @ b'A'..=b'F' => c - b'A' + 10,
-                _ => break,
-            };
-            value = (value << 4) | u16::from(digit);
-            i += 1;
-        }
-        if i == start {
+        let (value, digits) = number(&b[i..], 16, 4);
+        if digits == 0 {
             return None;
         }
-        *group = value;
+        i += digits;
+        // At most four hex digits: below 2^16.
+        *group = value as u16;
     }
     (i == b.len()).then(|| Ipv6Addr::from(groups))
+}
+
+/// The number written by the digits (in `radix`, 10 or 16) that `b` starts with, at most `max`
+/// of them, and how many there were.
+#[inline]
+fn number(b: &[u8], radix: u32, max: usize) -> (u32, usize) {
+    let mut value = 0;
+    let mut digits = 0;
+    while let Some(d) = b
+        .get(digits)
+        .filter(|_| digits < max)
+        .and_then(|&c| char::from(c).to_digit(radix))
+    {
+        value = value * radix + d;
+        digits += 1;
+    }
+    (value, digits)
 }
 
 /// The longest IPv6 text [`canonical_v6`] writes: eight groups of four hex digits and seven colons.
