@@ -3,9 +3,9 @@
 //! The rules are DESIGN.md's "Mapping rules". The [`Mapper`] keeps every buffer it needs between
 //! records: it parses a copy of the record with simd-json into a tape, writes `eventData` straight
 //! from the tape's slices and the raw bytes into one buffer, hashing the raw bytes for the `UID` a
-//! block at a time between those steps ([`crate::uid`]), (when asked, hashes `eventData` for the
-//! checksum) and hands out borrowed views of the result. A record that cannot become an event yields a [`Rejection`] naming the field and the
-//! problem.
+//! block at a time between those steps ([`crate::uid`]), hashes `eventData` for the checksum when
+//! asked, and hands out borrowed views of the result. A record that cannot become an event yields
+//! a [`Rejection`] naming the field and the problem.
 //!
 //! Here: the types and the [`Mapper`]. Beside it: `record` (the context, the raw bytes beside
 //! the tape, the fields read by name), `event` (the rules, field by field), `identity` (who acted,
