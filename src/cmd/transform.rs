@@ -154,7 +154,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 name.clone()
             },
         });
-        let framer = Framer::new().with_max_record_len(args.max_record_bytes);
+        let framer = Framer::new()
+            .with_max_record_len(args.max_record_bytes)
+            .with_digests();
         if let Err(e) = convert(
             reader,
             framer,

@@ -430,7 +430,9 @@ where
     P: Progress,
 {
     let live = config.live.as_deref();
-    let mut framer = Framer::new().with_max_record_len(config.max_record_len);
+    let mut framer = Framer::new()
+        .with_max_record_len(config.max_record_len)
+        .with_digests();
     let mut recs = Records::new(source, resume, dest.sink.wire(), config);
     let mut in_flight = FuturesUnordered::new();
     // The read buffer starts small and doubles while reads fill it, up to `chunk_size`: a

@@ -246,6 +246,7 @@ impl<S: EventSink> Redriver<S> {
             bytes: &bytes,
             oversize,
             stray: false,
+            sha256: None,
         };
         let ev = mapper
             .map(rec)

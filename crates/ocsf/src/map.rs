@@ -83,7 +83,12 @@ impl OcsfMapper {
                 Rejection::TooLarge(len)
             });
         }
-        let uid = hex_sha256(record.bytes);
+        // Hashed by the framer already where it can (many records at once), else here.
+        let uid = hex_sha256(
+            record
+                .sha256
+                .unwrap_or_else(|| Sha256::digest(record.bytes).into()),
+        );
         let root = Json::parse(record.bytes).map_err(|e| Rejection::InvalidJson(e.to_string()))?;
         if !matches!(root, Json::Obj(_)) {
             return Err(Rejection::NotAnObject(root.kind()));
@@ -276,9 +281,8 @@ fn severity(rec: &Rec<'_>) -> (u32, &'static str) {
     }
 }
 
-pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
+pub(crate) fn hex_sha256(digest: [u8; 32]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
     let mut hex = String::with_capacity(64);
     for b in digest {
         hex.push(HEX[(b >> 4) as usize] as char);

@@ -41,6 +41,8 @@ pub struct Record<'a> {
     /// `nextLink`: not a record, but handed out (by offset and length) so it is reported, never
     /// dropped.
     pub stray: bool,
+    /// The SHA-256 of `bytes`, when the framer computed it (see [`Framer::with_digests`]).
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl<'a> Record<'a> {
@@ -51,6 +53,7 @@ impl<'a> Record<'a> {
             bytes,
             oversize: None,
             stray: false,
+            sha256: None,
         }
     }
 
@@ -99,6 +102,8 @@ pub struct Framer {
     /// Stream offset of `buf[0]`.
     buf_offset: u64,
     scanner: Scanner,
+    /// Whether records are hashed in batches before they are handed out.
+    digests: bool,
 }
 
 #[derive(Debug)]
@@ -167,6 +172,7 @@ impl Framer {
                 skip: None,
                 max_record: DEFAULT_MAX_RECORD_LEN,
             },
+            digests: false,
         }
     }
 
@@ -174,6 +180,16 @@ impl Framer {
     /// without their bytes.
     pub fn with_max_record_len(mut self, max: usize) -> Self {
         self.scanner.max_record = max.max(1);
+        self
+    }
+
+    /// Hands out every record with its SHA-256 ([`Record::sha256`]) where this CPU hashes many
+    /// records at once faster than one ([`crate::sha256_lanes`]): records are then held back a
+    /// few dozen at a time (within one call of [`Framer::feed`] or [`Framer::finish`], never
+    /// across calls) and hashed together. Elsewhere this does nothing, and the mapping hashes
+    /// each record itself.
+    pub fn with_digests(mut self) -> Self {
+        self.digests = crate::sha256_lanes::available();
         self
     }
 
@@ -191,9 +207,14 @@ impl Framer {
     pub fn feed<F: FnMut(Record<'_>)>(&mut self, chunk: &[u8], mut emit: F) {
         if self.buf.is_empty() {
             // Fast path: frame straight from the caller's chunk and keep only its tail.
-            let used = self
-                .scanner
-                .process(chunk, self.buf_offset, false, &mut emit);
+            let used = scan(
+                &mut self.scanner,
+                self.digests,
+                chunk,
+                self.buf_offset,
+                false,
+                &mut emit,
+            );
             self.buf.extend_from_slice(&chunk[used..]);
             self.buf_offset += used as u64;
             return;
@@ -211,11 +232,91 @@ impl Framer {
     }
 
     fn drain<F: FnMut(Record<'_>)>(&mut self, eof: bool, emit: &mut F) {
-        let used = self.scanner.process(&self.buf, self.buf_offset, eof, emit);
+        let used = scan(
+            &mut self.scanner,
+            self.digests,
+            &self.buf,
+            self.buf_offset,
+            eof,
+            emit,
+        );
         self.buf.drain(..used);
         self.buf_offset += used as u64;
     }
 }
+
+/// Runs the scanner over `data`, through a [`Digesting`] batch when `digests` is set.
+fn scan<F: FnMut(Record<'_>)>(
+    scanner: &mut Scanner,
+    digests: bool,
+    data: &[u8],
+    base: u64,
+    eof: bool,
+    emit: &mut F,
+) -> usize {
+    if !digests {
+        return scanner.process(data, base, eof, emit);
+    }
+    let mut batch = Digesting::new(emit);
+    let used = scanner.process(data, base, eof, &mut |r| batch.push(r));
+    batch.flush();
+    used
+}
+
+/// Records held back to be hashed together, then handed out in their order.
+struct Digesting<'d, 'e, F> {
+    held: [Record<'d>; HELD_MOST],
+    len: usize,
+    bytes: usize,
+    emit: &'e mut F,
+}
+
+impl<'d, 'e, F: FnMut(Record<'_>)> Digesting<'d, 'e, F> {
+    fn new(emit: &'e mut F) -> Self {
+        Self {
+            held: [Record::new(0, &[]); HELD_MOST],
+            len: 0,
+            bytes: 0,
+            emit,
+        }
+    }
+
+    fn push(&mut self, record: Record<'d>) {
+        self.held[self.len] = record;
+        self.len += 1;
+        self.bytes += record.bytes.len();
+        if self.len == self.held.len() || self.bytes >= HELD_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Hashes the records held (those with bytes) and hands every one out.
+    fn flush(&mut self) {
+        let held = &mut self.held[..self.len];
+        let mut inputs: [&[u8]; HELD_MOST] = [&[]; HELD_MOST];
+        let mut digests = [[0u8; 32]; HELD_MOST];
+        let mut n = 0;
+        for r in held.iter().filter(|r| r.oversize.is_none()) {
+            inputs[n] = r.bytes;
+            n += 1;
+        }
+        crate::sha256_lanes::digest_all(&inputs[..n], &mut digests[..n]);
+        let mut digests = digests.iter();
+        for r in held.iter_mut() {
+            if r.oversize.is_none() {
+                r.sha256 = digests.next().copied();
+            }
+            (self.emit)(*r);
+        }
+        self.len = 0;
+        self.bytes = 0;
+    }
+}
+
+/// At most this many records are held for hashing: enough to keep the lanes busy as records end.
+const HELD_MOST: usize = 64;
+/// Or this many bytes: the mapping reads the records again, best from the cache.
+const HELD_BYTES: usize = 256 << 10;
 
 /// Frames a whole buffer at once (a convenience over [`Framer`]).
 pub fn frame_all<F: FnMut(Record<'_>)>(data: &[u8], mut emit: F) {
@@ -256,15 +357,16 @@ fn oversize(offset: u64, len: u64) -> Record<'static> {
         bytes: &[],
         oversize: Some(len),
         stray: false,
+        sha256: None,
     }
 }
 
 impl Scanner {
     /// Hands out the complete records in `data` (whose first byte is at stream offset `base`) and
     /// returns how many bytes were consumed.
-    fn process<F: FnMut(Record<'_>)>(
+    fn process<'d, F: FnMut(Record<'d>)>(
         &mut self,
-        data: &[u8],
+        data: &'d [u8],
         base: u64,
         eof: bool,
         emit: &mut F,
@@ -354,7 +456,12 @@ impl Scanner {
 
     /// Passes over the bytes of an oversized record up to its end; hands it out when the end is
     /// found (or the stream ends). Returns the bytes consumed.
-    fn pass_over<F: FnMut(Record<'_>)>(&mut self, data: &[u8], eof: bool, emit: &mut F) -> usize {
+    fn pass_over<'d, F: FnMut(Record<'d>)>(
+        &mut self,
+        data: &'d [u8],
+        eof: bool,
+        emit: &mut F,
+    ) -> usize {
         let Some(mut skip) = self.skip.take() else {
             return 0;
         };
@@ -383,9 +490,9 @@ impl Scanner {
     }
 
     /// JSON Lines: every `\n`-terminated line that is not blank is a record.
-    fn lines<F: FnMut(Record<'_>)>(
+    fn lines<'d, F: FnMut(Record<'d>)>(
         &mut self,
-        data: &[u8],
+        data: &'d [u8],
         base: u64,
         eof: bool,
         emit: &mut F,
@@ -420,7 +527,7 @@ impl Scanner {
     }
 
     #[inline]
-    fn emit_line<F: FnMut(Record<'_>)>(&self, line: &[u8], offset: u64, emit: &mut F) {
+    fn emit_line<'d, F: FnMut(Record<'d>)>(&self, line: &'d [u8], offset: u64, emit: &mut F) {
         if line.len() > self.max_record {
             if has_nonblank(line) {
                 emit(oversize(offset, line.len() as u64));
@@ -444,10 +551,10 @@ impl Scanner {
 
     /// Array and document layouts: one record per top-level value (per element for arrays).
     /// Returns the bytes consumed and whether the array closed.
-    fn values<F: FnMut(Record<'_>)>(
+    fn values<'d, F: FnMut(Record<'d>)>(
         &mut self,
         layout: Layout,
-        data: &[u8],
+        data: &'d [u8],
         base: u64,
         eof: bool,
         emit: &mut F,
@@ -536,6 +643,7 @@ fn stray(offset: u64, len: u64) -> Record<'static> {
         bytes: &[],
         oversize: Some(len),
         stray: true,
+        sha256: None,
     }
 }
 
@@ -544,9 +652,9 @@ impl Scanner {
     /// elements are then framed as records (by [`Scanner::values`]); `nextLink` is passed over;
     /// any other member is passed over and handed out as a stray, to be reported. Returns the
     /// bytes consumed and whether more bytes are needed before framing can go on.
-    fn page_member<F: FnMut(Record<'_>)>(
+    fn page_member<'d, F: FnMut(Record<'d>)>(
         &mut self,
-        data: &[u8],
+        data: &'d [u8],
         base: u64,
         eof: bool,
         emit: &mut F,
@@ -1365,6 +1473,68 @@ mod props {
                 }
                 s
             })
+    }
+
+    /// Frames `data` cut at `cuts`, with or without digests: every record as it is handed out.
+    fn framed_digests(data: &[u8], cuts: &[usize], digests: bool) -> Vec<Record<'static>> {
+        let mut out = Vec::new();
+        let mut f = Framer::new().with_max_record_len(200);
+        if digests {
+            f = f.with_digests();
+        }
+        // Records kept beyond the call: their bytes copied out (leaked, in a test only).
+        let mut keep = |r: Record<'_>| {
+            out.push(Record {
+                bytes: Box::leak(r.bytes.to_vec().into_boxed_slice()),
+                ..r
+            })
+        };
+        let mut pos = 0;
+        for &c in cuts {
+            let end = (pos + c).min(data.len());
+            f.feed(&data[pos..end], &mut keep);
+            pos = end;
+        }
+        f.feed(&data[pos..], &mut keep);
+        f.finish(&mut keep);
+        out
+    }
+
+    /// Many JSON Lines of many lengths (more than the lanes and the batch hold), a few too long.
+    fn many_lines() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec((0usize..260, any::<u8>()), 0..150).prop_map(|recs| {
+            let mut s = Vec::new();
+            for (len, fill) in recs {
+                s.push(b'{');
+                s.extend(std::iter::repeat_n(b'a' + fill % 26, len));
+                s.extend_from_slice(b"}\n");
+            }
+            s
+        })
+    }
+
+    proptest! {
+        /// Asking for digests changes nothing but the digest: the same records, in the same
+        /// order, whatever the chunking; each with bytes has its SHA-256 where the CPU hashes in
+        /// lanes, and none has one elsewhere (nor any oversized record or stray member).
+        #[test]
+        fn digests_change_nothing_but_the_digest(
+            data in prop_oneof![pt1h(), many_lines()],
+            cuts in proptest::collection::vec(0usize..3000, 0..6),
+        ) {
+            use sha2::{Digest, Sha256};
+            let plain = framed_digests(&data, &[], false);
+            let hashed = framed_digests(&data, &cuts, true);
+            prop_assert_eq!(plain.len(), hashed.len());
+            for (p, h) in plain.iter().zip(&hashed) {
+                prop_assert_eq!(p.sha256, None);
+                prop_assert_eq!(Record { sha256: None, ..*h }, *p);
+                let want: Option<[u8; 32]> = (crate::sha256_lanes::available()
+                    && h.oversize.is_none())
+                .then(|| Sha256::digest(h.bytes).into());
+                prop_assert_eq!(h.sha256, want, "at {}", h.offset);
+            }
+        }
     }
 
     proptest! {

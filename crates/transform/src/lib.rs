@@ -18,6 +18,7 @@ pub mod ip;
 pub mod json;
 pub mod limits;
 pub mod mapping;
+pub mod sha256_lanes;
 pub mod synth;
 pub mod time;
 pub mod uid;

@@ -33,6 +33,8 @@ pub struct UidPump<'a> {
     bytes: &'a [u8],
     /// How much of it is hashed.
     done: Cell<usize>,
+    /// The digest, when it was known before (see [`UidPump::known`]).
+    known: Option<[u8; 32]>,
 }
 
 impl<'a> UidPump<'a> {
@@ -42,6 +44,18 @@ impl<'a> UidPump<'a> {
             state: Cell::new(INITIAL),
             bytes,
             done: Cell::new(0),
+            known: None,
+        }
+    }
+
+    /// A hash already computed (by the framer, many records at once): pumping it does nothing
+    /// and [`UidPump::finish`] returns `digest`.
+    pub fn known(digest: [u8; 32]) -> Self {
+        Self {
+            state: Cell::new(INITIAL),
+            bytes: &[],
+            done: Cell::new(0),
+            known: Some(digest),
         }
     }
 
@@ -61,6 +75,9 @@ impl<'a> UidPump<'a> {
 
     /// Hashes what is left, with SHA-256's padding, and returns the digest.
     pub fn finish(self) -> [u8; 32] {
+        if let Some(digest) = self.known {
+            return digest;
+        }
         while self.bytes.len() - self.done.get() >= 64 {
             self.pump();
         }

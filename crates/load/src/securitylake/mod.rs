@@ -363,7 +363,7 @@ impl OcsfBatch {
     ) -> Result<(), BatchError> {
         self.opened.get_or_insert_with(Instant::now);
         self.mapper.set_source(source);
-        let mut framer = Framer::new();
+        let mut framer = Framer::new().with_digests();
         let mut buf = vec![0u8; 1 << 20];
         let mut rejected: Vec<FailureMessage> = Vec::new();
         let mut spool_error = None;

@@ -96,6 +96,7 @@ impl LakeRedriver<'_> {
                     bytes: &bytes,
                     oversize,
                     stray: false,
+                    sha256: None,
                 };
                 match mapper.map(rec) {
                     Ok(ev) => {

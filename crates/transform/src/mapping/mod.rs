@@ -263,8 +263,12 @@ impl Mapper {
             });
         }
         let out = &mut self.out;
-        // The UID is hashed a block at a time between the mapping's steps (see `crate::uid`).
-        let uid = UidPump::new(record.bytes);
+        // The UID: hashed by the framer already (many records at once), or here, a block at a
+        // time between the mapping's steps (see `crate::uid`).
+        let uid = match record.sha256 {
+            Some(digest) => UidPump::known(digest),
+            None => UidPump::new(record.bytes),
+        };
         let mut ctx = Ctx {
             account: &self.account,
             source_prefix: &self.source_prefix,

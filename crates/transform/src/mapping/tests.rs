@@ -557,6 +557,37 @@ fn serde_json_and_simd_json_paths_agree() {
 }
 
 #[test]
+fn digests_from_the_framer_and_pumped_hashes_give_the_same_events() {
+    // Long enough for many batches of the framer's, fed in uneven chunks.
+    let data = crate::synth::generate(700, 23);
+    let entries = |digests: bool| {
+        let mut m = Mapper::new("123456789012");
+        let mut framer = crate::Framer::new();
+        if digests {
+            framer = framer.with_digests();
+        }
+        let mut out = Vec::new();
+        let mut emit = |r: Record<'_>| {
+            assert_eq!(
+                r.sha256.is_some(),
+                digests && crate::sha256_lanes::available()
+            );
+            m.map(r)
+                .expect("generated records map")
+                .write_entry(&mut out);
+        };
+        for chunk in data.as_bytes().chunks(77_777) {
+            framer.feed(chunk, &mut emit);
+        }
+        framer.finish(&mut emit);
+        out
+    };
+    let pumped = entries(false);
+    assert!(pumped.len() > data.len());
+    assert!(entries(true) == pumped, "the events differ");
+}
+
+#[test]
 fn generated_records_all_convert() {
     let data = crate::synth::generate(3000, 5);
     let mut m = Mapper::new("123456789012");
