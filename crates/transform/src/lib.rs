@@ -6,8 +6,8 @@
 //! - [`framing`] splits a PT1H.json byte stream into records, incrementally.
 //! - [`mapping`] turns one record into one event (`id`, `eventData`, and `eventDataChecksum` when
 //!   asked), or a typed [`Rejection`] that says why not.
-//! - [`limits`], [`time`], [`ip`], [`json`], [`escape`], [`fields`] and [`uid`] are the pieces
-//!   those are built from.
+//! - [`limits`], [`time`], [`ip`], [`json`], [`escape`], [`fields`], [`uid`] and
+//!   [`sha256_lanes`] are the pieces those are built from.
 //! - [`synth`] generates realistic records, deterministically, for `aztrail gen`, the embedded
 //!   example, tests and benchmarks (no production path draws on it).
 

@@ -6,7 +6,9 @@
 //! quarter of a transform's time. Hashed a 64-byte block at each of the mapping's steps
 //! ([`UidPump::pump`]), the rounds run beside the mapping's own work (the CPU executes out of
 //! order), and [`UidPump::finish`] hashes what is left. The result is SHA-256 exactly: the
-//! blocks are the same, in the same order, only interleaved with other work.
+//! blocks are the same, in the same order, only interleaved with other work. Where the CPU has
+//! AVX-512 the framer hashes sixteen records at once instead ([`crate::sha256_lanes`]), faster
+//! still, and the pump only hands on its digest ([`UidPump::known`]).
 
 use sha2::digest::generic_array::GenericArray;
 use std::cell::Cell;
