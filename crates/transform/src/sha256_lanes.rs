@@ -19,7 +19,7 @@
 use sha2::digest::generic_array::GenericArray;
 
 /// SHA-256's initial state.
-const INITIAL: [u32; 8] = [
+pub(crate) const INITIAL: [u32; 8] = [
     0x6a09_e667,
     0xbb67_ae85,
     0x3c6e_f372,
@@ -62,7 +62,7 @@ pub fn digest_all(inputs: &[&[u8]], out: &mut [[u8; 32]]) {
 
 /// Hashes the whole blocks of `rest`, then its last bytes with SHA-256's padding (one block or
 /// two: 0x80, zeros, and the length in bits of all `total` bytes hashed).
-fn finish_from(state: &mut [u32; 8], rest: &[u8], total: usize) {
+pub(crate) fn finish_from(state: &mut [u32; 8], rest: &[u8], total: usize) {
     let (blocks, last) = rest.as_chunks::<64>();
     let (tail, count) = padded_tail(last, total);
     for block in blocks
@@ -98,7 +98,8 @@ fn pad_into(tail: &mut [u8; 128], rest: &[u8], total: usize) -> usize {
     count
 }
 
-fn to_bytes(state: &[u32; 8]) -> [u8; 32] {
+/// The digest: the state's words, big-endian.
+pub(crate) fn to_bytes(state: &[u32; 8]) -> [u8; 32] {
     let mut digest = [0u8; 32];
     for (out, word) in digest.chunks_exact_mut(4).zip(state) {
         out.copy_from_slice(&word.to_be_bytes());

@@ -10,20 +10,9 @@
 //! AVX-512 the framer hashes sixteen records at once instead ([`crate::sha256_lanes`]), faster
 //! still, and the pump only hands on its digest ([`UidPump::known`]).
 
+use crate::sha256_lanes;
 use sha2::digest::generic_array::GenericArray;
 use std::cell::Cell;
-
-/// SHA-256's initial state.
-const INITIAL: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
 
 /// SHA-256 of one record, advanced a block at a time.
 ///
@@ -43,7 +32,7 @@ impl<'a> UidPump<'a> {
     /// A hash of `bytes`, nothing of it hashed yet.
     pub fn new(bytes: &'a [u8]) -> Self {
         Self {
-            state: Cell::new(INITIAL),
+            state: Cell::new(sha256_lanes::INITIAL),
             bytes,
             done: Cell::new(0),
             known: None,
@@ -54,7 +43,7 @@ impl<'a> UidPump<'a> {
     /// and [`UidPump::finish`] returns `digest`.
     pub fn known(digest: [u8; 32]) -> Self {
         Self {
-            state: Cell::new(INITIAL),
+            state: Cell::new(sha256_lanes::INITIAL),
             bytes: &[],
             done: Cell::new(0),
             known: Some(digest),
@@ -80,29 +69,10 @@ impl<'a> UidPump<'a> {
         if let Some(digest) = self.known {
             return digest;
         }
-        while self.bytes.len() - self.done.get() >= 64 {
-            self.pump();
-        }
-        let (rest, mut state) = (&self.bytes[self.done.get()..], self.state.get());
-        // The last bytes, 0x80, zeros, and the length in bits: one block or two.
-        let mut tail = [0u8; 128];
-        let left = rest.len();
-        tail[..left].copy_from_slice(rest);
-        tail[left] = 0x80;
-        let blocks = if left < 56 { 1 } else { 2 };
-        let end = 64 * blocks;
-        tail[end - 8..end]
-            .copy_from_slice(&((self.bytes.len() as u64).wrapping_mul(8)).to_be_bytes());
-        for block in tail[..end].chunks_exact(64) {
-            let mut b = [0u8; 64];
-            b.copy_from_slice(block);
-            sha2::compress256(&mut state, &[GenericArray::from(b)]);
-        }
-        let mut digest = [0u8; 32];
-        for (out, word) in digest.chunks_exact_mut(4).zip(state) {
-            out.copy_from_slice(&word.to_be_bytes());
-        }
-        digest
+        // The whole blocks not pumped yet, then the last bytes padded (one block or two).
+        let mut state = self.state.get();
+        sha256_lanes::finish_from(&mut state, &self.bytes[self.done.get()..], self.bytes.len());
+        sha256_lanes::to_bytes(&state)
     }
 }
 
