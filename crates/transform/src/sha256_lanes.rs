@@ -55,7 +55,7 @@ pub fn digest_all(inputs: &[&[u8]], out: &mut [[u8; 32]]) {
     }
     for (input, digest) in inputs.iter().zip(out.iter_mut()).take(n) {
         let mut state = INITIAL;
-        finish(&mut state, input);
+        finish_from(&mut state, input, input.len());
         *digest = to_bytes(&state);
     }
 }
@@ -71,10 +71,6 @@ pub(crate) fn finish_from(state: &mut [u32; 8], rest: &[u8], total: usize) {
     {
         sha2::compress256(state, std::slice::from_ref(GenericArray::from_slice(block)));
     }
-}
-
-fn finish(state: &mut [u32; 8], input: &[u8]) {
-    finish_from(state, input, input.len());
 }
 
 /// The last `rest.len()` (< 64) bytes of a message of `total` bytes, padded: the blocks, and how
