@@ -108,7 +108,8 @@ mod x86 {
     //! The lanes themselves: a 16-way SHA-256 compression and the schedule that keeps every lane
     //! busy.
 
-    use super::{finish_from, pad_into, to_bytes, INITIAL};
+    use super::{pad_into, to_bytes, INITIAL};
+    use sha2::digest::generic_array::GenericArray;
     use std::arch::x86_64::*;
 
     /// SHA-256's round constants, a row for every sixteen rounds.
@@ -267,11 +268,9 @@ mod x86 {
             // Every finished (or idle) lane takes the next input, its state reset.
             let mut busy = 0;
             for (l, lane) in lanes.iter_mut().enumerate() {
-                if lane.input.is_some() && lane.finished() {
-                    if let Some(i) = lane.input.take() {
-                        let word = |w: usize| state.0[w][l];
-                        out[i] = to_bytes(&std::array::from_fn(word));
-                    }
+                if let (Some(i), true) = (lane.input, lane.finished()) {
+                    out[i] = to_bytes(&std::array::from_fn(|w| state.0[w][l]));
+                    lane.input = None;
                 }
                 if lane.input.is_none() {
                     if let Some(bytes) = inputs.get(next) {
@@ -293,24 +292,14 @@ mod x86 {
                 lane.done += 1;
             }
         }
-        // The last few, each from the state its lane reached.
-        for (l, lane) in lanes.iter().enumerate() {
+        // The last few, each from the state its lane reached, one block at a time.
+        for (l, lane) in lanes.iter_mut().enumerate() {
             if let Some(i) = lane.input {
                 let mut st: [u32; 8] = std::array::from_fn(|w| state.0[w][l]);
-                let from = (lane.done.min(lane.whole)) * 64;
-                if lane.done <= lane.whole {
-                    finish_from(&mut st, &lane.bytes[from..], lane.bytes.len());
-                } else {
-                    // Only the padding's second block is left.
-                    let (tail, _) = lane.tail.as_chunks::<64>();
-                    for block in &tail[lane.done - lane.whole..lane.tail_blocks] {
-                        sha2::compress256(
-                            &mut st,
-                            std::slice::from_ref(
-                                sha2::digest::generic_array::GenericArray::from_slice(block),
-                            ),
-                        );
-                    }
+                while !lane.finished() {
+                    let block = GenericArray::from_slice(lane.block());
+                    sha2::compress256(&mut st, std::slice::from_ref(block));
+                    lane.done += 1;
                 }
                 out[i] = to_bytes(&st);
             }
