@@ -50,10 +50,8 @@ fn count_records(data: &[u8]) -> u64 {
 
 /// Frames `data` as `aztrail transform` and the loaders do: each record's SHA-256 computed by the
 /// framer, many records at once, where the CPU can (`Framer::with_digests`).
-fn frame_hashed<F: FnMut(aztrail_transform::Record<'_>)>(data: &[u8], mut emit: F) {
-    let mut framer = Framer::new().with_digests();
-    framer.feed(data, &mut emit);
-    framer.finish(&mut emit);
+fn frame_hashed<F: FnMut(aztrail_transform::Record<'_>)>(data: &[u8], emit: F) {
+    Framer::new().with_digests().frame_whole(data, emit);
 }
 
 /// Frame, map and serialize every record into one PutAuditEvents entry; returns bytes written.

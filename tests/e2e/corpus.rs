@@ -43,8 +43,7 @@ fn run_corpus() -> Vec<Outcome> {
         });
         // Framed as `aztrail transform` and the loaders frame: each record's SHA-256 (its UID,
         // checked against sha2 below) computed by the framer, many at once, where the CPU can.
-        let mut framer = Framer::new().with_digests();
-        let mut emit = |rec: aztrail_transform::Record<'_>| {
+        Framer::new().with_digests().frame_whole(&bytes, |rec| {
             let result = match mapper.map(rec) {
                 Ok(ev) => {
                     let mut entry = Vec::new();
@@ -66,9 +65,7 @@ fn run_corpus() -> Vec<Outcome> {
                 raw: rec.bytes.to_vec(),
                 result,
             });
-        };
-        framer.feed(&bytes, &mut emit);
-        framer.finish(&mut emit);
+        });
     }
     out
 }

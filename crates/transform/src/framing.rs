@@ -193,6 +193,12 @@ impl Framer {
         self
     }
 
+    /// Frames `data` as the whole stream: [`Framer::feed`], then [`Framer::finish`].
+    pub fn frame_whole<F: FnMut(Record<'_>)>(mut self, data: &[u8], mut emit: F) {
+        self.feed(data, &mut emit);
+        self.finish(&mut emit);
+    }
+
     /// The layout found so far (`None` until enough bytes were seen).
     pub fn layout(&self) -> Option<Layout> {
         self.scanner.layout
@@ -319,10 +325,8 @@ const HELD_MOST: usize = 64;
 const HELD_BYTES: usize = 256 << 10;
 
 /// Frames a whole buffer at once (a convenience over [`Framer`]).
-pub fn frame_all<F: FnMut(Record<'_>)>(data: &[u8], mut emit: F) {
-    let mut framer = Framer::new();
-    framer.feed(data, &mut emit);
-    framer.finish(&mut emit);
+pub fn frame_all<F: FnMut(Record<'_>)>(data: &[u8], emit: F) {
+    Framer::new().frame_whole(data, emit);
 }
 
 /// The end of the last complete line in `data` (just after its `\n`), or 0 if there is none:
